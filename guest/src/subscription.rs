@@ -1,0 +1,196 @@
+//! `subscription.*` → a LagoSubscriptions record associated with its customer.
+
+use crate::customer::{Ownership, owner};
+use crate::hubspot;
+use crate::lago::{Subscription, parse_event, required};
+use crate::plan::{Connection, KnownId, Plan, PlanError, RecordKey, RecordKind};
+use crate::properties::{SUBSCRIPTIONS, Source, values};
+
+const EVENTS: &[&str] = &[
+    "subscription.started",
+    "subscription.updated",
+    "subscription.terminated",
+    "subscription.canceled",
+    "subscription.trial_ended",
+];
+
+pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan, PlanError> {
+    let subscription = parse_event::<Subscription>(payload, "subscription", EVENTS)?.object;
+    let lago_id = required(&subscription.lago_id, "subscription.lago_id")?;
+    let name = subscription.external_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(lago_id);
+    let status = subscription.status.as_deref().unwrap_or_default();
+    // Future-dated and payment-gated subscriptions may never start; Lago pushes them on activation.
+    if matches!(status, "pending" | "incomplete") {
+        return Ok(Plan::skip(format!("subscription {name} is {status}: not pushed until active")));
+    }
+    if !conn.sync_subscriptions {
+        return Ok(Plan::skip(format!("subscription sync is off on connection {}", conn.code)));
+    }
+    let type_id = conn.subscriptions_object_type_id.as_deref().filter(|id| !id.is_empty()).ok_or_else(|| {
+        PlanError::NotDeployed(format!("LagoSubscriptions has no object type id on connection {}: run deploy first", conn.code))
+    })?;
+    let owner = match owner(conn, known, subscription.customer.as_ref(), subscription.lago_customer_id.as_deref(), "subscription")? {
+        Ownership::Skip(reason) => return Ok(Plan::skip(reason)),
+        Ownership::Ready(owner) => owner,
+    };
+
+    let source = Source { lago: &subscription, conn, customer_lago_id: &owner.lago_id };
+    let properties = values(SUBSCRIPTIONS.properties, &source);
+    let key = RecordKey::new(RecordKind::Subscription, lago_id);
+    let upsert = hubspot::upsert(
+        type_id,
+        "lago_subscription_id",
+        lago_id,
+        properties,
+        "subscription",
+        key,
+        format!("upsert LagoSubscription {name}"),
+    );
+    let associate = hubspot::associate(
+        type_id,
+        &hubspot::reference("subscription"),
+        owner.object.path(),
+        &owner.hubspot_id,
+        format!("associate LagoSubscription {name} with its {}", owner.object.noun()),
+    );
+    let summary = format!("upsert LagoSubscription {name} ({status}) and associate it with {}", owner.describe());
+    let mut steps = owner.steps;
+    steps.extend([upsert, associate]);
+    Ok(Plan::new(summary, steps))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::plan::HttpMethod;
+    use crate::test_support::*;
+
+    const SUB: &str = "5e6b4f0a-8f3d-4f43-9d0e-6a1c2b3d4e5f";
+
+    fn subscription(status: &str) -> Value {
+        json!({
+            "lago_id": SUB, "external_id": "acme-pro", "lago_customer_id": ACME, "external_customer_id": "acme-1",
+            "name": "Pro (yearly)", "plan_code": "pro_yearly", "status": status, "billing_time": "anniversary",
+            "subscription_at": "2026-03-01T00:00:00Z", "started_at": "2026-03-01T09:30:12.345Z",
+            "created_at": "2026-02-28T18:00:00Z", "ending_at": null, "terminated_at": null, "trial_ended_at": null,
+            "plan": {"code": "pro_yearly"},
+            "customer": {"lago_id": ACME, "external_id": "acme-1", "customer_type": "company", "name": "Acme Corp"}
+        })
+    }
+
+    fn run(conn: &Connection, known: &[KnownId], webhook_type: &str, object: Value) -> Result<Plan, PlanError> {
+        plan(conn, known, &event(webhook_type, "subscription", object))
+    }
+
+    #[test]
+    fn known_customer_gets_upsert_then_association() {
+        let known = [known(RecordKind::Company, ACME, "501")];
+        let plan = run(&conn(), &known, "subscription.started", subscription("active")).unwrap();
+        let [upsert, associate] = plan.steps.as_slice() else { panic!("{plan:?}") };
+        assert_eq!((upsert.method, upsert.path.as_str()), (HttpMethod::Post, "/crm/v3/objects/2-100/batch/upsert"));
+        assert_eq!(
+            body(upsert),
+            json!({"inputs": [{"idProperty": "lago_subscription_id", "id": SUB, "properties": {
+                "lago_subscription_id": SUB,
+                "lago_external_subscription_id": "acme-pro",
+                "lago_subscription_name": "Pro (yearly)",
+                "lago_subscription_plan_code": "pro_yearly",
+                "lago_subscription_status": "active",
+                "lago_subscription_created_at": "2026-02-28",
+                "lago_subscription_started_at": "2026-03-01",
+                "lago_subscription_ending_at": "",
+                "lago_subscription_at": "2026-03-01",
+                "lago_subscription_terminated_at": "",
+                "lago_subscription_trial_ended_at": "",
+                "lago_subscription_link": format!("https://app.lago.test/acme-org/customer/{ACME}/subscription/{SUB}/overview"),
+                "lago_billing_time": "anniversary",
+            }}]})
+        );
+        assert_eq!(upsert.captures[0].name, "subscription");
+        assert_eq!(upsert.captures[0].store_as, Some(RecordKey::new(RecordKind::Subscription, SUB)));
+        assert_eq!(associate.path, "/crm/v4/associations/2-100/companies/batch/associate/default");
+        assert_eq!(body(associate), json!({"inputs": [{"from": {"id": "{{subscription}}"}, "to": {"id": "501"}}]}));
+    }
+
+    #[test]
+    fn unknown_customer_is_upserted_first_and_referenced() {
+        let plan = run(&conn(), &[], "subscription.started", subscription("active")).unwrap();
+        let [customer, _, associate] = plan.steps.as_slice() else { panic!("{plan:?}") };
+        assert_eq!(customer.path, "/crm/v3/objects/companies/batch/upsert");
+        assert_eq!(body(customer)["inputs"][0]["id"], ACME);
+        assert_eq!(customer.captures[0].name, "customer");
+        assert_eq!(body(associate)["inputs"][0]["to"]["id"], "{{customer}}");
+    }
+
+    #[test]
+    fn linked_customer_is_associated_by_its_record_id() {
+        let mut object = subscription("active");
+        object["customer"]["integration_customers"] = json!([hubspot_link_json("hubspot-prod", Some("9000001"), None)]);
+        let plan = run(&conn(), &[], "subscription.updated", object).unwrap();
+        assert_eq!(plan.steps.len(), 2);
+        assert_eq!(body(&plan.steps[1])["inputs"][0]["to"]["id"], "9000001");
+    }
+
+    #[test]
+    fn without_embedded_customer_the_known_id_and_its_kind_are_used() {
+        let mut object = subscription("active");
+        object.as_object_mut().unwrap().remove("customer");
+        let known = [known(RecordKind::Contact, ACME, "802")];
+        let plan = run(&conn(), &known, "subscription.updated", object.clone()).unwrap();
+        assert_eq!(plan.steps[1].path, "/crm/v4/associations/2-100/contacts/batch/associate/default");
+        assert_eq!(body(&plan.steps[1])["inputs"][0]["to"]["id"], "802");
+
+        let error = run(&conn(), &[], "subscription.updated", object).unwrap_err();
+        assert!(matches!(error, PlanError::MissingField(m) if m.contains("sync the customer first")));
+    }
+
+    #[test]
+    fn terminated_subscription_carries_its_end() {
+        let mut object = subscription("terminated");
+        object["terminated_at"] = json!("2026-09-30T23:59:59Z");
+        let known = [known(RecordKind::Company, ACME, "501")];
+        let plan = run(&conn(), &known, "subscription.terminated", object).unwrap();
+        let properties = &body(&plan.steps[0])["inputs"][0]["properties"];
+        assert_eq!(properties["lago_subscription_status"], "terminated");
+        assert_eq!(properties["lago_subscription_terminated_at"], "2026-09-30");
+    }
+
+    #[test]
+    fn pending_and_incomplete_wait_for_activation() {
+        for status in ["pending", "incomplete"] {
+            let plan = run(&conn(), &[], "subscription.updated", subscription(status)).unwrap();
+            assert!(plan.steps.is_empty());
+            assert!(plan.summary.contains("not pushed until active"), "{}", plan.summary);
+        }
+    }
+
+    #[test]
+    fn switch_off_and_not_deployed() {
+        let mut c = conn();
+        c.sync_subscriptions = false;
+        let plan = run(&c, &[], "subscription.started", subscription("active")).unwrap();
+        assert!(plan.steps.is_empty() && plan.summary.contains("off"));
+
+        let mut c = conn();
+        c.subscriptions_object_type_id = None;
+        let error = run(&c, &[], "subscription.started", subscription("active")).unwrap_err();
+        assert!(matches!(error, PlanError::NotDeployed(m) if m.contains("run deploy first")));
+    }
+
+    #[test]
+    fn unsynced_customer_means_no_subscription() {
+        let mut c = conn();
+        c.sync_unlinked_customers = false;
+        let plan = run(&c, &[], "subscription.started", subscription("active")).unwrap();
+        assert!(plan.steps.is_empty());
+        assert!(plan.summary.contains("not linked"), "{}", plan.summary);
+    }
+
+    #[test]
+    fn other_events_are_refused() {
+        let error = run(&conn(), &[], "subscription.incomplete", subscription("incomplete")).unwrap_err();
+        assert!(matches!(error, PlanError::UnsupportedEvent(m) if m.contains("subscription.started")));
+    }
+}

@@ -1,0 +1,317 @@
+//! Executes a plan against HubSpot: substitutes captured values into later steps, checks each
+//! answer, retries what HubSpot says is transient, and reports what the plan taught us.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::Method;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::hubspot_http::{HubspotClient, HubspotResponse, TransportError};
+use crate::retry::{Decision, RetryPolicy};
+use crate::runtime::{HttpMethod, KnownId, Plan, Step};
+
+/// What one step did, for the sync log and the CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepOutcome {
+    pub description: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub attempts: u32,
+}
+
+/// A plan that ran to the end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Executed {
+    /// Captured and learned ids the host should store (Lago id → HubSpot id).
+    pub stored: Vec<KnownId>,
+    pub steps: Vec<StepOutcome>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("step {step} ({description}) was refused by HubSpot: {message}")]
+    Rejected {
+        step: usize,
+        description: String,
+        status: u16,
+        message: String,
+    },
+    #[error("step {step} ({description}): {source}")]
+    Transport {
+        step: usize,
+        description: String,
+        #[source]
+        source: TransportError,
+    },
+    #[error(
+        "step {step} ({description}): HubSpot's answer has no value at {pointer} for capture {name:?}"
+    )]
+    MissingCapture {
+        step: usize,
+        description: String,
+        name: String,
+        pointer: String,
+    },
+    #[error("step {step} ({description}) uses {{{{{name}}}}}, which no earlier step captured")]
+    UnknownReference {
+        step: usize,
+        description: String,
+        name: String,
+    },
+    #[error("step {step} ({description}) has a body that is not JSON: {reason}")]
+    InvalidBody {
+        step: usize,
+        description: String,
+        reason: String,
+    },
+}
+
+impl ExecError {
+    /// The HTTP status HubSpot answered, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ExecError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub struct Executor<'a> {
+    client: &'a HubspotClient,
+    retry: RetryPolicy,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(client: &'a HubspotClient, retry: RetryPolicy) -> Self {
+        Executor { client, retry }
+    }
+
+    pub async fn run(&self, plan: &Plan) -> Result<Executed, ExecError> {
+        let mut captured: HashMap<String, String> = HashMap::new();
+        let mut executed = Executed {
+            stored: plan.learned.clone(),
+            steps: Vec::with_capacity(plan.steps.len()),
+        };
+        for (index, step) in plan.steps.iter().enumerate() {
+            let number = index + 1;
+            let path = substitute_path(step, number, &captured)?;
+            let body = substitute_body(step, number, &captured)?;
+            let (response, attempts) = self.send_with_retries(step, number, &path, body).await?;
+            let accepted =
+                response.is_success() || step.accept_statuses.contains(&response.status);
+            if !accepted {
+                return Err(ExecError::Rejected {
+                    step: number,
+                    description: step.description.clone(),
+                    status: response.status,
+                    message: response.error_summary(),
+                });
+            }
+            if response.is_success() {
+                let json = response.json().unwrap_or(Value::Null);
+                for capture in &step.captures {
+                    let value = json
+                        .pointer(&capture.pointer)
+                        .and_then(scalar_to_string)
+                        .ok_or_else(|| ExecError::MissingCapture {
+                            step: number,
+                            description: step.description.clone(),
+                            name: capture.name.clone(),
+                            pointer: capture.pointer.clone(),
+                        })?;
+                    if let Some(key) = &capture.store_as {
+                        executed.stored.push(KnownId {
+                            key: key.clone(),
+                            hubspot_id: value.clone(),
+                        });
+                    }
+                    captured.insert(capture.name.clone(), value);
+                }
+            }
+            executed.steps.push(StepOutcome {
+                description: step.description.clone(),
+                method: method_name(step.method).to_owned(),
+                path,
+                status: response.status,
+                attempts,
+            });
+        }
+        Ok(executed)
+    }
+
+    async fn send_with_retries(
+        &self,
+        step: &Step,
+        number: usize,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(HubspotResponse, u32), ExecError> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .send(to_method(step.method), path, body.clone())
+                .await;
+            let decision = match &result {
+                Ok(response) => self.retry.after_response(response, attempt),
+                Err(TransportError::Network { .. }) => self.retry.after_network_error(attempt),
+                Err(TransportError::ForbiddenDestination(_)) => Decision::GiveUp,
+            };
+            match (decision, result) {
+                (Decision::RetryIn(delay), _) => {
+                    tracing::info!(step = number, attempt, ?delay, "retrying {}", step.description);
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                (_, Ok(response)) => return Ok((response, attempt)),
+                (_, Err(source)) => {
+                    return Err(ExecError::Transport {
+                        step: number,
+                        description: step.description.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Plain helper for call sites that don't care about the policy.
+pub async fn execute(client: &HubspotClient, plan: &Plan) -> Result<Executed, ExecError> {
+    Executor::new(client, RetryPolicy::default()).run(plan).await
+}
+
+pub fn method_name(method: HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+        HttpMethod::Put => "PUT",
+        HttpMethod::Patch => "PATCH",
+        HttpMethod::Delete => "DELETE",
+    }
+}
+
+fn to_method(method: HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Delete => Method::DELETE,
+    }
+}
+
+fn scalar_to_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Replaces every `{{name}}` in `text` with its captured value.
+fn fill(
+    text: &str,
+    captured: &HashMap<String, String>,
+) -> Result<String, String /* unknown name */> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else {
+            break;
+        };
+        let name = &rest[start + 2..start + 2 + len];
+        let value = captured.get(name).ok_or_else(|| name.to_owned())?;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[start + 2 + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn substitute_path(
+    step: &Step,
+    number: usize,
+    captured: &HashMap<String, String>,
+) -> Result<String, ExecError> {
+    let unknown = |name| ExecError::UnknownReference {
+        step: number,
+        description: step.description.clone(),
+        name,
+    };
+    let mut path = fill(&step.path, captured).map_err(unknown)?;
+    if !step.query.is_empty() {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in &step.query {
+            query.append_pair(key, &fill(value, captured).map_err(unknown)?);
+        }
+        path.push('?');
+        path.push_str(&query.finish());
+    }
+    Ok(path)
+}
+
+/// Fills references inside JSON string values only, so a captured value can never break the JSON.
+fn substitute_body(
+    step: &Step,
+    number: usize,
+    captured: &HashMap<String, String>,
+) -> Result<Option<Bytes>, ExecError> {
+    let Some(body) = &step.body else {
+        return Ok(None);
+    };
+    let mut json: Value = serde_json::from_str(body).map_err(|e| ExecError::InvalidBody {
+        step: number,
+        description: step.description.clone(),
+        reason: e.to_string(),
+    })?;
+    fill_strings(&mut json, captured).map_err(|name| ExecError::UnknownReference {
+        step: number,
+        description: step.description.clone(),
+        name,
+    })?;
+    Ok(Some(Bytes::from(json.to_string())))
+}
+
+fn fill_strings(value: &mut Value, captured: &HashMap<String, String>) -> Result<(), String> {
+    match value {
+        Value::String(s) if s.contains("{{") => *s = fill(s, captured)?,
+        Value::Array(items) => {
+            for item in items {
+                fill_strings(item, captured)?;
+            }
+        }
+        Value::Object(map) => {
+            for item in map.values_mut() {
+                fill_strings(item, captured)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_references_and_reports_unknown_ones() {
+        let captured = HashMap::from([("customer".to_owned(), "42".to_owned())]);
+        assert_eq!(fill("/x/{{customer}}/y", &captured).unwrap(), "/x/42/y");
+        assert_eq!(fill("no refs", &captured).unwrap(), "no refs");
+        assert_eq!(fill("{{nope}}", &captured).unwrap_err(), "nope");
+    }
+
+    #[test]
+    fn body_references_stay_inside_json_strings() {
+        let captured = HashMap::from([("id".to_owned(), "1\"2".to_owned())]);
+        let mut json: Value = serde_json::json!({"inputs": [{"from": {"id": "{{id}}"}}]});
+        fill_strings(&mut json, &captured).unwrap();
+        assert_eq!(json["inputs"][0]["from"]["id"], "1\"2");
+    }
+}

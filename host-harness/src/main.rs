@@ -1,0 +1,341 @@
+//! `lago-hubspot`: sync Lago billing data into HubSpot through a sandboxed WebAssembly component.
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use lago_hubspot::config::{ConnectionSettings, DefaultObject};
+use lago_hubspot::emulator::{Emulator, EmulatorConfig};
+use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
+use lago_hubspot::runtime::{Plan, Plugin};
+use lago_hubspot::store::Store;
+use lago_hubspot::sync::{OutcomeStatus, Syncer, describe_plan_error};
+
+const COMPONENT_FILE: &str = "lago_hubspot_guest.wasm";
+
+#[derive(Parser)]
+#[command(name = "lago-hubspot", version, about, long_about = None)]
+struct Cli {
+    /// The sync component (.wasm). Defaults to the one built in this checkout.
+    #[arg(long, env = "LAGO_HUBSPOT_COMPONENT", global = true)]
+    component: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start an in-process HubSpot emulator, deploy, sync the bundled sample events and print
+    /// HubSpot's records (what runs with no subcommand).
+    Demo,
+    /// Serve the HubSpot emulator until stopped.
+    Emulator {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+        /// Bearer tokens the emulator accepts.
+        #[arg(long = "token", default_value = "test-token")]
+        tokens: Vec<String>,
+    },
+    /// Set up the connection: custom properties and the LagoSubscriptions / LagoInvoices objects.
+    Deploy {
+        #[command(flatten)]
+        hubspot: HubspotArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Sync Lago webhook payloads (files, or `-` for JSON lines on stdin), in order.
+    Sync {
+        #[command(flatten)]
+        hubspot: HubspotArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(required = true, value_name = "EVENT.json")]
+        events: Vec<PathBuf>,
+    },
+    /// Dry run: print the HubSpot request plan for one Lago webhook payload; sends nothing.
+    Plan {
+        /// State database to take known HubSpot ids and deployed object type ids from.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(value_name = "EVENT.json")]
+        event: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct HubspotArgs {
+    #[arg(long, env = "HUBSPOT_API_URL", default_value = DEFAULT_HUBSPOT_URL)]
+    hubspot_url: String,
+    /// Private-app / service-key token, or an OAuth access token.
+    #[arg(long, env = "HUBSPOT_ACCESS_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The embedded state database (created if missing).
+    #[arg(long, default_value = "lago-hubspot.db")]
+    state: PathBuf,
+}
+
+/// Connection settings; each flag overrides the TOML file, which overrides what the state holds.
+#[derive(Args, Default)]
+struct ConnectionArgs {
+    /// TOML file with connection settings (keys as in `ConnectionSettings`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    connection_code: Option<String>,
+    #[arg(long, value_enum)]
+    default_object: Option<DefaultObject>,
+    #[arg(long)]
+    lago_app_url: Option<String>,
+    #[arg(long)]
+    organization_slug: Option<String>,
+    #[arg(long)]
+    no_sync_subscriptions: bool,
+    #[arg(long)]
+    no_sync_invoices: bool,
+    /// Only sync customers that carry a HubSpot `integration_customers` entry.
+    #[arg(long)]
+    linked_customers_only: bool,
+}
+
+impl ConnectionArgs {
+    fn resolve(&self, store: &Store) -> anyhow::Result<ConnectionSettings> {
+        let mut settings = match (&self.config, &self.connection_code) {
+            (Some(path), _) => ConnectionSettings::from_toml_file(path)?,
+            (None, Some(code)) => store
+                .connection(code)?
+                .unwrap_or_else(|| ConnectionSettings {
+                    code: code.clone(),
+                    ..ConnectionSettings::default()
+                }),
+            (None, None) => store.sole_connection()?.unwrap_or_default(),
+        };
+        if let Some(code) = &self.connection_code {
+            settings.code = code.clone();
+        }
+        if let Some(object) = self.default_object {
+            settings.default_targeted_object = object;
+        }
+        if let Some(url) = &self.lago_app_url {
+            settings.lago_app_url = url.clone();
+        }
+        if let Some(slug) = &self.organization_slug {
+            settings.organization_slug = slug.clone();
+        }
+        settings.sync_subscriptions &= !self.no_sync_subscriptions;
+        settings.sync_invoices &= !self.no_sync_invoices;
+        settings.sync_unlinked_customers &= !self.linked_customers_only;
+        Ok(settings)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let component = || load_plugin(cli.component.as_deref());
+    match cli.command.unwrap_or(Command::Demo) {
+        Command::Demo => {
+            print!("{}", lago_hubspot::demo::run(component()?).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Emulator { listen, tokens } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!(
+                "HubSpot emulator listening on http://{}",
+                listener.local_addr()?
+            );
+            let emulator = Emulator::new(EmulatorConfig {
+                tokens,
+                ..EmulatorConfig::default()
+            });
+            tokio::select! {
+                served = emulator.serve(listener) => served?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy {
+            hubspot,
+            connection,
+        } => {
+            let syncer = syncer(component()?, &hubspot, &connection)?;
+            let report = syncer.deploy().await?;
+            println!("{}", report.summary);
+            println!(
+                "LagoSubscriptions: {}\nLagoInvoices: {}",
+                report
+                    .subscriptions_object_type_id
+                    .as_deref()
+                    .unwrap_or("-"),
+                report.invoices_object_type_id.as_deref().unwrap_or("-")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync {
+            hubspot,
+            connection,
+            events,
+        } => {
+            let syncer = syncer(component()?, &hubspot, &connection)?;
+            let mut failed = 0;
+            for event in read_events(&events)? {
+                let (source, payload) = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        failed += 1;
+                        println!("{:<8} {error:#}", "error");
+                        continue;
+                    }
+                };
+                let outcome = syncer.sync_event(&payload).await;
+                let status = match outcome.status {
+                    OutcomeStatus::Failed => {
+                        failed += 1;
+                        "error"
+                    }
+                    OutcomeStatus::Synced => "ok",
+                    OutcomeStatus::Skipped => "skipped",
+                };
+                println!(
+                    "{status:<8} {source}  {} {}  {}",
+                    outcome.webhook_type, outcome.lago_id, outcome.detail
+                );
+            }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{failed} event(s) failed");
+                ExitCode::FAILURE
+            })
+        }
+        Command::Plan {
+            state,
+            connection,
+            event,
+        } => {
+            let store = match &state {
+                Some(path) => Store::open(path)?,
+                None => Store::open_in_memory()?,
+            };
+            let settings = connection.resolve(&store)?;
+            // A plan never sends anything; the client is only there to satisfy the syncer.
+            let client = HubspotClient::new(DEFAULT_HUBSPOT_URL, Secret::new(""))?;
+            let syncer = Syncer::new(component()?, client, store, settings)?;
+            let payload = std::fs::read_to_string(&event)
+                .with_context(|| format!("cannot read {}", event.display()))?;
+            match syncer.plan(&payload).await? {
+                Ok(plan) => {
+                    println!("{}", serde_json::to_string_pretty(&plan_json(&plan))?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("error: {}", describe_plan_error(&error));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn syncer(
+    plugin: Arc<Plugin>,
+    hubspot: &HubspotArgs,
+    connection: &ConnectionArgs,
+) -> anyhow::Result<Syncer> {
+    let store = Store::open(&hubspot.state)?;
+    let settings = connection.resolve(&store)?;
+    let client = HubspotClient::new(&hubspot.hubspot_url, Secret::new(hubspot.token.clone()))?;
+    Syncer::new(plugin, client, store, settings)
+}
+
+/// The component named on the command line, or the one this checkout builds.
+fn load_plugin(explicit: Option<&Path>) -> anyhow::Result<Arc<Plugin>> {
+    let path = match explicit {
+        Some(path) => path.to_owned(),
+        None => default_component_path(),
+    };
+    Ok(Arc::new(Plugin::load(&path)?))
+}
+
+fn default_component_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let beside = exe.with_file_name(COMPONENT_FILE);
+    if beside.exists() {
+        return beside;
+    }
+    // target/<profile>/lago-hubspot → target/wasm32-wasip2/release/lago_hubspot_guest.wasm
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("wasm32-wasip2/release").join(COMPONENT_FILE))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("target/wasm32-wasip2/release").join(COMPONENT_FILE))
+}
+
+/// Events from files, or JSON lines on stdin for `-`; each with a label for the output line.
+fn read_events(sources: &[PathBuf]) -> anyhow::Result<Vec<anyhow::Result<(String, String)>>> {
+    let mut events = Vec::new();
+    for source in sources {
+        if source.as_os_str() == "-" {
+            for (number, line) in std::io::stdin().lock().lines().enumerate() {
+                let line = line.context("cannot read stdin")?;
+                if !line.trim().is_empty() {
+                    events.push(Ok((format!("stdin:{}", number + 1), line)));
+                }
+            }
+        } else {
+            events.push(
+                std::fs::read_to_string(source)
+                    .map(|text| (source.display().to_string(), text))
+                    .with_context(|| format!("cannot read {}", source.display())),
+            );
+        }
+    }
+    Ok(events)
+}
+
+/// The plan as JSON, with request bodies shown as JSON rather than escaped strings.
+fn plan_json(plan: &Plan) -> Value {
+    let mut json = serde_json::to_value(plan).unwrap_or(Value::Null);
+    if let Some(steps) = json.get_mut("steps").and_then(Value::as_array_mut) {
+        for step in steps {
+            if let Some(body) = step.get("body").and_then(Value::as_str)
+                && let Ok(parsed) = serde_json::from_str::<Value>(body)
+            {
+                step["body"] = parsed;
+            }
+        }
+    }
+    json
+}

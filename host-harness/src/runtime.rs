@@ -1,0 +1,303 @@
+//! Loads the sync component once and runs each call in a fresh, sandboxed instance.
+//!
+//! One engine and one pre-instantiated component per process; a new store per call, so an
+//! instance that trapped is never reused and no state leaks from one event into the next.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use http_body_util::{BodyExt, Full};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+use crate::hubspot_http::HubspotClient;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "sync-plugin",
+    exports: { default: async },
+    additional_derives: [serde::Serialize],
+});
+
+pub use exports::lago::hubspot::planner::{Connection, KnownId, Plan, PlanError};
+pub use lago::hubspot::types::{
+    Capture, HttpMethod, RecordKey, RecordKind, Step, TargetedObject,
+};
+
+/// The authority the guest uses for HubSpot; the host maps it onto the configured base URL.
+pub const GUEST_HUBSPOT_AUTHORITY: &str = "api.hubapi.com";
+
+/// Guest stderr kept per call, so a panic message can be reported with the trap.
+const GUEST_STDERR_CAPACITY: usize = 64 * 1024;
+
+/// Per-call store data: WASI, wasi:http and the hooks that route guest HTTP to HubSpot.
+struct CallState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: GuestHttp,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Serves the guest's `wasi:http/outgoing-handler` through the harness's HubSpot client.
+/// Only `https://api.hubapi.com/...` is allowed; the token is added by the client, never seen by the guest.
+struct GuestHttp {
+    client: Option<Arc<HubspotClient>>,
+}
+
+impl WasiHttpHooks for GuestHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        let client = self.client.clone();
+        Box::new(async move {
+            use wasmtime_wasi_http::Error;
+            let client = client.ok_or(Error::HttpRequestDenied)?;
+            let (parts, body) = request.into_parts();
+            if parts.uri.authority().map(|a| a.as_str()) != Some(GUEST_HUBSPOT_AUTHORITY) {
+                tracing::warn!(uri = %parts.uri, "guest asked for a destination other than HubSpot; refused");
+                return Err(Error::HttpRequestDenied);
+            }
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into());
+            let body = body.collect().await?.to_bytes();
+            let body = (!body.is_empty()).then_some(body);
+            let response = client
+                .send(parts.method, &path, body)
+                .await
+                .map_err(|e| {
+                    tracing::warn!("guest read failed: {e}");
+                    Error::DestinationUnavailable
+                })?;
+            let mut builder = http::Response::builder().status(response.status);
+            for (name, value) in &response.headers {
+                builder = builder.header(name, value);
+            }
+            let body: WasiBody = Full::new(response.body)
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let response = builder
+                .body(body)
+                .map_err(|_| Error::HttpResponseIncomplete)?;
+            let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, done))
+        })
+    }
+}
+
+/// The loaded sync component.
+pub struct Plugin {
+    engine: Engine,
+    pre: SyncPluginPre<CallState>,
+    path: PathBuf,
+}
+
+impl Plugin {
+    /// Compiles the component (or loads a precompiled copy cached next to it).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let engine = Engine::new(&Config::new())?;
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read the component at {} (build it with `cargo build -p lago-hubspot-guest --target wasm32-wasip2 --release`)",
+                path.display()
+            )
+        })?;
+        let component = load_cached(&engine, path, &bytes)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = SyncPluginPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Plugin {
+            engine,
+            pre,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Plans the connection set-up. `client` serves the guest's reads of what already exists.
+    pub async fn deploy(
+        &self,
+        client: Arc<HubspotClient>,
+        connection: &Connection,
+    ) -> anyhow::Result<Result<Plan, PlanError>> {
+        let (mut store, bindings, stderr) = self.instantiate(Some(client)).await?;
+        bindings
+            .lago_hubspot_planner()
+            .call_deploy(&mut store, connection)
+            .await
+            .map_err(|trap| trapped(trap, &stderr))
+    }
+
+    /// Plans one Lago webhook, routed by `object_type`. The guest gets no network access here.
+    pub async fn plan_event(
+        &self,
+        connection: &Connection,
+        known: &[KnownId],
+        payload: &str,
+    ) -> anyhow::Result<Result<Plan, PlanError>> {
+        let handler = match Handler::for_payload(payload) {
+            Ok(handler) => handler,
+            Err(error) => return Ok(Err(error)),
+        };
+        let (mut store, bindings, stderr) = self.instantiate(None).await?;
+        let planner = bindings.lago_hubspot_planner();
+        let store = &mut store;
+        match handler {
+            Handler::Customer => planner.call_on_customer(store, connection, known, payload).await,
+            Handler::Subscription => {
+                planner
+                    .call_on_subscription(store, connection, known, payload)
+                    .await
+            }
+            Handler::Invoice => planner.call_on_invoice(store, connection, known, payload).await,
+        }
+        .map_err(|trap| trapped(trap, &stderr))
+    }
+
+    /// A fresh store and instance: nothing survives from one call to the next.
+    async fn instantiate(
+        &self,
+        client: Option<Arc<HubspotClient>>,
+    ) -> anyhow::Result<(Store<CallState>, SyncPlugin, MemoryOutputPipe)> {
+        let stderr = MemoryOutputPipe::new(GUEST_STDERR_CAPACITY);
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let state = CallState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: GuestHttp { client },
+        };
+        let mut store = Store::new(&self.engine, state);
+        let bindings = self.pre.instantiate_async(&mut store).await?;
+        Ok((store, bindings, stderr))
+    }
+}
+
+/// A trap, with the guest's panic message when it printed one.
+fn trapped(trap: wasmtime::Error, stderr: &MemoryOutputPipe) -> anyhow::Error {
+    let printed = String::from_utf8_lossy(&stderr.contents()).trim().to_owned();
+    let error = anyhow::Error::from(trap).context("the sync component trapped");
+    if printed.is_empty() {
+        error
+    } else {
+        error.context(format!("guest stderr: {printed}"))
+    }
+}
+
+/// Which export handles a payload, from its `object_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Customer,
+    Subscription,
+    Invoice,
+}
+
+impl Handler {
+    pub fn for_payload(payload: &str) -> Result<Handler, PlanError> {
+        let json: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
+            PlanError::MalformedPayload(format!("the webhook body is not JSON: {e}"))
+        })?;
+        let object_type = json
+            .get("object_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| {
+                PlanError::MalformedPayload(
+                    "the webhook body has no \"object_type\"; Lago sends {webhook_type, object_type, organization_id, <object>}".into(),
+                )
+            })?;
+        match object_type {
+            "customer" => Ok(Handler::Customer),
+            "subscription" => Ok(Handler::Subscription),
+            "invoice" => Ok(Handler::Invoice),
+            other => Err(PlanError::UnsupportedEvent(format!(
+                "object_type {other:?} ({}) is not synced to HubSpot; only customer, subscription and invoice events are",
+                json.get("webhook_type").and_then(|v| v.as_str()).unwrap_or("no webhook_type")
+            ))),
+        }
+    }
+}
+
+/// Compiling a component takes a noticeable time; keep a precompiled copy keyed by content and engine.
+fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    let cached = path.with_extension(format!("{:016x}.cwasm", hasher.finish()));
+    if cached.exists() {
+        // SAFETY: the file was written by `precompile_component` of an engine with the same
+        // compatibility hash, for these exact component bytes (both are in the file name).
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
+            return Ok(component);
+        }
+    }
+    let compiled = engine.precompile_component(bytes)?;
+    remove_stale_caches(path);
+    // A read-only location only costs the cache; the component is still usable.
+    let _ = std::fs::write(&cached, &compiled);
+    // SAFETY: these bytes were produced just now by this engine.
+    Ok(unsafe { Component::deserialize(engine, &compiled)? })
+}
+
+/// Drops precompiled copies of earlier builds of the same component.
+fn remove_stale_caches(path: &Path) {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&format!("{stem}.")) && name.ends_with(".cwasm") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Runs Lago events and connection set-up through the component and HubSpot, and records the
+//! outcome: ids learned go to the store, every event gets a sync-log line.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{ConnectionSettings, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
+use crate::executor::{Executor, StepOutcome};
+use crate::hubspot_http::HubspotClient;
+use crate::retry::RetryPolicy;
+use crate::runtime::{Connection, KnownId, Plan, PlanError, Plugin, RecordKind};
+use crate::store::{Store, SyncLogEntry};
+
+/// The Lago ids an event is about, read from the envelope `{webhook_type, object_type, <object>}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventRef {
+    pub webhook_type: String,
+    /// The Lago id of the object under `object_type`.
+    pub lago_id: String,
+    /// The Lago id of the customer the object belongs to.
+    pub customer_id: Option<String>,
+}
+
+impl EventRef {
+    /// Best effort: a payload too broken to read still gets a log line, just with empty ids.
+    pub fn from_payload(payload: &str) -> EventRef {
+        let Ok(json) = serde_json::from_str::<Value>(payload) else {
+            return EventRef {
+                webhook_type: "(not JSON)".into(),
+                ..EventRef::default()
+            };
+        };
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let object = json
+            .get("object_type")
+            .and_then(Value::as_str)
+            .and_then(|key| json.get(key));
+        let lago_id = text(object.and_then(|o| o.get("lago_id"))).unwrap_or_default();
+        let customer_id = match json.get("object_type").and_then(Value::as_str) {
+            Some("customer") => Some(lago_id.clone()),
+            _ => text(object.and_then(|o| o.get("lago_customer_id")))
+                .or_else(|| text(object.and_then(|o| o.pointer("/customer/lago_id")))),
+        };
+        EventRef {
+            webhook_type: text(json.get("webhook_type")).unwrap_or_else(|| "(unknown)".into()),
+            lago_id,
+            customer_id,
+        }
+    }
+}
+
+/// How one event ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventOutcome {
+    pub webhook_type: String,
+    pub lago_id: String,
+    pub status: OutcomeStatus,
+    /// The plan's summary, or the reason it failed (with HubSpot's message).
+    pub detail: String,
+    pub steps: Vec<StepOutcome>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeStatus {
+    Synced,
+    Skipped,
+    Failed,
+}
+
+impl OutcomeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Synced => "synced",
+            OutcomeStatus::Skipped => "skipped",
+            OutcomeStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What `deploy` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    pub summary: String,
+    pub writes: usize,
+    pub subscriptions_object_type_id: Option<String>,
+    pub invoices_object_type_id: Option<String>,
+}
+
+pub struct Syncer {
+    plugin: Arc<Plugin>,
+    client: Arc<HubspotClient>,
+    store: Mutex<Store>,
+    settings: ConnectionSettings,
+    retry: RetryPolicy,
+}
+
+impl Syncer {
+    pub fn new(
+        plugin: Arc<Plugin>,
+        client: HubspotClient,
+        store: Store,
+        settings: ConnectionSettings,
+    ) -> anyhow::Result<Self> {
+        store.save_connection(&settings)?;
+        Ok(Syncer {
+            plugin,
+            client: Arc::new(client),
+            store: Mutex::new(store),
+            settings,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn settings(&self) -> &ConnectionSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The connection as the guest sees it, with the deployed object type ids from the store.
+    pub fn connection(&self) -> anyhow::Result<Connection> {
+        let store = self.store();
+        let type_id = |schema| store.hubspot_id(&self.settings.code, RecordKind::ObjectSchema, schema);
+        Ok(self
+            .settings
+            .to_wit(type_id(SUBSCRIPTIONS_SCHEMA)?, type_id(INVOICES_SCHEMA)?))
+    }
+
+    /// Plans the set-up with the guest (which reads what exists), executes it, stores type ids.
+    pub async fn deploy(&self) -> anyhow::Result<DeployReport> {
+        let connection = self.connection()?;
+        let plan = self
+            .plugin
+            .deploy(self.client.clone(), &connection)
+            .await?
+            .map_err(|e| anyhow::anyhow!("deploy could not be planned: {}", describe_plan_error(&e)))?;
+        let executed = Executor::new(&self.client, self.retry.clone())
+            .run(&plan)
+            .await
+            .map_err(|e| anyhow::anyhow!("deploy failed: {e}"))?;
+        self.store().put_ids(&self.settings.code, &executed.stored)?;
+        let connection = self.connection()?;
+        Ok(DeployReport {
+            summary: plan.summary,
+            writes: executed.steps.len(),
+            subscriptions_object_type_id: connection.subscriptions_object_type_id,
+            invoices_object_type_id: connection.invoices_object_type_id,
+        })
+    }
+
+    /// Dry run: the plan for one event, with what the store knows. Sends nothing.
+    pub async fn plan(&self, payload: &str) -> anyhow::Result<Result<Plan, PlanError>> {
+        let (connection, known) = self.context_for(&EventRef::from_payload(payload))?;
+        self.plugin.plan_event(&connection, &known, payload).await
+    }
+
+    /// Plans and executes one Lago webhook payload. Never panics on bad input: every way an event
+    /// can end is an [`EventOutcome`] and a sync-log line.
+    pub async fn sync_event(&self, payload: &str) -> EventOutcome {
+        let event = EventRef::from_payload(payload);
+        let outcome = match self.try_sync(&event, payload).await {
+            Ok(outcome) => outcome,
+            Err(error) => EventOutcome {
+                webhook_type: event.webhook_type.clone(),
+                lago_id: event.lago_id.clone(),
+                status: OutcomeStatus::Failed,
+                detail: format!("{error:#}"),
+                steps: Vec::new(),
+            },
+        };
+        let entry = SyncLogEntry {
+            at: String::new(),
+            webhook_type: outcome.webhook_type.clone(),
+            lago_id: outcome.lago_id.clone(),
+            outcome: outcome.status.as_str().into(),
+            detail: outcome.detail.clone(),
+            steps: serde_json::to_string(&outcome.steps).unwrap_or_else(|_| "[]".into()),
+        };
+        if let Err(error) = self.store().log_sync(&self.settings.code, &entry) {
+            tracing::error!("could not write the sync log: {error:#}");
+        }
+        outcome
+    }
+
+    async fn try_sync(&self, event: &EventRef, payload: &str) -> anyhow::Result<EventOutcome> {
+        let (connection, known) = self.context_for(event)?;
+        let finish = |status, detail, steps| EventOutcome {
+            webhook_type: event.webhook_type.clone(),
+            lago_id: event.lago_id.clone(),
+            status,
+            detail,
+            steps,
+        };
+        let plan = match self.plugin.plan_event(&connection, &known, payload).await? {
+            Ok(plan) => plan,
+            Err(error) => {
+                return Ok(finish(OutcomeStatus::Failed, describe_plan_error(&error), vec![]));
+            }
+        };
+        if plan.steps.is_empty() {
+            return Ok(finish(OutcomeStatus::Skipped, plan.summary, vec![]));
+        }
+        match Executor::new(&self.client, self.retry.clone()).run(&plan).await {
+            Ok(executed) => {
+                self.store().put_ids(&self.settings.code, &executed.stored)?;
+                Ok(finish(OutcomeStatus::Synced, plan.summary, executed.steps))
+            }
+            Err(error) => Ok(finish(OutcomeStatus::Failed, error.to_string(), vec![])),
+        }
+    }
+
+    fn context_for(&self, event: &EventRef) -> anyhow::Result<(Connection, Vec<KnownId>)> {
+        let connection = self.connection()?;
+        let lago_ids: Vec<String> = [Some(event.lago_id.clone()), event.customer_id.clone()]
+            .into_iter()
+            .flatten()
+            .filter(|id| !id.is_empty())
+            .collect();
+        let known = self.store().known_ids(&self.settings.code, &lago_ids)?;
+        Ok((connection, known))
+    }
+}
+
+/// One line a person can act on.
+pub fn describe_plan_error(error: &PlanError) -> String {
+    match error {
+        PlanError::MalformedPayload(m) => format!("malformed payload: {m}"),
+        PlanError::UnsupportedEvent(m) => format!("unsupported event: {m}"),
+        PlanError::MissingField(m) => format!("missing field: {m}"),
+        PlanError::NotDeployed(m) => format!("not deployed: {m}"),
+        PlanError::HubspotReadFailed(m) => format!("HubSpot read failed: {m}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_refs_come_from_the_envelope() {
+        let sub = r#"{"webhook_type":"subscription.started","object_type":"subscription",
+            "subscription":{"lago_id":"sub_1","lago_customer_id":"cus_1"}}"#;
+        let event = EventRef::from_payload(sub);
+        assert_eq!(event.webhook_type, "subscription.started");
+        assert_eq!(event.lago_id, "sub_1");
+        assert_eq!(event.customer_id.as_deref(), Some("cus_1"));
+        let inv = r#"{"webhook_type":"invoice.created","object_type":"invoice",
+            "invoice":{"lago_id":"inv_1","customer":{"lago_id":"cus_2"}}}"#;
+        assert_eq!(EventRef::from_payload(inv).customer_id.as_deref(), Some("cus_2"));
+        assert_eq!(EventRef::from_payload("nope").webhook_type, "(not JSON)");
+    }
+}
