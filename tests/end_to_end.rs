@@ -2,7 +2,9 @@
 
 mod support;
 
-use lago_hubspot::config::{ConnectionSettings, DefaultObject, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
+use lago_hubspot::config::{
+    ConnectionSettings, DefaultObject, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA,
+};
 use lago_hubspot::runtime::RecordKind;
 use lago_hubspot::samples::SAMPLE_EVENTS;
 use lago_hubspot::sync::OutcomeStatus;
@@ -22,8 +24,14 @@ async fn deploy_creates_everything_once_and_a_second_deploy_writes_nothing() {
     let harness = Harness::new(settings()).await;
     let first = harness.syncer.deploy().await.expect("first deploy");
     assert!(first.writes > 0);
-    let subscriptions = first.subscriptions_object_type_id.clone().expect("type id stored");
-    let invoices = first.invoices_object_type_id.clone().expect("type id stored");
+    let subscriptions = first
+        .subscriptions_object_type_id
+        .clone()
+        .expect("type id stored");
+    let invoices = first
+        .invoices_object_type_id
+        .clone()
+        .expect("type id stored");
     assert!(subscriptions.starts_with("2-") && invoices.starts_with("2-"));
 
     let companies = harness.hubspot.property_names("companies");
@@ -34,20 +42,52 @@ async fn deploy_creates_everything_once_and_a_second_deploy_writes_nothing() {
         "lago_tax_identification_number",
         "lago_customer_link",
     ] {
-        assert!(companies.contains(&name.to_owned()), "companies lack {name}");
+        assert!(
+            companies.contains(&name.to_owned()),
+            "companies lack {name}"
+        );
     }
-    assert!(harness.hubspot.property_names("contacts").contains(&"lago_customer_id".to_owned()));
+    assert!(
+        harness
+            .hubspot
+            .property_names("contacts")
+            .contains(&"lago_customer_id".to_owned())
+    );
     let invoice_props = harness.hubspot.property_names(&invoices);
-    for name in ["lago_invoice_id", "lago_invoice_total_amount", "lago_invoice_file_url", "lago_invoice_payment_overdue"] {
-        assert!(invoice_props.contains(&name.to_owned()), "LagoInvoices lacks {name}");
+    for name in [
+        "lago_invoice_id",
+        "lago_invoice_total_amount",
+        "lago_invoice_file_url",
+        "lago_invoice_payment_overdue",
+    ] {
+        assert!(
+            invoice_props.contains(&name.to_owned()),
+            "LagoInvoices lacks {name}"
+        );
     }
-    assert!(harness.hubspot.property_names(&subscriptions).contains(&"lago_billing_time".to_owned()));
+    assert!(
+        harness
+            .hubspot
+            .property_names(&subscriptions)
+            .contains(&"lago_billing_time".to_owned())
+    );
 
     let before = writes(&harness.hubspot);
     let second = harness.syncer.deploy().await.expect("second deploy");
-    assert_eq!(second.writes, 0, "second deploy planned: {}", second.summary);
-    assert_eq!(writes(&harness.hubspot), before, "second deploy sent a write");
-    assert_eq!(second.invoices_object_type_id.as_deref(), Some(invoices.as_str()));
+    assert_eq!(
+        second.writes, 0,
+        "second deploy planned: {}",
+        second.summary
+    );
+    assert_eq!(
+        writes(&harness.hubspot),
+        before,
+        "second deploy sent a write"
+    );
+    assert_eq!(
+        second.invoices_object_type_id.as_deref(),
+        Some(invoices.as_str())
+    );
 }
 
 #[tokio::test]
@@ -68,48 +108,114 @@ async fn deploy_adds_properties_missing_on_an_object_that_already_exists() {
     });
     let created = harness
         .client()
-        .send(http::Method::POST, "/crm-object-schemas/v3/schemas", Some(schema.to_string().into()))
+        .send(
+            http::Method::POST,
+            "/crm-object-schemas/v3/schemas",
+            Some(schema.to_string().into()),
+        )
         .await
         .unwrap();
     assert_eq!(created.status, 201, "{}", created.error_summary());
-    let type_id = created.json().unwrap()["objectTypeId"].as_str().unwrap().to_owned();
+    let type_id = created.json().unwrap()["objectTypeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let report = harness.syncer.deploy().await.expect("deploy");
-    assert_eq!(report.invoices_object_type_id.as_deref(), Some(type_id.as_str()));
+    assert_eq!(
+        report.invoices_object_type_id.as_deref(),
+        Some(type_id.as_str())
+    );
     let names = harness.hubspot.property_names(&type_id);
-    for name in ["lago_invoice_url", "lago_invoice_purchase_order_number", "lago_invoice_total_due_amount"] {
-        assert!(names.contains(&name.to_owned()), "missing property {name} was not added");
+    for name in [
+        "lago_invoice_url",
+        "lago_invoice_purchase_order_number",
+        "lago_invoice_total_due_amount",
+    ] {
+        assert!(
+            names.contains(&name.to_owned()),
+            "missing property {name} was not added"
+        );
     }
-    assert_eq!(harness.hubspot.schemas().len(), 2, "no second LagoInvoices object");
+    assert_eq!(
+        harness.hubspot.schemas().len(),
+        2,
+        "no second LagoInvoices object"
+    );
 }
 
 #[tokio::test]
 async fn customers_become_companies_or_contacts_by_the_targeting_rule() {
     let harness = Harness::deployed().await;
-    harness.sync_ok(&customer_event("customer.created", &customer("cus_co", Some("company")))).await;
-    harness.sync_ok(&customer_event("customer.created", &customer("cus_ind", Some("individual")))).await;
-    harness.sync_ok(&customer_event("customer.created", &customer("cus_none", None))).await;
+    harness
+        .sync_ok(&customer_event(
+            "customer.created",
+            &customer("cus_co", Some("company")),
+        ))
+        .await;
+    harness
+        .sync_ok(&customer_event(
+            "customer.created",
+            &customer("cus_ind", Some("individual")),
+        ))
+        .await;
+    harness
+        .sync_ok(&customer_event(
+            "customer.created",
+            &customer("cus_none", None),
+        ))
+        .await;
 
     let companies = harness.hubspot.records("companies");
     let contacts = harness.hubspot.records("contacts");
-    let company = companies.iter().find(|r| r.properties["lago_customer_id"] == "cus_co").expect("company");
+    let company = companies
+        .iter()
+        .find(|r| r.properties["lago_customer_id"] == "cus_co")
+        .expect("company");
     assert_eq!(company.properties["name"], "Customer cus_co");
     assert_eq!(company.properties["domain"], "www.cus_co.example.com");
-    assert_eq!(company.properties["lago_customer_external_id"], "ext-cus_co");
-    assert_eq!(company.properties["lago_tax_identification_number"], "FR123456789");
-    assert_eq!(company.properties["lago_customer_link"], "https://lago.example.com/acme/customer/cus_co");
+    assert_eq!(
+        company.properties["lago_customer_external_id"],
+        "ext-cus_co"
+    );
+    assert_eq!(
+        company.properties["lago_tax_identification_number"],
+        "FR123456789"
+    );
+    assert_eq!(
+        company.properties["lago_customer_link"],
+        "https://lago.example.com/acme/customer/cus_co"
+    );
     // Untyped customers follow the connection default (companies here).
-    assert!(companies.iter().any(|r| r.properties["lago_customer_id"] == "cus_none"));
+    assert!(
+        companies
+            .iter()
+            .any(|r| r.properties["lago_customer_id"] == "cus_none")
+    );
 
-    let contact = contacts.iter().find(|r| r.properties["lago_customer_id"] == "cus_ind").expect("contact");
+    let contact = contacts
+        .iter()
+        .find(|r| r.properties["lago_customer_id"] == "cus_ind")
+        .expect("contact");
     // Lago allows a comma-separated list; HubSpot takes one address.
     assert_eq!(contact.properties["email"], "billing-cus_ind@example.com");
-    assert_eq!(contact.properties["lago_billing_email"], "billing-cus_ind@example.com,finance-cus_ind@example.com");
+    assert_eq!(
+        contact.properties["lago_billing_email"],
+        "billing-cus_ind@example.com,finance-cus_ind@example.com"
+    );
     assert_eq!(contact.properties["firstname"], "Ada");
     assert_eq!(contact.properties["company"], "cus_ind SAS");
 
-    let id = harness.syncer.store().hubspot_id("hubspot-test", RecordKind::Contact, "cus_ind").unwrap();
-    assert_eq!(id.as_deref(), Some(contact.id.as_str()), "the contact id is stored");
+    let id = harness
+        .syncer
+        .store()
+        .hubspot_id("hubspot-test", RecordKind::Contact, "cus_ind")
+        .unwrap();
+    assert_eq!(
+        id.as_deref(),
+        Some(contact.id.as_str()),
+        "the contact id is stored"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +226,12 @@ async fn the_connection_default_decides_for_untyped_customers() {
     })
     .await;
     harness.syncer.deploy().await.unwrap();
-    harness.sync_ok(&customer_event("customer.created", &customer("cus_x", None))).await;
+    harness
+        .sync_ok(&customer_event(
+            "customer.created",
+            &customer("cus_x", None),
+        ))
+        .await;
     assert_eq!(harness.hubspot.records("contacts").len(), 1);
     assert!(harness.hubspot.records("companies").is_empty());
 }
@@ -133,7 +244,11 @@ async fn a_customer_linked_to_an_existing_hubspot_record_updates_that_record() {
         .send(
             http::Method::POST,
             "/crm/v3/objects/companies",
-            Some(json!({"properties": {"name": "Acme (from sales)", "domain": "acme.test"}}).to_string().into()),
+            Some(
+                json!({"properties": {"name": "Acme (from sales)", "domain": "acme.test"}})
+                    .to_string()
+                    .into(),
+            ),
         )
         .await
         .unwrap();
@@ -145,7 +260,9 @@ async fn a_customer_linked_to_an_existing_hubspot_record_updates_that_record() {
         "lago_id": "ic-1", "type": "hubspot", "integration_code": "hubspot-test",
         "external_customer_id": existing_id, "targeted_object": "companies", "sync_with_provider": false
     }]);
-    harness.sync_ok(&customer_event("customer.updated", &linked)).await;
+    harness
+        .sync_ok(&customer_event("customer.updated", &linked))
+        .await;
 
     let companies = harness.hubspot.records("companies");
     assert_eq!(companies.len(), 1, "no new company was created");
@@ -154,57 +271,132 @@ async fn a_customer_linked_to_an_existing_hubspot_record_updates_that_record() {
 
     // Its subscriptions are associated with the linked record.
     let sub = subscription("sub_l", &linked, "active");
-    harness.sync_ok(&subscription_event("subscription.started", &sub)).await;
+    harness
+        .sync_ok(&subscription_event("subscription.started", &sub))
+        .await;
     let subs = harness.hubspot.records(SUBSCRIPTIONS_SCHEMA);
-    assert_eq!(harness.hubspot.associations(SUBSCRIPTIONS_SCHEMA, &subs[0].id, "companies"), vec![existing_id]);
+    assert_eq!(
+        harness
+            .hubspot
+            .associations(SUBSCRIPTIONS_SCHEMA, &subs[0].id, "companies"),
+        vec![existing_id]
+    );
 }
 
 #[tokio::test]
 async fn subscriptions_and_invoices_follow_their_lifecycle_with_associations() {
     let harness = Harness::deployed().await;
     let acme = customer("cus_acme", Some("company"));
-    harness.sync_ok(&customer_event("customer.created", &acme)).await;
+    harness
+        .sync_ok(&customer_event("customer.created", &acme))
+        .await;
     let company_id = harness.hubspot.records("companies")[0].id.clone();
 
-    harness.sync_ok(&subscription_event("subscription.started", &subscription("sub_1", &acme, "active"))).await;
-    harness.sync_ok(&invoice_event("invoice.created", &invoice("inv_1", &acme, "finalized", "pending"))).await;
+    harness
+        .sync_ok(&subscription_event(
+            "subscription.started",
+            &subscription("sub_1", &acme, "active"),
+        ))
+        .await;
+    harness
+        .sync_ok(&invoice_event(
+            "invoice.created",
+            &invoice("inv_1", &acme, "finalized", "pending"),
+        ))
+        .await;
 
     let subs = harness.hubspot.records(SUBSCRIPTIONS_SCHEMA);
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].properties["lago_subscription_status"], "active");
-    assert_eq!(subs[0].properties["lago_subscription_started_at"], "2026-02-01");
+    assert_eq!(
+        subs[0].properties["lago_subscription_started_at"],
+        "2026-02-01"
+    );
     assert_eq!(subs[0].properties["lago_billing_time"], "anniversary");
     assert_eq!(
         subs[0].properties["lago_subscription_link"],
         "https://lago.example.com/acme/customer/cus_acme/subscription/sub_1/overview"
     );
-    assert_eq!(harness.hubspot.associations(SUBSCRIPTIONS_SCHEMA, &subs[0].id, "companies"), vec![company_id.clone()]);
+    assert_eq!(
+        harness
+            .hubspot
+            .associations(SUBSCRIPTIONS_SCHEMA, &subs[0].id, "companies"),
+        vec![company_id.clone()]
+    );
 
     let invoices = harness.hubspot.records(INVOICES_SCHEMA);
     assert_eq!(invoices.len(), 1);
-    assert_eq!(invoices[0].properties["lago_invoice_total_amount"], "123.45");
-    assert_eq!(invoices[0].properties["lago_invoice_subtotal_excluding_taxes"], "102.5");
-    assert_eq!(invoices[0].properties["lago_invoice_payment_status"], "pending");
-    assert_eq!(invoices[0].properties["lago_invoice_issuing_date"], "2026-03-01");
-    assert_eq!(harness.hubspot.associations(INVOICES_SCHEMA, &invoices[0].id, "companies"), vec![company_id.clone()]);
+    assert_eq!(
+        invoices[0].properties["lago_invoice_total_amount"],
+        "123.45"
+    );
+    assert_eq!(
+        invoices[0].properties["lago_invoice_subtotal_excluding_taxes"],
+        "102.5"
+    );
+    assert_eq!(
+        invoices[0].properties["lago_invoice_payment_status"],
+        "pending"
+    );
+    assert_eq!(
+        invoices[0].properties["lago_invoice_issuing_date"],
+        "2026-03-01"
+    );
+    assert_eq!(
+        harness
+            .hubspot
+            .associations(INVOICES_SCHEMA, &invoices[0].id, "companies"),
+        vec![company_id.clone()]
+    );
 
     // Payment, void and termination update the same records.
-    harness.sync_ok(&invoice_event("invoice.payment_status_updated", &invoice("inv_1", &acme, "finalized", "succeeded"))).await;
-    harness.sync_ok(&invoice_event("invoice.voided", &invoice("inv_1", &acme, "voided", "succeeded"))).await;
-    harness.sync_ok(&subscription_event("subscription.terminated", &subscription("sub_1", &acme, "terminated"))).await;
+    harness
+        .sync_ok(&invoice_event(
+            "invoice.payment_status_updated",
+            &invoice("inv_1", &acme, "finalized", "succeeded"),
+        ))
+        .await;
+    harness
+        .sync_ok(&invoice_event(
+            "invoice.voided",
+            &invoice("inv_1", &acme, "voided", "succeeded"),
+        ))
+        .await;
+    harness
+        .sync_ok(&subscription_event(
+            "subscription.terminated",
+            &subscription("sub_1", &acme, "terminated"),
+        ))
+        .await;
 
     let invoices = harness.hubspot.records(INVOICES_SCHEMA);
     assert_eq!(invoices.len(), 1);
     assert_eq!(invoices[0].properties["lago_invoice_status"], "voided");
-    assert_eq!(invoices[0].properties["lago_invoice_payment_status"], "succeeded");
+    assert_eq!(
+        invoices[0].properties["lago_invoice_payment_status"],
+        "succeeded"
+    );
     let subs = harness.hubspot.records(SUBSCRIPTIONS_SCHEMA);
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].properties["lago_subscription_status"], "terminated");
-    assert_eq!(subs[0].properties["lago_subscription_terminated_at"], "2026-06-30");
-    assert_eq!(harness.hubspot.associations(INVOICES_SCHEMA, &invoices[0].id, "companies").len(), 1);
+    assert_eq!(
+        subs[0].properties["lago_subscription_terminated_at"],
+        "2026-06-30"
+    );
+    assert_eq!(
+        harness
+            .hubspot
+            .associations(INVOICES_SCHEMA, &invoices[0].id, "companies")
+            .len(),
+        1
+    );
 
     // The sync log answers "what happened to this invoice?".
-    let log = harness.syncer.store().sync_log("hubspot-test", "inv_1").unwrap();
+    let log = harness
+        .syncer
+        .store()
+        .sync_log("hubspot-test", "inv_1")
+        .unwrap();
     assert_eq!(log.len(), 3);
     assert!(log.iter().all(|entry| entry.outcome == "synced"));
 }
@@ -219,11 +411,20 @@ async fn amounts_use_the_currency_exponent() {
     let mut dinar = invoice("inv_kwd", &acme, "finalized", "pending");
     dinar["currency"] = json!("KWD");
     dinar["total_amount_cents"] = json!(12345);
-    harness.sync_ok(&invoice_event("invoice.created", &yen)).await;
-    harness.sync_ok(&invoice_event("invoice.created", &dinar)).await;
+    harness
+        .sync_ok(&invoice_event("invoice.created", &yen))
+        .await;
+    harness
+        .sync_ok(&invoice_event("invoice.created", &dinar))
+        .await;
     let invoices = harness.hubspot.records(INVOICES_SCHEMA);
     let total = |id: &str| {
-        invoices.iter().find(|r| r.properties["lago_invoice_id"] == id).unwrap().properties["lago_invoice_total_amount"].clone()
+        invoices
+            .iter()
+            .find(|r| r.properties["lago_invoice_id"] == id)
+            .unwrap()
+            .properties["lago_invoice_total_amount"]
+            .clone()
     };
     assert_eq!(total("inv_jpy"), "1500");
     assert_eq!(total("inv_kwd"), "12.345");
@@ -233,27 +434,69 @@ async fn amounts_use_the_currency_exponent() {
 async fn an_invoice_before_its_customer_creates_the_customer_once() {
     let harness = Harness::deployed().await;
     let early = customer("cus_early", Some("company"));
-    harness.sync_ok(&invoice_event("invoice.created", &invoice("inv_e", &early, "finalized", "pending"))).await;
-    harness.sync_ok(&customer_event("customer.created", &early)).await;
-    harness.sync_ok(&subscription_event("subscription.started", &subscription("sub_e", &early, "active"))).await;
+    harness
+        .sync_ok(&invoice_event(
+            "invoice.created",
+            &invoice("inv_e", &early, "finalized", "pending"),
+        ))
+        .await;
+    harness
+        .sync_ok(&customer_event("customer.created", &early))
+        .await;
+    harness
+        .sync_ok(&subscription_event(
+            "subscription.started",
+            &subscription("sub_e", &early, "active"),
+        ))
+        .await;
     assert_eq!(harness.hubspot.records("companies").len(), 1);
     let invoice_id = harness.hubspot.records(INVOICES_SCHEMA)[0].id.clone();
-    assert_eq!(harness.hubspot.associations(INVOICES_SCHEMA, &invoice_id, "companies").len(), 1);
+    assert_eq!(
+        harness
+            .hubspot
+            .associations(INVOICES_SCHEMA, &invoice_id, "companies")
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn drafts_and_pending_subscriptions_are_not_pushed() {
     let harness = Harness::deployed().await;
     let acme = customer("cus_d", Some("company"));
-    let draft = harness.syncer.sync_event(&invoice_event("invoice.drafted", &invoice("inv_d", &acme, "draft", "pending")).to_string()).await;
+    let draft = harness
+        .syncer
+        .sync_event(
+            &invoice_event(
+                "invoice.drafted",
+                &invoice("inv_d", &acme, "draft", "pending"),
+            )
+            .to_string(),
+        )
+        .await;
     let pending = harness
         .syncer
-        .sync_event(&subscription_event("subscription.updated", &subscription("sub_p", &acme, "pending")).to_string())
+        .sync_event(
+            &subscription_event(
+                "subscription.updated",
+                &subscription("sub_p", &acme, "pending"),
+            )
+            .to_string(),
+        )
         .await;
     // invoice.drafted is not an invoice event the product syncs; either way nothing is written.
     assert_ne!(draft.status, OutcomeStatus::Synced);
     assert_eq!(pending.status, OutcomeStatus::Skipped, "{}", pending.detail);
-    let created = harness.syncer.sync_event(&invoice_event("invoice.created", &invoice("inv_d", &acme, "draft", "pending")).to_string()).await;
+    let created = harness
+        .syncer
+        .sync_event(
+            &invoice_event(
+                "invoice.created",
+                &invoice("inv_d", &acme, "draft", "pending"),
+            )
+            .to_string(),
+        )
+        .await;
     assert_eq!(created.status, OutcomeStatus::Skipped, "{}", created.detail);
     assert!(harness.hubspot.records(INVOICES_SCHEMA).is_empty());
     assert!(harness.hubspot.records(SUBSCRIPTIONS_SCHEMA).is_empty());
@@ -265,35 +508,67 @@ async fn replaying_the_sample_events_creates_no_duplicates() {
     for round in 0..2 {
         for (name, payload) in SAMPLE_EVENTS {
             let outcome = harness.syncer.sync_event(payload).await;
-            assert_ne!(outcome.status, OutcomeStatus::Failed, "round {round}, {name}: {}", outcome.detail);
+            assert_ne!(
+                outcome.status,
+                OutcomeStatus::Failed,
+                "round {round}, {name}: {}",
+                outcome.detail
+            );
         }
-        let counts: Vec<usize> = ["companies", "contacts", SUBSCRIPTIONS_SCHEMA, INVOICES_SCHEMA]
-            .iter()
-            .map(|t| harness.hubspot.records(t).len())
-            .collect();
+        let counts: Vec<usize> = [
+            "companies",
+            "contacts",
+            SUBSCRIPTIONS_SCHEMA,
+            INVOICES_SCHEMA,
+        ]
+        .iter()
+        .map(|t| harness.hubspot.records(t).len())
+        .collect();
         if round == 0 {
-            assert!(counts.iter().sum::<usize>() >= 4, "samples created records: {counts:?}");
+            assert!(
+                counts.iter().sum::<usize>() >= 4,
+                "samples created records: {counts:?}"
+            );
         }
-        let again: Vec<usize> = ["companies", "contacts", SUBSCRIPTIONS_SCHEMA, INVOICES_SCHEMA]
-            .iter()
-            .map(|t| harness.hubspot.records(t).len())
-            .collect();
+        let again: Vec<usize> = [
+            "companies",
+            "contacts",
+            SUBSCRIPTIONS_SCHEMA,
+            INVOICES_SCHEMA,
+        ]
+        .iter()
+        .map(|t| harness.hubspot.records(t).len())
+        .collect();
         assert_eq!(counts, again);
     }
     // A fresh state database (the host forgot every id) still creates nothing twice.
-    let before: usize = ["companies", "contacts", SUBSCRIPTIONS_SCHEMA, INVOICES_SCHEMA]
-        .iter()
-        .map(|t| harness.hubspot.records(t).len())
-        .sum();
-    let forgetful = syncer_for(&harness.hubspot, lago_hubspot::store::Store::open_in_memory().unwrap(), settings());
+    let before: usize = [
+        "companies",
+        "contacts",
+        SUBSCRIPTIONS_SCHEMA,
+        INVOICES_SCHEMA,
+    ]
+    .iter()
+    .map(|t| harness.hubspot.records(t).len())
+    .sum();
+    let forgetful = syncer_for(
+        &harness.hubspot,
+        lago_hubspot::store::Store::open_in_memory().unwrap(),
+        settings(),
+    );
     forgetful.deploy().await.unwrap();
     for (_, payload) in SAMPLE_EVENTS {
         forgetful.sync_event(payload).await;
     }
-    let after: usize = ["companies", "contacts", SUBSCRIPTIONS_SCHEMA, INVOICES_SCHEMA]
-        .iter()
-        .map(|t| harness.hubspot.records(t).len())
-        .sum();
+    let after: usize = [
+        "companies",
+        "contacts",
+        SUBSCRIPTIONS_SCHEMA,
+        INVOICES_SCHEMA,
+    ]
+    .iter()
+    .map(|t| harness.hubspot.records(t).len())
+    .sum();
     assert_eq!(before, after);
 }
 
@@ -311,9 +586,18 @@ async fn bad_input_gets_a_typed_error_and_the_next_event_still_syncs() {
     for (payload, expected) in cases {
         let outcome = harness.syncer.sync_event(&payload).await;
         assert_eq!(outcome.status, OutcomeStatus::Failed, "{payload}");
-        assert!(outcome.detail.starts_with(expected), "{payload}: {}", outcome.detail);
+        assert!(
+            outcome.detail.starts_with(expected),
+            "{payload}: {}",
+            outcome.detail
+        );
     }
-    harness.sync_ok(&customer_event("customer.created", &customer("cus_after", Some("company")))).await;
+    harness
+        .sync_ok(&customer_event(
+            "customer.created",
+            &customer("cus_after", Some("company")),
+        ))
+        .await;
     assert_eq!(harness.hubspot.records("companies").len(), 1);
 }
 
@@ -322,33 +606,68 @@ async fn hubspot_errors_are_reported_with_hubspots_message() {
     // Not deployed: the guest says so instead of sending requests HubSpot would reject.
     let harness = Harness::new(settings()).await;
     let acme = customer("cus_nd", Some("company"));
-    let outcome = harness.syncer.sync_event(&invoice_event("invoice.created", &invoice("inv_nd", &acme, "finalized", "pending")).to_string()).await;
+    let outcome = harness
+        .syncer
+        .sync_event(
+            &invoice_event(
+                "invoice.created",
+                &invoice("inv_nd", &acme, "finalized", "pending"),
+            )
+            .to_string(),
+        )
+        .await;
     assert_eq!(outcome.status, OutcomeStatus::Failed);
-    assert!(outcome.detail.starts_with("not deployed"), "{}", outcome.detail);
+    assert!(
+        outcome.detail.starts_with("not deployed"),
+        "{}",
+        outcome.detail
+    );
 
     // A wrong token: HubSpot's 401 message and correlation id reach the operator.
     let wrong = lago_hubspot::sync::Syncer::new(
         plugin(),
-        lago_hubspot::hubspot_http::HubspotClient::new(&harness.hubspot.url, lago_hubspot::hubspot_http::Secret::new("wrong")).unwrap(),
+        lago_hubspot::hubspot_http::HubspotClient::new(
+            &harness.hubspot.url,
+            lago_hubspot::hubspot_http::Secret::new("wrong"),
+        )
+        .unwrap(),
         lago_hubspot::store::Store::open_in_memory().unwrap(),
         settings(),
     )
     .unwrap();
-    let outcome = wrong.sync_event(&customer_event("customer.created", &acme).to_string()).await;
+    let outcome = wrong
+        .sync_event(&customer_event("customer.created", &acme).to_string())
+        .await;
     assert_eq!(outcome.status, OutcomeStatus::Failed);
     assert!(outcome.detail.contains("HTTP 401"), "{}", outcome.detail);
-    assert!(outcome.detail.contains("correlation id"), "{}", outcome.detail);
-    assert!(!outcome.detail.contains("wrong"), "the token leaked into the error: {}", outcome.detail);
+    assert!(
+        outcome.detail.contains("correlation id"),
+        "{}",
+        outcome.detail
+    );
+    assert!(
+        !outcome.detail.contains("wrong"),
+        "the token leaked into the error: {}",
+        outcome.detail
+    );
 }
 
 #[tokio::test]
 async fn the_plan_names_no_secret_and_skips_lookups_the_store_can_answer() {
     let harness = Harness::deployed().await;
     let acme = customer("cus_p", Some("company"));
-    harness.sync_ok(&customer_event("customer.created", &acme)).await;
+    harness
+        .sync_ok(&customer_event("customer.created", &acme))
+        .await;
     let plan = harness
         .syncer
-        .plan(&subscription_event("subscription.started", &subscription("sub_p", &acme, "active")).to_string())
+        .plan(
+            &subscription_event(
+                "subscription.started",
+                &subscription("sub_p", &acme, "active"),
+            )
+            .to_string(),
+        )
         .await
         .unwrap()
         .expect("a plan");

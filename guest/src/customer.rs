@@ -3,7 +3,9 @@
 
 use crate::hubspot;
 use crate::lago::{Customer, IntegrationCustomer, parse_event, required};
-use crate::plan::{Connection, KnownId, Plan, PlanError, RecordKey, Step, TargetedObject, find_known};
+use crate::plan::{
+    Connection, KnownId, Plan, PlanError, RecordKey, Step, TargetedObject, find_known,
+};
 use crate::properties::{Source, customer_properties, values};
 
 const EVENTS: &[&str] = &["customer.created", "customer.updated"];
@@ -15,8 +17,15 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
         Decision::Skip(reason) => return Ok(Plan::skip(reason)),
         Decision::Sync(target) => target,
     };
-    let summary = format!("{} for Lago customer {}", target.describe(), display_name(&customer, lago_id));
-    Ok(Plan::new(summary, vec![write_step(conn, &customer, lago_id, &target)]))
+    let summary = format!(
+        "{} for Lago customer {}",
+        target.describe(),
+        display_name(&customer, lago_id)
+    );
+    Ok(Plan::new(
+        summary,
+        vec![write_step(conn, &customer, lago_id, &target)],
+    ))
 }
 
 /// Where a Lago customer lives in HubSpot for this connection.
@@ -41,10 +50,17 @@ pub(crate) enum Decision {
 }
 
 /// Whether the customer is synced on this connection, and as what.
-pub(crate) fn decide(conn: &Connection, known: &[KnownId], customer: &Customer, lago_id: &str) -> Result<Decision, PlanError> {
+pub(crate) fn decide(
+    conn: &Connection,
+    known: &[KnownId],
+    customer: &Customer,
+    lago_id: &str,
+) -> Result<Decision, PlanError> {
     let who = display_name(customer, lago_id);
     if customer.account_type.as_deref() == Some("partner") {
-        return Ok(Decision::Skip(format!("Lago customer {who} is a partner account; partners are not synced")));
+        return Ok(Decision::Skip(format!(
+            "Lago customer {who} is a partner account; partners are not synced"
+        )));
     }
     let link = hubspot_link(conn, customer);
     // A customer the host already holds an id for was synced before, whatever this payload says:
@@ -82,13 +98,20 @@ pub(crate) fn decide(conn: &Connection, known: &[KnownId], customer: &Customer, 
             }
         })
         .transpose()?;
-    Ok(Decision::Sync(Target { object, linked_record }))
+    Ok(Decision::Sync(Target {
+        object,
+        linked_record,
+    }))
 }
 
 /// The customer's HubSpot entry for this connection; one without a code belongs to any connection.
 fn hubspot_link<'a>(conn: &Connection, customer: &'a Customer) -> Option<&'a IntegrationCustomer> {
     let hubspot = || {
-        customer.integration_customers.iter().flatten().filter(|l| l.integration_type.as_deref() == Some("hubspot"))
+        customer
+            .integration_customers
+            .iter()
+            .flatten()
+            .filter(|l| l.integration_type.as_deref() == Some("hubspot"))
     };
     hubspot()
         .find(|l| l.integration_code.as_deref() == Some(conn.code.as_str()))
@@ -96,14 +119,38 @@ fn hubspot_link<'a>(conn: &Connection, customer: &'a Customer) -> Option<&'a Int
 }
 
 /// The write that creates or updates the customer's record, capturing its id as `{{customer}}`.
-pub(crate) fn write_step(conn: &Connection, customer: &Customer, lago_id: &str, target: &Target) -> Step {
-    let source = Source { lago: customer, conn, customer_lago_id: lago_id };
+pub(crate) fn write_step(
+    conn: &Connection,
+    customer: &Customer,
+    lago_id: &str,
+    target: &Target,
+) -> Step {
+    let source = Source {
+        lago: customer,
+        conn,
+        customer_lago_id: lago_id,
+    };
     let properties = values(customer_properties(target.object), &source);
     let object = target.object;
     let key = RecordKey::new(object.record_kind(), lago_id);
     match &target.linked_record {
-        Some(id) => hubspot::update(object.path(), id, properties, "customer", key, target.describe()),
-        None => hubspot::upsert(object.path(), "lago_customer_id", lago_id, properties, "customer", key, target.describe()),
+        Some(id) => hubspot::update(
+            object.path(),
+            id,
+            properties,
+            "customer",
+            key,
+            target.describe(),
+        ),
+        None => hubspot::upsert(
+            object.path(),
+            "lago_customer_id",
+            lago_id,
+            properties,
+            "customer",
+            key,
+            target.describe(),
+        ),
     }
 }
 
@@ -121,7 +168,11 @@ impl Owner {
         if self.steps.is_empty() {
             format!("{} {}", self.object.noun(), self.hubspot_id)
         } else {
-            format!("the {} of Lago customer {} (written first)", self.object.noun(), self.lago_id)
+            format!(
+                "the {} of Lago customer {} (written first)",
+                self.object.noun(),
+                self.lago_id
+            )
         }
     }
 }
@@ -159,16 +210,29 @@ pub(crate) fn owner(
     };
     let lago_id = required(&customer.lago_id, &format!("{record}.customer.lago_id"))?;
     let target = match decide(conn, known, customer, lago_id)? {
-        Decision::Skip(reason) => return Ok(Ownership::Skip(format!("{record} not synced: {reason}"))),
+        Decision::Skip(reason) => {
+            return Ok(Ownership::Skip(format!("{record} not synced: {reason}")));
+        }
         Decision::Sync(target) => target,
     };
     let object = target.object;
-    let existing = target.linked_record.clone().or_else(|| find_known(known, object.record_kind(), lago_id).map(str::to_owned));
+    let existing = target
+        .linked_record
+        .clone()
+        .or_else(|| find_known(known, object.record_kind(), lago_id).map(str::to_owned));
     let (hubspot_id, steps) = match existing {
         Some(id) => (id, vec![]),
-        None => (hubspot::reference("customer"), vec![write_step(conn, customer, lago_id, &target)]),
+        None => (
+            hubspot::reference("customer"),
+            vec![write_step(conn, customer, lago_id, &target)],
+        ),
     };
-    Ok(Ownership::Ready(Owner { object, hubspot_id, lago_id: lago_id.to_owned(), steps }))
+    Ok(Ownership::Ready(Owner {
+        object,
+        hubspot_id,
+        lago_id: lago_id.to_owned(),
+        steps,
+    }))
 }
 
 fn display_name(customer: &Customer, lago_id: &str) -> String {
@@ -204,7 +268,10 @@ mod tests {
         let plan = run(&conn(), acme());
         assert_eq!(plan.steps.len(), 1);
         let step = &plan.steps[0];
-        assert_eq!((step.method, step.path.as_str()), (HttpMethod::Post, "/crm/v3/objects/companies/batch/upsert"));
+        assert_eq!(
+            (step.method, step.path.as_str()),
+            (HttpMethod::Post, "/crm/v3/objects/companies/batch/upsert")
+        );
         assert_eq!(
             body(step),
             json!({"inputs": [{"idProperty": "lago_customer_id", "id": ACME, "properties": {
@@ -220,7 +287,10 @@ mod tests {
         assert_eq!(step.captures.len(), 1);
         assert_eq!(step.captures[0].name, "customer");
         assert_eq!(step.captures[0].pointer, "/results/0/id");
-        assert_eq!(step.captures[0].store_as, Some(RecordKey::new(RecordKind::Company, ACME)));
+        assert_eq!(
+            step.captures[0].store_as,
+            Some(RecordKey::new(RecordKind::Company, ACME))
+        );
         assert!(plan.summary.contains("acme-1"), "{}", plan.summary);
     }
 
@@ -235,7 +305,10 @@ mod tests {
         assert_eq!(step.path, "/crm/v3/objects/contacts/batch/upsert");
         let properties = &body(step)["inputs"][0]["properties"];
         assert_eq!(properties["email"], "jane@doe.test");
-        assert_eq!(properties["lago_billing_email"], "jane@doe.test,jane.doe@work.test");
+        assert_eq!(
+            properties["lago_billing_email"],
+            "jane@doe.test,jane.doe@work.test"
+        );
         assert_eq!(properties["firstname"], "Jane");
         assert_eq!(properties["lastname"], "Doe");
         assert_eq!(properties["phone"], "+1 555 0100");
@@ -243,14 +316,21 @@ mod tests {
         assert_eq!(properties["website"], "doe.test");
         assert_eq!(properties["lago_tax_identification_number"], "");
         assert!(properties.get("name").is_none() && properties.get("domain").is_none());
-        assert_eq!(step.captures[0].store_as, Some(RecordKey::new(RecordKind::Contact, JANE)));
+        assert_eq!(
+            step.captures[0].store_as,
+            Some(RecordKey::new(RecordKind::Contact, JANE))
+        );
     }
 
     #[test]
     fn explicit_link_target_beats_customer_type() {
         let mut customer = acme();
-        customer["integration_customers"] = json!([hubspot_link_json("hubspot-prod", None, Some("contacts"))]);
-        assert_eq!(run(&conn(), customer).steps[0].path, "/crm/v3/objects/contacts/batch/upsert");
+        customer["integration_customers"] =
+            json!([hubspot_link_json("hubspot-prod", None, Some("contacts"))]);
+        assert_eq!(
+            run(&conn(), customer).steps[0].path,
+            "/crm/v3/objects/contacts/batch/upsert"
+        );
     }
 
     #[test]
@@ -259,8 +339,14 @@ mod tests {
         customer["customer_type"] = json!(null);
         let mut c = conn();
         for (default, path) in [
-            (TargetedObject::Contacts, "/crm/v3/objects/contacts/batch/upsert"),
-            (TargetedObject::Companies, "/crm/v3/objects/companies/batch/upsert"),
+            (
+                TargetedObject::Contacts,
+                "/crm/v3/objects/contacts/batch/upsert",
+            ),
+            (
+                TargetedObject::Companies,
+                "/crm/v3/objects/companies/batch/upsert",
+            ),
         ] {
             c.default_targeted_object = default;
             assert_eq!(run(&c, customer.clone()).steps[0].path, path);
@@ -270,23 +356,35 @@ mod tests {
     #[test]
     fn a_customer_known_as_contact_stays_a_contact() {
         let known = [known(RecordKind::Contact, ACME, "77")];
-        let plan = plan(&conn(), &known, &event("customer.updated", "customer", acme())).unwrap();
+        let plan = plan(
+            &conn(),
+            &known,
+            &event("customer.updated", "customer", acme()),
+        )
+        .unwrap();
         assert_eq!(plan.steps[0].path, "/crm/v3/objects/contacts/batch/upsert");
     }
 
     #[test]
     fn linked_record_is_patched_in_place() {
         let mut customer = acme();
-        customer["integration_customers"] = json!([hubspot_link_json("hubspot-prod", Some("9000001"), None)]);
+        customer["integration_customers"] =
+            json!([hubspot_link_json("hubspot-prod", Some("9000001"), None)]);
         let plan = run(&conn(), customer);
         let step = &plan.steps[0];
-        assert_eq!((step.method, step.path.as_str()), (HttpMethod::Patch, "/crm/v3/objects/companies/9000001"));
+        assert_eq!(
+            (step.method, step.path.as_str()),
+            (HttpMethod::Patch, "/crm/v3/objects/companies/9000001")
+        );
         let body = body(step);
         assert_eq!(body["properties"]["lago_customer_id"], ACME);
         assert_eq!(body["properties"]["name"], "Acme Corp");
         assert!(body.get("inputs").is_none());
         assert_eq!(step.captures[0].pointer, "/id");
-        assert_eq!(step.captures[0].store_as, Some(RecordKey::new(RecordKind::Company, ACME)));
+        assert_eq!(
+            step.captures[0].store_as,
+            Some(RecordKey::new(RecordKind::Company, ACME))
+        );
         assert!(plan.summary.contains("9000001"), "{}", plan.summary);
     }
 
@@ -294,9 +392,17 @@ mod tests {
     fn a_pasted_url_is_not_taken_as_a_record_id() {
         let mut customer = acme();
         let url = "https://app.hubspot.com/contacts/1/record/0-2/9000001";
-        customer["integration_customers"] = json!([hubspot_link_json("hubspot-prod", Some(url), None)]);
-        let error = plan(&conn(), &[], &event("customer.created", "customer", customer)).unwrap_err();
-        assert!(matches!(error, PlanError::MalformedPayload(m) if m.contains("not a HubSpot record id")));
+        customer["integration_customers"] =
+            json!([hubspot_link_json("hubspot-prod", Some(url), None)]);
+        let error = plan(
+            &conn(),
+            &[],
+            &event("customer.created", "customer", customer),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, PlanError::MalformedPayload(m) if m.contains("not a HubSpot record id"))
+        );
     }
 
     #[test]
@@ -311,7 +417,8 @@ mod tests {
         let mut customer = acme();
         customer["integration_customers"] = json!([hubspot_link_json("hubspot-other", None, None)]);
         assert!(run(&c, customer.clone()).steps.is_empty());
-        customer["integration_customers"] = json!([{"type": "hubspot", "external_customer_id": null}]);
+        customer["integration_customers"] =
+            json!([{"type": "hubspot", "external_customer_id": null}]);
         assert_eq!(run(&c, customer).steps.len(), 1);
     }
 
@@ -344,8 +451,12 @@ mod tests {
         let err = |payload: &str| plan(&c, &[], payload).unwrap_err();
         assert!(matches!(err("not json"), PlanError::MalformedPayload(_)));
         assert!(matches!(err("[1,2]"), PlanError::MalformedPayload(_)));
-        assert!(matches!(err(r#"{"customer": {}}"#), PlanError::MissingField(m) if m.contains("webhook_type")));
-        assert!(matches!(err(r#"{"webhook_type": "customer.created"}"#), PlanError::MissingField(m) if m.contains("customer")));
+        assert!(
+            matches!(err(r#"{"customer": {}}"#), PlanError::MalformedPayload(m) if m.contains("webhook_type"))
+        );
+        assert!(
+            matches!(err(r#"{"webhook_type": "customer.created"}"#), PlanError::MissingField(m) if m.contains("customer"))
+        );
         assert!(matches!(
             err(&event("customer.created", "customer", json!({"external_id": "x"}))),
             PlanError::MissingField(m) if m.contains("customer.lago_id")
@@ -355,7 +466,9 @@ mod tests {
             PlanError::MalformedPayload(m) if m.contains("customer")
         ));
         match err(&event("invoice.created", "invoice", json!({}))) {
-            PlanError::UnsupportedEvent(m) => assert!(m.contains("customer.created, customer.updated"), "{m}"),
+            PlanError::UnsupportedEvent(m) => {
+                assert!(m.contains("customer.created, customer.updated"), "{m}")
+            }
             other => panic!("{other:?}"),
         }
     }

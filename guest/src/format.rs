@@ -58,7 +58,9 @@ fn utc_day_shift(time: &str) -> Option<i64> {
 }
 
 fn digits(text: &str) -> Option<i64> {
-    text.bytes().all(|b| b.is_ascii_digit()).then(|| text.parse().ok())?
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse().ok())?
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -119,7 +121,10 @@ pub fn major_units(minor: i64, currency: &str) -> String {
 
 /// The first address of Lago's comma-separated `email` field.
 pub fn first_email(list: &str) -> Option<String> {
-    list.split(',').map(str::trim).find(|e| !e.is_empty()).map(str::to_owned)
+    list.split(',')
+        .map(str::trim)
+        .find(|e| !e.is_empty())
+        .map(str::to_owned)
 }
 
 /// Host of a URL, lowercased; a missing scheme is assumed (`acme.com/x` → `acme.com`).
@@ -129,7 +134,10 @@ pub fn host(url: &str) -> Option<String> {
         Some((scheme, rest)) if is_scheme(scheme) => rest,
         _ => url.trim_start_matches("//"),
     };
-    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = match host_port.find(']') {
         Some(end) if host_port.starts_with('[') => &host_port[..=end],
@@ -153,7 +161,12 @@ pub fn customer_link(conn: &Connection, customer_id: &str) -> Option<String> {
 }
 
 /// A page under the customer's in Lago's UI: `…/customer/{id}/{kind}/{record_id}/overview`.
-pub fn customer_record_link(conn: &Connection, customer_id: &str, kind: &str, record_id: &str) -> Option<String> {
+pub fn customer_record_link(
+    conn: &Connection,
+    customer_id: &str,
+    kind: &str,
+    record_id: &str,
+) -> Option<String> {
     let customer = customer_link(conn, customer_id)?;
     (!record_id.is_empty()).then(|| format!("{customer}/{kind}/{record_id}/overview"))
 }
@@ -165,19 +178,39 @@ mod tests {
 
     #[test]
     fn dates_are_utc_days() {
-        assert_eq!(date("2026-03-01T23:59:59.999Z").as_deref(), Some("2026-03-01"));
+        assert_eq!(
+            date("2026-03-01T23:59:59.999Z").as_deref(),
+            Some("2026-03-01")
+        );
         assert_eq!(date("2026-03-01T10:00:00Z").as_deref(), Some("2026-03-01"));
         assert_eq!(date("2026-03-01").as_deref(), Some("2026-03-01"));
         assert_eq!(date("2026-03-01T10:00:00").as_deref(), Some("2026-03-01"));
         // Offsets move the day: 01:00 in Paris is the previous day in UTC, 20:00 in New York the next.
-        assert_eq!(date("2026-03-01T01:00:00+02:00").as_deref(), Some("2026-02-28"));
-        assert_eq!(date("2024-02-28T20:00:00.123-05:00").as_deref(), Some("2024-02-29"));
-        assert_eq!(date("2025-12-31T22:00:00-0400").as_deref(), Some("2026-01-01"));
+        assert_eq!(
+            date("2026-03-01T01:00:00+02:00").as_deref(),
+            Some("2026-02-28")
+        );
+        assert_eq!(
+            date("2024-02-28T20:00:00.123-05:00").as_deref(),
+            Some("2024-02-29")
+        );
+        assert_eq!(
+            date("2025-12-31T22:00:00-0400").as_deref(),
+            Some("2026-01-01")
+        );
     }
 
     #[test]
     fn non_dates_are_refused() {
-        for bad in ["", "2026", "2026-13-01", "2026-02-30", "01/03/2026", "2026-03-01Tnoon", "２０２６-03-01"] {
+        for bad in [
+            "",
+            "2026",
+            "2026-13-01",
+            "2026-02-30",
+            "01/03/2026",
+            "2026-03-01Tnoon",
+            "２０２６-03-01",
+        ] {
             assert_eq!(date(bad), None, "{bad}");
         }
     }
@@ -198,18 +231,30 @@ mod tests {
 
     #[test]
     fn first_email_of_a_list() {
-        assert_eq!(first_email(" billing@acme.test , ceo@acme.test").as_deref(), Some("billing@acme.test"));
+        assert_eq!(
+            first_email(" billing@acme.test , ceo@acme.test").as_deref(),
+            Some("billing@acme.test")
+        );
         assert_eq!(first_email(",, a@b.test").as_deref(), Some("a@b.test"));
         assert_eq!(first_email(" , "), None);
     }
 
     #[test]
     fn host_of_a_url() {
-        assert_eq!(host("https://www.Acme.test/pricing?x=1").as_deref(), Some("www.acme.test"));
+        assert_eq!(
+            host("https://www.Acme.test/pricing?x=1").as_deref(),
+            Some("www.acme.test")
+        );
         assert_eq!(host("acme.test").as_deref(), Some("acme.test"));
         assert_eq!(host("acme.test:8443/path").as_deref(), Some("acme.test"));
-        assert_eq!(host("http://user:pw@shop.acme.test:80").as_deref(), Some("shop.acme.test"));
-        assert_eq!(host("acme.test/r?next=http://evil.test").as_deref(), Some("acme.test"));
+        assert_eq!(
+            host("http://user:pw@shop.acme.test:80").as_deref(),
+            Some("shop.acme.test")
+        );
+        assert_eq!(
+            host("acme.test/r?next=http://evil.test").as_deref(),
+            Some("acme.test")
+        );
         assert_eq!(host("http://[::1]:80/").as_deref(), Some("[::1]"));
         assert_eq!(host("  "), None);
         assert_eq!(host("https://"), None);
@@ -219,7 +264,10 @@ mod tests {
     fn lago_links_trim_the_trailing_slash() {
         let mut c = conn();
         c.lago_app_url = "https://app.lago.test/".into();
-        assert_eq!(customer_link(&c, "cus-1").as_deref(), Some("https://app.lago.test/acme-org/customer/cus-1"));
+        assert_eq!(
+            customer_link(&c, "cus-1").as_deref(),
+            Some("https://app.lago.test/acme-org/customer/cus-1")
+        );
         assert_eq!(
             customer_record_link(&c, "cus-1", "invoice", "inv-1").as_deref(),
             Some("https://app.lago.test/acme-org/customer/cus-1/invoice/inv-1/overview")

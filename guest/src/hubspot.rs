@@ -12,9 +12,13 @@ pub fn properties_path(object_type: &str) -> String {
 
 /// `batch/create` of property definitions; 409 means another run created them first.
 pub fn create_properties(object_type: &str, definitions: Vec<Value>, description: String) -> Step {
-    Step::new(HttpMethod::Post, format!("{}/batch/create", properties_path(object_type)), description)
-        .json(&json!({ "inputs": definitions }))
-        .accept(409)
+    Step::new(
+        HttpMethod::Post,
+        format!("{}/batch/create", properties_path(object_type)),
+        description,
+    )
+    .json(&json!({ "inputs": definitions }))
+    .accept(409)
 }
 
 /// Create-or-update one record keyed on a unique property, capturing its HubSpot id as `{{capture}}`.
@@ -28,9 +32,13 @@ pub fn upsert(
     store_as: RecordKey,
     description: String,
 ) -> Step {
-    Step::new(HttpMethod::Post, format!("/crm/v3/objects/{object_type}/batch/upsert"), description)
-        .json(&json!({ "inputs": [{ "idProperty": id_property, "id": id, "properties": properties }] }))
-        .capture(capture, "/results/0/id", Some(store_as))
+    Step::new(
+        HttpMethod::Post,
+        format!("/crm/v3/objects/{object_type}/batch/upsert"),
+        description,
+    )
+    .json(&json!({ "inputs": [{ "idProperty": id_property, "id": id, "properties": properties }] }))
+    .capture(capture, "/results/0/id", Some(store_as))
 }
 
 /// Update an existing record by its HubSpot id, capturing that id as `{{capture}}`.
@@ -42,13 +50,23 @@ pub fn update(
     store_as: RecordKey,
     description: String,
 ) -> Step {
-    Step::new(HttpMethod::Patch, format!("/crm/v3/objects/{object_type}/{record_id}"), description)
-        .json(&json!({ "properties": properties }))
-        .capture(capture, "/id", Some(store_as))
+    Step::new(
+        HttpMethod::Patch,
+        format!("/crm/v3/objects/{object_type}/{record_id}"),
+        description,
+    )
+    .json(&json!({ "properties": properties }))
+    .capture(capture, "/id", Some(store_as))
 }
 
 /// The default (unlabelled) association between two records; repeating it is harmless.
-pub fn associate(from_type: &str, from_id: &str, to_type: &str, to_id: &str, description: String) -> Step {
+pub fn associate(
+    from_type: &str,
+    from_id: &str,
+    to_type: &str,
+    to_id: &str,
+    description: String,
+) -> Step {
     Step::new(
         HttpMethod::Post,
         format!("/crm/v4/associations/{from_type}/{to_type}/batch/associate/default"),

@@ -30,9 +30,10 @@ pub fn parse_event<T: DeserializeOwned>(
     };
     let webhook_type = match envelope.get("webhook_type") {
         Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        // Without it this is not a Lago webhook at all, rather than one lacking a field.
         _ => {
-            return Err(PlanError::MissingField(
-                "webhook_type: the payload has no webhook type; send the body exactly as Lago posts it"
+            return Err(PlanError::MalformedPayload(
+                "no `webhook_type`: this is not a Lago webhook body; send it exactly as Lago posts it"
                     .into(),
             ));
         }
@@ -53,14 +54,19 @@ pub fn parse_event<T: DeserializeOwned>(
     };
     let object = serde_json::from_value(object)
         .map_err(|e| PlanError::MalformedPayload(format!("the `{key}` object: {e}")))?;
-    Ok(Event { webhook_type, object })
+    Ok(Event {
+        webhook_type,
+        object,
+    })
 }
 
 /// A field the mapping cannot do without; `what` names it as in Lago's payload.
 pub fn required<'a>(value: &'a Option<String>, what: &str) -> Result<&'a str, PlanError> {
     match value.as_deref().map(str::trim) {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(PlanError::MissingField(format!("{what} is missing or empty"))),
+        _ => Err(PlanError::MissingField(format!(
+            "{what} is missing or empty"
+        ))),
     }
 }
 

@@ -74,7 +74,10 @@ pub struct RecordKey {
 
 impl RecordKey {
     pub fn new(kind: RecordKind, lago_id: &str) -> Self {
-        Self { kind, lago_id: lago_id.to_owned() }
+        Self {
+            kind,
+            lago_id: lago_id.to_owned(),
+        }
     }
 }
 
@@ -120,7 +123,11 @@ pub struct Step {
 }
 
 impl Step {
-    pub fn new(method: HttpMethod, path: impl Into<String>, description: impl Into<String>) -> Self {
+    pub fn new(
+        method: HttpMethod,
+        path: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             description: description.into(),
             method,
@@ -144,7 +151,11 @@ impl Step {
 
     /// Take `pointer` from the response as `{{name}}`, and store it under `store_as` when given.
     pub fn capture(mut self, name: &str, pointer: &str, store_as: Option<RecordKey>) -> Self {
-        self.captures.push(Capture { name: name.to_owned(), pointer: pointer.to_owned(), store_as });
+        self.captures.push(Capture {
+            name: name.to_owned(),
+            pointer: pointer.to_owned(),
+            store_as,
+        });
         self
     }
 }
@@ -159,11 +170,18 @@ pub struct Plan {
 impl Plan {
     /// An empty plan; `reason` tells a person why nothing is sent.
     pub fn skip(reason: impl Into<String>) -> Self {
-        Self { summary: reason.into(), ..Self::default() }
+        Self {
+            summary: reason.into(),
+            ..Self::default()
+        }
     }
 
     pub fn new(summary: impl Into<String>, steps: Vec<Step>) -> Self {
-        Self { summary: summary.into(), steps, learned: Vec::new() }
+        Self {
+            summary: summary.into(),
+            steps,
+            learned: Vec::new(),
+        }
     }
 }
 

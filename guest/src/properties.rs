@@ -76,20 +76,50 @@ pub struct Property<T: 'static> {
     pub value: ValueOf<T>,
 }
 
-const fn lago<T>(name: &'static str, label: &'static str, field: Field, from: &'static str, value: ValueOf<T>) -> Property<T> {
-    Property { name, label, field, unique: false, built_in: false, fill: Fill::Always, from, value }
+const fn lago<T>(
+    name: &'static str,
+    label: &'static str,
+    field: Field,
+    from: &'static str,
+    value: ValueOf<T>,
+) -> Property<T> {
+    Property {
+        name,
+        label,
+        field,
+        unique: false,
+        built_in: false,
+        fill: Fill::Always,
+        from,
+        value,
+    }
 }
 
 const fn built_in<T>(name: &'static str, from: &'static str, value: ValueOf<T>) -> Property<T> {
-    Property { name, label: name, field: Field::Text, unique: false, built_in: true, fill: Fill::WhenPresent, from, value }
+    Property {
+        name,
+        label: name,
+        field: Field::Text,
+        unique: false,
+        built_in: true,
+        fill: Fill::WhenPresent,
+        from,
+        value,
+    }
 }
 
 const fn unique<T>(row: Property<T>) -> Property<T> {
-    Property { unique: true, ..row }
+    Property {
+        unique: true,
+        ..row
+    }
 }
 
 const fn when_present<T>(row: Property<T>) -> Property<T> {
-    Property { fill: Fill::WhenPresent, ..row }
+    Property {
+        fill: Fill::WhenPresent,
+        ..row
+    }
 }
 
 impl<T> Property<T> {
@@ -121,12 +151,18 @@ impl<T> Property<T> {
 }
 
 /// The `properties` object of a HubSpot write: every row's value, as strings, by the row's `fill`.
-pub fn values<'p, T: 'static>(rows: impl IntoIterator<Item = &'p Property<T>>, source: &Source<'_, T>) -> Map<String, Value> {
+pub fn values<'p, T: 'static>(
+    rows: impl IntoIterator<Item = &'p Property<T>>,
+    source: &Source<'_, T>,
+) -> Map<String, Value> {
     rows.into_iter()
-        .filter_map(|row| match ((row.value)(source).filter(|v| !v.trim().is_empty()), row.fill) {
-            (Some(value), _) => Some((row.name.to_owned(), Value::String(value))),
-            (None, Fill::Always) => Some((row.name.to_owned(), Value::String(String::new()))),
-            (None, Fill::WhenPresent) => None,
+        .filter_map(|row| {
+            let value = (row.value)(source).filter(|v| !v.trim().is_empty());
+            match (value, row.fill) {
+                (Some(value), _) => Some((row.name.to_owned(), Value::String(value))),
+                (None, Fill::Always) => Some((row.name.to_owned(), Value::String(String::new()))),
+                (None, Fill::WhenPresent) => None,
+            }
         })
         .collect()
 }
@@ -136,35 +172,71 @@ pub fn values<'p, T: 'static>(rows: impl IntoIterator<Item = &'p Property<T>>, s
 
 /// The `lago_*` properties deployed to both companies and contacts.
 pub static CUSTOMER_PROPERTIES: [Property<Customer>; 5] = [
-    unique(lago("lago_customer_id", "Lago Customer Id", Field::Text, "customer.lago_id", |s| s.lago.lago_id.clone())),
-    lago("lago_customer_external_id", "Lago Customer External Id", Field::Text, "customer.external_id", |s| {
-        s.lago.external_id.clone()
-    }),
-    lago("lago_billing_email", "Lago Billing Email", Field::Text, "customer.email, as the full list", |s| s.lago.email.clone()),
-    lago("lago_tax_identification_number", "Lago Tax Identification Number", Field::Text, "customer.tax_identification_number", |s| {
-        s.lago.tax_identification_number.clone()
-    }),
-    lago("lago_customer_link", "Lago Customer Link", Field::Text, "the customer's page in the Lago app", |s| {
-        format::customer_link(s.conn, s.customer_lago_id)
-    }),
+    unique(lago(
+        "lago_customer_id",
+        "Lago Customer Id",
+        Field::Text,
+        "customer.lago_id",
+        |s| s.lago.lago_id.clone(),
+    )),
+    lago(
+        "lago_customer_external_id",
+        "Lago Customer External Id",
+        Field::Text,
+        "customer.external_id",
+        |s| s.lago.external_id.clone(),
+    ),
+    lago(
+        "lago_billing_email",
+        "Lago Billing Email",
+        Field::Text,
+        "customer.email, as the full list",
+        |s| s.lago.email.clone(),
+    ),
+    lago(
+        "lago_tax_identification_number",
+        "Lago Tax Identification Number",
+        Field::Text,
+        "customer.tax_identification_number",
+        |s| s.lago.tax_identification_number.clone(),
+    ),
+    lago(
+        "lago_customer_link",
+        "Lago Customer Link",
+        Field::Text,
+        "the customer's page in the Lago app",
+        |s| format::customer_link(s.conn, s.customer_lago_id),
+    ),
 ];
 
 pub static COMPANY_BUILT_INS: [Property<Customer>; 2] = [
     built_in("name", "customer.name", |s| s.lago.name.clone()),
-    built_in("domain", "host of customer.url", |s| s.lago.url.as_deref().and_then(format::host)),
+    built_in("domain", "host of customer.url", |s| {
+        s.lago.url.as_deref().and_then(format::host)
+    }),
 ];
 
 pub static CONTACT_BUILT_INS: [Property<Customer>; 6] = [
-    built_in("email", "first address of customer.email", |s| s.lago.email.as_deref().and_then(format::first_email)),
-    built_in("firstname", "customer.firstname", |s| s.lago.firstname.clone()),
+    built_in("email", "first address of customer.email", |s| {
+        s.lago.email.as_deref().and_then(format::first_email)
+    }),
+    built_in("firstname", "customer.firstname", |s| {
+        s.lago.firstname.clone()
+    }),
     built_in("lastname", "customer.lastname", |s| s.lago.lastname.clone()),
     built_in("phone", "customer.phone", |s| s.lago.phone.clone()),
-    built_in("company", "customer.legal_name", |s| s.lago.legal_name.clone()),
-    built_in("website", "host of customer.url", |s| s.lago.url.as_deref().and_then(format::host)),
+    built_in("company", "customer.legal_name", |s| {
+        s.lago.legal_name.clone()
+    }),
+    built_in("website", "host of customer.url", |s| {
+        s.lago.url.as_deref().and_then(format::host)
+    }),
 ];
 
 /// Every property a customer fills on its HubSpot object, custom rows first.
-pub fn customer_properties(target: TargetedObject) -> impl Iterator<Item = &'static Property<Customer>> {
+pub fn customer_properties(
+    target: TargetedObject,
+) -> impl Iterator<Item = &'static Property<Customer>> {
     let built_ins: &[_] = match target {
         TargetedObject::Companies => &COMPANY_BUILT_INS,
         TargetedObject::Contacts => &CONTACT_BUILT_INS,
@@ -248,36 +320,102 @@ pub static SUBSCRIPTIONS: CustomObject<Subscription> = CustomObject {
 };
 
 static SUBSCRIPTION_PROPERTIES: [Property<Subscription>; 13] = [
-    unique(lago("lago_subscription_id", "Lago Subscription Id", Field::Text, "subscription.lago_id", |s| s.lago.lago_id.clone())),
-    lago("lago_external_subscription_id", "Lago External Subscription Id", Field::Text, "subscription.external_id", |s| {
-        s.lago.external_id.clone()
-    }),
-    lago("lago_subscription_name", "Lago Subscription Name", Field::Text, "subscription.name", |s| s.lago.name.clone()),
-    lago("lago_subscription_plan_code", "Lago Subscription Plan Code", Field::Text, "subscription.plan_code", |s| {
-        s.lago.plan_code.clone().or_else(|| s.lago.plan.as_ref()?.code.clone())
-    }),
-    lago("lago_subscription_status", "Lago Subscription Status", Field::Text, "subscription.status", |s| s.lago.status.clone()),
-    lago("lago_subscription_created_at", "Lago Subscription Created At", Field::Date, "subscription.created_at", |s| {
-        day(&s.lago.created_at)
-    }),
-    lago("lago_subscription_started_at", "Lago Subscription Started At", Field::Date, "subscription.started_at", |s| {
-        day(&s.lago.started_at)
-    }),
-    lago("lago_subscription_ending_at", "Lago Subscription Ending At", Field::Date, "subscription.ending_at", |s| {
-        day(&s.lago.ending_at)
-    }),
-    lago("lago_subscription_at", "Lago Subscription At", Field::Date, "subscription.subscription_at", |s| {
-        day(&s.lago.subscription_at)
-    }),
-    lago("lago_subscription_terminated_at", "Lago Subscription Terminated At", Field::Date, "subscription.terminated_at", |s| {
-        day(&s.lago.terminated_at)
-    }),
-    lago("lago_subscription_trial_ended_at", "Lago Subscription Trial Ended At", Field::Date, "subscription.trial_ended_at", |s| {
-        day(&s.lago.trial_ended_at)
-    }),
-    lago("lago_subscription_link", "Lago Subscription Link", Field::Text, "the subscription's page in the Lago app", |s| {
-        format::customer_record_link(s.conn, s.customer_lago_id, "subscription", s.lago.lago_id.as_deref()?)
-    }),
+    unique(lago(
+        "lago_subscription_id",
+        "Lago Subscription Id",
+        Field::Text,
+        "subscription.lago_id",
+        |s| s.lago.lago_id.clone(),
+    )),
+    lago(
+        "lago_external_subscription_id",
+        "Lago External Subscription Id",
+        Field::Text,
+        "subscription.external_id",
+        |s| s.lago.external_id.clone(),
+    ),
+    lago(
+        "lago_subscription_name",
+        "Lago Subscription Name",
+        Field::Text,
+        "subscription.name",
+        |s| s.lago.name.clone(),
+    ),
+    lago(
+        "lago_subscription_plan_code",
+        "Lago Subscription Plan Code",
+        Field::Text,
+        "subscription.plan_code",
+        |s| {
+            s.lago
+                .plan_code
+                .clone()
+                .or_else(|| s.lago.plan.as_ref()?.code.clone())
+        },
+    ),
+    lago(
+        "lago_subscription_status",
+        "Lago Subscription Status",
+        Field::Text,
+        "subscription.status",
+        |s| s.lago.status.clone(),
+    ),
+    lago(
+        "lago_subscription_created_at",
+        "Lago Subscription Created At",
+        Field::Date,
+        "subscription.created_at",
+        |s| day(&s.lago.created_at),
+    ),
+    lago(
+        "lago_subscription_started_at",
+        "Lago Subscription Started At",
+        Field::Date,
+        "subscription.started_at",
+        |s| day(&s.lago.started_at),
+    ),
+    lago(
+        "lago_subscription_ending_at",
+        "Lago Subscription Ending At",
+        Field::Date,
+        "subscription.ending_at",
+        |s| day(&s.lago.ending_at),
+    ),
+    lago(
+        "lago_subscription_at",
+        "Lago Subscription At",
+        Field::Date,
+        "subscription.subscription_at",
+        |s| day(&s.lago.subscription_at),
+    ),
+    lago(
+        "lago_subscription_terminated_at",
+        "Lago Subscription Terminated At",
+        Field::Date,
+        "subscription.terminated_at",
+        |s| day(&s.lago.terminated_at),
+    ),
+    lago(
+        "lago_subscription_trial_ended_at",
+        "Lago Subscription Trial Ended At",
+        Field::Date,
+        "subscription.trial_ended_at",
+        |s| day(&s.lago.trial_ended_at),
+    ),
+    lago(
+        "lago_subscription_link",
+        "Lago Subscription Link",
+        Field::Text,
+        "the subscription's page in the Lago app",
+        |s| {
+            format::customer_record_link(
+                s.conn,
+                s.customer_lago_id,
+                "subscription",
+                s.lago.lago_id.as_deref()?,
+            )
+        },
+    ),
     lago(
         "lago_billing_time",
         "Lago Billing Time",
@@ -303,31 +441,90 @@ pub static INVOICES: CustomObject<Invoice> = CustomObject {
 };
 
 fn amount(cents: Option<i64>, invoice: &Invoice) -> Option<String> {
-    Some(format::major_units(cents?, invoice.currency.as_deref().unwrap_or_default()))
+    Some(format::major_units(
+        cents?,
+        invoice.currency.as_deref().unwrap_or_default(),
+    ))
 }
 
 static INVOICE_PROPERTIES: [Property<Invoice>; 15] = [
-    unique(lago("lago_invoice_id", "Lago Invoice Id", Field::Text, "invoice.lago_id", |s| s.lago.lago_id.clone())),
-    lago("lago_invoice_number", "Lago Invoice Number", Field::Text, "invoice.number", |s| s.lago.number.clone()),
-    lago("lago_invoice_purchase_order_number", "Lago Purchase Order Number", Field::Text, "invoice.purchase_order_number", |s| {
-        s.lago.purchase_order_number.clone()
-    }),
-    lago("lago_invoice_issuing_date", "Lago Invoice Issuing Date", Field::Date, "invoice.issuing_date", |s| day(&s.lago.issuing_date)),
-    lago("lago_invoice_payment_due_date", "Lago Invoice Payment Due Date", Field::Date, "invoice.payment_due_date", |s| {
-        day(&s.lago.payment_due_date)
-    }),
-    lago("lago_invoice_payment_overdue", "Lago Invoice Payment Overdue", Field::Checkbox, "invoice.payment_overdue", |s| {
-        Some(s.lago.payment_overdue.unwrap_or(false).to_string())
-    }),
-    lago("lago_invoice_type", "Lago Invoice Type", Field::Text, "invoice.invoice_type", |s| s.lago.invoice_type.clone()),
-    lago("lago_invoice_status", "Lago Invoice Status", Field::Text, "invoice.status", |s| s.lago.status.clone()),
-    lago("lago_invoice_payment_status", "Lago Invoice Payment Status", Field::Text, "invoice.payment_status", |s| {
-        s.lago.payment_status.clone()
-    }),
-    lago("lago_invoice_currency", "Lago Invoice Currency", Field::Text, "invoice.currency", |s| s.lago.currency.clone()),
-    lago("lago_invoice_total_amount", "Lago Invoice Total Amount", Field::Number, "invoice.total_amount_cents in major units", |s| {
-        amount(s.lago.total_amount_cents, s.lago)
-    }),
+    unique(lago(
+        "lago_invoice_id",
+        "Lago Invoice Id",
+        Field::Text,
+        "invoice.lago_id",
+        |s| s.lago.lago_id.clone(),
+    )),
+    lago(
+        "lago_invoice_number",
+        "Lago Invoice Number",
+        Field::Text,
+        "invoice.number",
+        |s| s.lago.number.clone(),
+    ),
+    lago(
+        "lago_invoice_purchase_order_number",
+        "Lago Purchase Order Number",
+        Field::Text,
+        "invoice.purchase_order_number",
+        |s| s.lago.purchase_order_number.clone(),
+    ),
+    lago(
+        "lago_invoice_issuing_date",
+        "Lago Invoice Issuing Date",
+        Field::Date,
+        "invoice.issuing_date",
+        |s| day(&s.lago.issuing_date),
+    ),
+    lago(
+        "lago_invoice_payment_due_date",
+        "Lago Invoice Payment Due Date",
+        Field::Date,
+        "invoice.payment_due_date",
+        |s| day(&s.lago.payment_due_date),
+    ),
+    lago(
+        "lago_invoice_payment_overdue",
+        "Lago Invoice Payment Overdue",
+        Field::Checkbox,
+        "invoice.payment_overdue",
+        |s| Some(s.lago.payment_overdue.unwrap_or(false).to_string()),
+    ),
+    lago(
+        "lago_invoice_type",
+        "Lago Invoice Type",
+        Field::Text,
+        "invoice.invoice_type",
+        |s| s.lago.invoice_type.clone(),
+    ),
+    lago(
+        "lago_invoice_status",
+        "Lago Invoice Status",
+        Field::Text,
+        "invoice.status",
+        |s| s.lago.status.clone(),
+    ),
+    lago(
+        "lago_invoice_payment_status",
+        "Lago Invoice Payment Status",
+        Field::Text,
+        "invoice.payment_status",
+        |s| s.lago.payment_status.clone(),
+    ),
+    lago(
+        "lago_invoice_currency",
+        "Lago Invoice Currency",
+        Field::Text,
+        "invoice.currency",
+        |s| s.lago.currency.clone(),
+    ),
+    lago(
+        "lago_invoice_total_amount",
+        "Lago Invoice Total Amount",
+        Field::Number,
+        "invoice.total_amount_cents in major units",
+        |s| amount(s.lago.total_amount_cents, s.lago),
+    ),
     lago(
         "lago_invoice_total_due_amount",
         "Lago Invoice Total Due Amount",
@@ -344,14 +541,33 @@ static INVOICE_PROPERTIES: [Property<Invoice>; 15] = [
     ),
     // Lago fills the PDF link a little after the invoice exists: a later event sets it, an earlier
     // one must not clear it.
-    when_present(lago("lago_invoice_file_url", "Lago Invoice File URL", Field::File, "invoice.file_url (the PDF)", |s| {
-        s.lago.file_url.clone()
-    })),
-    lago("lago_invoice_url", "Lago Invoice Link", Field::Text, "invoice.web_url, else the invoice's page in the Lago app", |s| {
-        s.lago.web_url.clone().filter(|u| !u.trim().is_empty()).or_else(|| {
-            format::customer_record_link(s.conn, s.customer_lago_id, "invoice", s.lago.lago_id.as_deref()?)
-        })
-    }),
+    when_present(lago(
+        "lago_invoice_file_url",
+        "Lago Invoice File URL",
+        Field::File,
+        "invoice.file_url (the PDF)",
+        |s| s.lago.file_url.clone(),
+    )),
+    lago(
+        "lago_invoice_url",
+        "Lago Invoice Link",
+        Field::Text,
+        "invoice.web_url, else the invoice's page in the Lago app",
+        |s| {
+            s.lago
+                .web_url
+                .clone()
+                .filter(|u| !u.trim().is_empty())
+                .or_else(|| {
+                    format::customer_record_link(
+                        s.conn,
+                        s.customer_lago_id,
+                        "invoice",
+                        s.lago.lago_id.as_deref()?,
+                    )
+                })
+        },
+    ),
 ];
 
 #[cfg(test)]
@@ -376,9 +592,18 @@ mod tests {
     fn schema_lists_only_defined_properties() {
         fn check<T>(object: &CustomObject<T>) {
             let defined: Vec<_> = object.properties.iter().map(|p| p.name).collect();
-            let named = [object.primary_display].into_iter().chain(object.secondary_display.iter().copied());
-            for name in named.chain(object.required.iter().copied()).chain(object.searchable.iter().copied()) {
-                assert!(defined.contains(&name), "{name} is not a property of {}", object.name);
+            let named = [object.primary_display]
+                .into_iter()
+                .chain(object.secondary_display.iter().copied());
+            for name in named
+                .chain(object.required.iter().copied())
+                .chain(object.searchable.iter().copied())
+            {
+                assert!(
+                    defined.contains(&name),
+                    "{name} is not a property of {}",
+                    object.name
+                );
             }
         }
         check(&SUBSCRIPTIONS);
@@ -387,7 +612,11 @@ mod tests {
 
     #[test]
     fn checkbox_and_radio_definitions_carry_options() {
-        let overdue = INVOICES.properties.iter().find(|p| p.name == "lago_invoice_payment_overdue").unwrap();
+        let overdue = INVOICES
+            .properties
+            .iter()
+            .find(|p| p.name == "lago_invoice_payment_overdue")
+            .unwrap();
         assert_eq!(
             overdue.definition(Some("g")),
             json!({
@@ -398,7 +627,11 @@ mod tests {
                             {"label": "False", "value": "false", "displayOrder": 2}]
             })
         );
-        let billing_time = SUBSCRIPTIONS.properties.iter().find(|p| p.name == "lago_billing_time").unwrap();
+        let billing_time = SUBSCRIPTIONS
+            .properties
+            .iter()
+            .find(|p| p.name == "lago_billing_time")
+            .unwrap();
         let definition = billing_time.definition(None);
         assert_eq!(definition["type"], "enumeration");
         assert_eq!(definition["fieldType"], "radio");

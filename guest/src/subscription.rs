@@ -17,24 +17,50 @@ const EVENTS: &[&str] = &[
 pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan, PlanError> {
     let subscription = parse_event::<Subscription>(payload, "subscription", EVENTS)?.object;
     let lago_id = required(&subscription.lago_id, "subscription.lago_id")?;
-    let name = subscription.external_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(lago_id);
+    let name = subscription
+        .external_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .unwrap_or(lago_id);
     let status = subscription.status.as_deref().unwrap_or_default();
     // Future-dated and payment-gated subscriptions may never start; Lago pushes them on activation.
     if matches!(status, "pending" | "incomplete") {
-        return Ok(Plan::skip(format!("subscription {name} is {status}: not pushed until active")));
+        return Ok(Plan::skip(format!(
+            "subscription {name} is {status}: not pushed until active"
+        )));
     }
     if !conn.sync_subscriptions {
-        return Ok(Plan::skip(format!("subscription sync is off on connection {}", conn.code)));
+        return Ok(Plan::skip(format!(
+            "subscription sync is off on connection {}",
+            conn.code
+        )));
     }
-    let type_id = conn.subscriptions_object_type_id.as_deref().filter(|id| !id.is_empty()).ok_or_else(|| {
-        PlanError::NotDeployed(format!("LagoSubscriptions has no object type id on connection {}: run deploy first", conn.code))
-    })?;
-    let owner = match owner(conn, known, subscription.customer.as_ref(), subscription.lago_customer_id.as_deref(), "subscription")? {
+    let type_id = conn
+        .subscriptions_object_type_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            PlanError::NotDeployed(format!(
+                "LagoSubscriptions has no object type id on connection {}: run deploy first",
+                conn.code
+            ))
+        })?;
+    let owner = match owner(
+        conn,
+        known,
+        subscription.customer.as_ref(),
+        subscription.lago_customer_id.as_deref(),
+        "subscription",
+    )? {
         Ownership::Skip(reason) => return Ok(Plan::skip(reason)),
         Ownership::Ready(owner) => owner,
     };
 
-    let source = Source { lago: &subscription, conn, customer_lago_id: &owner.lago_id };
+    let source = Source {
+        lago: &subscription,
+        conn,
+        customer_lago_id: &owner.lago_id,
+    };
     let properties = values(SUBSCRIPTIONS.properties, &source);
     let key = RecordKey::new(RecordKind::Subscription, lago_id);
     let upsert = hubspot::upsert(
@@ -51,9 +77,15 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
         &hubspot::reference("subscription"),
         owner.object.path(),
         &owner.hubspot_id,
-        format!("associate LagoSubscription {name} with its {}", owner.object.noun()),
+        format!(
+            "associate LagoSubscription {name} with its {}",
+            owner.object.noun()
+        ),
     );
-    let summary = format!("upsert LagoSubscription {name} ({status}) and associate it with {}", owner.describe());
+    let summary = format!(
+        "upsert LagoSubscription {name} ({status}) and associate it with {}",
+        owner.describe()
+    );
     let mut steps = owner.steps;
     steps.extend([upsert, associate]);
     Ok(Plan::new(summary, steps))
@@ -80,16 +112,32 @@ mod tests {
         })
     }
 
-    fn run(conn: &Connection, known: &[KnownId], webhook_type: &str, object: Value) -> Result<Plan, PlanError> {
+    fn run(
+        conn: &Connection,
+        known: &[KnownId],
+        webhook_type: &str,
+        object: Value,
+    ) -> Result<Plan, PlanError> {
         plan(conn, known, &event(webhook_type, "subscription", object))
     }
 
     #[test]
     fn known_customer_gets_upsert_then_association() {
         let known = [known(RecordKind::Company, ACME, "501")];
-        let plan = run(&conn(), &known, "subscription.started", subscription("active")).unwrap();
-        let [upsert, associate] = plan.steps.as_slice() else { panic!("{plan:?}") };
-        assert_eq!((upsert.method, upsert.path.as_str()), (HttpMethod::Post, "/crm/v3/objects/2-100/batch/upsert"));
+        let plan = run(
+            &conn(),
+            &known,
+            "subscription.started",
+            subscription("active"),
+        )
+        .unwrap();
+        let [upsert, associate] = plan.steps.as_slice() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            (upsert.method, upsert.path.as_str()),
+            (HttpMethod::Post, "/crm/v3/objects/2-100/batch/upsert")
+        );
         assert_eq!(
             body(upsert),
             json!({"inputs": [{"idProperty": "lago_subscription_id", "id": SUB, "properties": {
@@ -109,15 +157,26 @@ mod tests {
             }}]})
         );
         assert_eq!(upsert.captures[0].name, "subscription");
-        assert_eq!(upsert.captures[0].store_as, Some(RecordKey::new(RecordKind::Subscription, SUB)));
-        assert_eq!(associate.path, "/crm/v4/associations/2-100/companies/batch/associate/default");
-        assert_eq!(body(associate), json!({"inputs": [{"from": {"id": "{{subscription}}"}, "to": {"id": "501"}}]}));
+        assert_eq!(
+            upsert.captures[0].store_as,
+            Some(RecordKey::new(RecordKind::Subscription, SUB))
+        );
+        assert_eq!(
+            associate.path,
+            "/crm/v4/associations/2-100/companies/batch/associate/default"
+        );
+        assert_eq!(
+            body(associate),
+            json!({"inputs": [{"from": {"id": "{{subscription}}"}, "to": {"id": "501"}}]})
+        );
     }
 
     #[test]
     fn unknown_customer_is_upserted_first_and_referenced() {
         let plan = run(&conn(), &[], "subscription.started", subscription("active")).unwrap();
-        let [customer, _, associate] = plan.steps.as_slice() else { panic!("{plan:?}") };
+        let [customer, _, associate] = plan.steps.as_slice() else {
+            panic!("{plan:?}")
+        };
         assert_eq!(customer.path, "/crm/v3/objects/companies/batch/upsert");
         assert_eq!(body(customer)["inputs"][0]["id"], ACME);
         assert_eq!(customer.captures[0].name, "customer");
@@ -127,7 +186,8 @@ mod tests {
     #[test]
     fn linked_customer_is_associated_by_its_record_id() {
         let mut object = subscription("active");
-        object["customer"]["integration_customers"] = json!([hubspot_link_json("hubspot-prod", Some("9000001"), None)]);
+        object["customer"]["integration_customers"] =
+            json!([hubspot_link_json("hubspot-prod", Some("9000001"), None)]);
         let plan = run(&conn(), &[], "subscription.updated", object).unwrap();
         assert_eq!(plan.steps.len(), 2);
         assert_eq!(body(&plan.steps[1])["inputs"][0]["to"]["id"], "9000001");
@@ -139,11 +199,16 @@ mod tests {
         object.as_object_mut().unwrap().remove("customer");
         let known = [known(RecordKind::Contact, ACME, "802")];
         let plan = run(&conn(), &known, "subscription.updated", object.clone()).unwrap();
-        assert_eq!(plan.steps[1].path, "/crm/v4/associations/2-100/contacts/batch/associate/default");
+        assert_eq!(
+            plan.steps[1].path,
+            "/crm/v4/associations/2-100/contacts/batch/associate/default"
+        );
         assert_eq!(body(&plan.steps[1])["inputs"][0]["to"]["id"], "802");
 
         let error = run(&conn(), &[], "subscription.updated", object).unwrap_err();
-        assert!(matches!(error, PlanError::MissingField(m) if m.contains("sync the customer first")));
+        assert!(
+            matches!(error, PlanError::MissingField(m) if m.contains("sync the customer first"))
+        );
     }
 
     #[test]
@@ -162,7 +227,11 @@ mod tests {
         for status in ["pending", "incomplete"] {
             let plan = run(&conn(), &[], "subscription.updated", subscription(status)).unwrap();
             assert!(plan.steps.is_empty());
-            assert!(plan.summary.contains("not pushed until active"), "{}", plan.summary);
+            assert!(
+                plan.summary.contains("not pushed until active"),
+                "{}",
+                plan.summary
+            );
         }
     }
 
@@ -190,7 +259,15 @@ mod tests {
 
     #[test]
     fn other_events_are_refused() {
-        let error = run(&conn(), &[], "subscription.incomplete", subscription("incomplete")).unwrap_err();
-        assert!(matches!(error, PlanError::UnsupportedEvent(m) if m.contains("subscription.started")));
+        let error = run(
+            &conn(),
+            &[],
+            "subscription.incomplete",
+            subscription("incomplete"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, PlanError::UnsupportedEvent(m) if m.contains("subscription.started"))
+        );
     }
 }

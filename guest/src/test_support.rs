@@ -33,10 +33,17 @@ pub fn event(webhook_type: &str, object_type: &str, object: Value) -> String {
 }
 
 pub fn known(kind: RecordKind, lago_id: &str, hubspot_id: &str) -> KnownId {
-    KnownId { key: RecordKey::new(kind, lago_id), hubspot_id: hubspot_id.into() }
+    KnownId {
+        key: RecordKey::new(kind, lago_id),
+        hubspot_id: hubspot_id.into(),
+    }
 }
 
-pub fn hubspot_link_json(code: &str, external_customer_id: Option<&str>, targeted_object: Option<&str>) -> Value {
+pub fn hubspot_link_json(
+    code: &str,
+    external_customer_id: Option<&str>,
+    targeted_object: Option<&str>,
+) -> Value {
     json!({
         "lago_id": "9c0d1e2f-0000-4000-8000-0000000000aa", "type": "hubspot", "integration_code": code,
         "external_customer_id": external_customer_id, "targeted_object": targeted_object,

@@ -20,16 +20,40 @@ impl Guest for Planner {
         convert(crate::deploy(&connection.into(), &mut WasiHttpReader))
     }
 
-    fn on_customer(connection: wit::Connection, known: Vec<wit::KnownId>, payload: String) -> Result<wit::Plan, wit::PlanError> {
-        convert(crate::on_customer(&connection.into(), &known_ids(known), &payload))
+    fn on_customer(
+        connection: wit::Connection,
+        known: Vec<wit::KnownId>,
+        payload: String,
+    ) -> Result<wit::Plan, wit::PlanError> {
+        convert(crate::on_customer(
+            &connection.into(),
+            &known_ids(known),
+            &payload,
+        ))
     }
 
-    fn on_subscription(connection: wit::Connection, known: Vec<wit::KnownId>, payload: String) -> Result<wit::Plan, wit::PlanError> {
-        convert(crate::on_subscription(&connection.into(), &known_ids(known), &payload))
+    fn on_subscription(
+        connection: wit::Connection,
+        known: Vec<wit::KnownId>,
+        payload: String,
+    ) -> Result<wit::Plan, wit::PlanError> {
+        convert(crate::on_subscription(
+            &connection.into(),
+            &known_ids(known),
+            &payload,
+        ))
     }
 
-    fn on_invoice(connection: wit::Connection, known: Vec<wit::KnownId>, payload: String) -> Result<wit::Plan, wit::PlanError> {
-        convert(crate::on_invoice(&connection.into(), &known_ids(known), &payload))
+    fn on_invoice(
+        connection: wit::Connection,
+        known: Vec<wit::KnownId>,
+        payload: String,
+    ) -> Result<wit::Plan, wit::PlanError> {
+        convert(crate::on_invoice(
+            &connection.into(),
+            &known_ids(known),
+            &payload,
+        ))
     }
 }
 
@@ -51,8 +75,11 @@ impl crate::HubspotReader for WasiHttpReader {
         let json: Result<Value, _> = serde_json::from_slice(&body);
         if !(200..300).contains(&status) {
             // HubSpot errors carry a human `message`; fall back to the raw body.
-            let message = json.ok().and_then(|j| j["message"].as_str().map(str::to_owned));
-            let message = message.unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(500).collect());
+            let message = json
+                .ok()
+                .and_then(|j| j["message"].as_str().map(str::to_owned));
+            let message = message
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(500).collect());
             return Err(failed(format!("HTTP {status}: {message}")));
         }
         json.map_err(|e| failed(format!("the response is not JSON ({e})")))
@@ -63,29 +90,48 @@ fn get(path: &str) -> Result<IncomingResponse, ErrorCode> {
     let headers = Fields::from_list(&[("accept".to_owned(), b"application/json".to_vec())])
         .map_err(|e| ErrorCode::InternalError(Some(format!("headers: {e:?}"))))?;
     let request = OutgoingRequest::new(headers);
-    let refused = |what: &str| ErrorCode::InternalError(Some(format!("the request refused its {what}")));
-    request.set_method(&Method::Get).map_err(|()| refused("method"))?;
-    request.set_scheme(Some(&Scheme::Https)).map_err(|()| refused("scheme"))?;
-    request.set_authority(Some(HUBSPOT_AUTHORITY)).map_err(|()| refused("authority"))?;
-    request.set_path_with_query(Some(path)).map_err(|()| refused("path"))?;
+    let refused =
+        |what: &str| ErrorCode::InternalError(Some(format!("the request refused its {what}")));
+    request
+        .set_method(&Method::Get)
+        .map_err(|()| refused("method"))?;
+    request
+        .set_scheme(Some(&Scheme::Https))
+        .map_err(|()| refused("scheme"))?;
+    request
+        .set_authority(Some(HUBSPOT_AUTHORITY))
+        .map_err(|()| refused("authority"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| refused("path"))?;
     let pending = outgoing_handler::handle(request, None)?;
     pending.subscribe().block();
     match pending.get() {
         Some(Ok(result)) => result,
-        Some(Err(())) => Err(ErrorCode::InternalError(Some("response taken twice".into()))),
-        None => Err(ErrorCode::InternalError(Some("response not ready after waiting".into()))),
+        Some(Err(())) => Err(ErrorCode::InternalError(Some(
+            "response taken twice".into(),
+        ))),
+        None => Err(ErrorCode::InternalError(Some(
+            "response not ready after waiting".into(),
+        ))),
     }
 }
 
 fn read_body(response: &IncomingResponse) -> Result<Vec<u8>, String> {
-    let body = response.consume().map_err(|()| "the response body was already taken".to_owned())?;
-    let stream = body.stream().map_err(|()| "the response body stream was already taken".to_owned())?;
+    let body = response
+        .consume()
+        .map_err(|()| "the response body was already taken".to_owned())?;
+    let stream = body
+        .stream()
+        .map_err(|()| "the response body stream was already taken".to_owned())?;
     let mut bytes = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => return Err(format!("reading the body: {}", e.to_debug_string())),
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(format!("reading the body: {}", e.to_debug_string()));
+            }
         }
         if bytes.len() > MAX_BODY {
             return Err(format!("the response body exceeds {MAX_BODY} bytes"));
@@ -99,7 +145,13 @@ fn convert(result: Result<p::Plan, p::PlanError>) -> Result<wit::Plan, wit::Plan
 }
 
 fn known_ids(known: Vec<wit::KnownId>) -> Vec<p::KnownId> {
-    known.into_iter().map(|k| p::KnownId { key: k.key.into(), hubspot_id: k.hubspot_id }).collect()
+    known
+        .into_iter()
+        .map(|k| p::KnownId {
+            key: k.key.into(),
+            hubspot_id: k.hubspot_id,
+        })
+        .collect()
 }
 
 impl From<wit::Connection> for p::Connection {
@@ -130,7 +182,10 @@ impl From<wit::RecordKey> for p::RecordKey {
             wit::RecordKind::Invoice => p::RecordKind::Invoice,
             wit::RecordKind::ObjectSchema => p::RecordKind::ObjectSchema,
         };
-        Self { kind, lago_id: k.lago_id }
+        Self {
+            kind,
+            lago_id: k.lago_id,
+        }
     }
 }
 
@@ -143,7 +198,10 @@ impl From<p::RecordKey> for wit::RecordKey {
             p::RecordKind::Invoice => wit::RecordKind::Invoice,
             p::RecordKind::ObjectSchema => wit::RecordKind::ObjectSchema,
         };
-        Self { kind, lago_id: k.lago_id }
+        Self {
+            kind,
+            lago_id: k.lago_id,
+        }
     }
 }
 
@@ -155,7 +213,10 @@ impl From<p::Plan> for wit::Plan {
             learned: plan
                 .learned
                 .into_iter()
-                .map(|k| wit::KnownId { key: k.key.into(), hubspot_id: k.hubspot_id })
+                .map(|k| wit::KnownId {
+                    key: k.key.into(),
+                    hubspot_id: k.hubspot_id,
+                })
                 .collect(),
         }
     }
@@ -179,7 +240,11 @@ impl From<p::Step> for wit::Step {
             captures: step
                 .captures
                 .into_iter()
-                .map(|c| wit::Capture { name: c.name, pointer: c.pointer, store_as: c.store_as.map(Into::into) })
+                .map(|c| wit::Capture {
+                    name: c.name,
+                    pointer: c.pointer,
+                    store_as: c.store_as.map(Into::into),
+                })
                 .collect(),
         }
     }

@@ -38,8 +38,18 @@ pub async fn run(plugin: Arc<Plugin>) -> anyhow::Result<String> {
         "deploy: {} ({} write requests)",
         deployed.summary, deployed.writes
     )?;
+    // A company a salesperson created before Lago existed; sample 03 links its Lago customer to it.
+    emulator.seed_record(
+        "companies",
+        "9000001",
+        serde_json::json!({"name": "Globex (created in HubSpot)", "domain": "globex.example"}),
+    )?;
     let again = syncer.deploy().await?;
-    writeln!(out, "deploy again: {} ({} write requests)\n", again.summary, again.writes)?;
+    writeln!(
+        out,
+        "deploy again: {} ({} write requests)\n",
+        again.summary, again.writes
+    )?;
 
     for (name, payload) in SAMPLE_EVENTS {
         let outcome = syncer.sync_event(payload).await;
@@ -61,58 +71,110 @@ pub fn hubspot_state(emulator: &RunningEmulator) -> String {
         r.properties.get(name).cloned().unwrap_or_default()
     };
     let linked = |from_type: &str, id: &str| {
-        let mut links: Vec<String> = ["companies", "contacts"]
+        let mut links: Vec<String> = [("companies", "company"), ("contacts", "contact")]
             .iter()
-            .flat_map(|to| {
+            .flat_map(|(to, noun)| {
                 emulator
                     .associations(from_type, id, to)
                     .into_iter()
-                    .map(move |other| format!("{}:{other}", &to[..to.len() - 1]))
+                    .map(move |other| format!("{noun} {other}"))
             })
             .collect();
         links.sort();
         links.join(", ")
     };
-    let section = |out: &mut String, title: &str, object: &str, headers: &[&str], cells: &dyn Fn(&crate::emulator::Record) -> Vec<String>| {
+    let section = |out: &mut String,
+                   title: &str,
+                   object: &str,
+                   headers: &[&str],
+                   cells: &dyn Fn(&crate::emulator::Record) -> Vec<String>| {
         let records = emulator.records(object);
         let rows: Vec<Vec<String>> = records.iter().map(cells).collect();
         let _ = writeln!(out, "{title} ({})", rows.len());
         *out += &table(headers, &rows);
         out.push('\n');
     };
-    section(&mut out, "Companies", "companies", &["id", "name", "domain", "lago_customer_id", "external id"], &|r| {
-        vec![r.id.clone(), prop(r, "name"), prop(r, "domain"), prop(r, "lago_customer_id"), prop(r, "lago_customer_external_id")]
-    });
-    section(&mut out, "Contacts", "contacts", &["id", "email", "name", "lago_customer_id", "external id"], &|r| {
-        vec![
-            r.id.clone(),
-            prop(r, "email"),
-            format!("{} {}", prop(r, "firstname"), prop(r, "lastname")).trim().to_owned(),
-            prop(r, "lago_customer_id"),
-            prop(r, "lago_customer_external_id"),
-        ]
-    });
-    section(&mut out, "LagoSubscriptions", SUBSCRIPTIONS_SCHEMA, &["id", "external id", "plan", "status", "started", "terminated", "associated with"], &|r| {
-        vec![
-            r.id.clone(),
-            prop(r, "lago_external_subscription_id"),
-            prop(r, "lago_subscription_plan_code"),
-            prop(r, "lago_subscription_status"),
-            prop(r, "lago_subscription_started_at"),
-            prop(r, "lago_subscription_terminated_at"),
-            linked(SUBSCRIPTIONS_SCHEMA, &r.id),
-        ]
-    });
-    section(&mut out, "LagoInvoices", INVOICES_SCHEMA, &["id", "number", "status", "payment", "total", "currency", "associated with"], &|r| {
-        vec![
-            r.id.clone(),
-            prop(r, "lago_invoice_number"),
-            prop(r, "lago_invoice_status"),
-            prop(r, "lago_invoice_payment_status"),
-            prop(r, "lago_invoice_total_amount"),
-            prop(r, "lago_invoice_currency"),
-            linked(INVOICES_SCHEMA, &r.id),
-        ]
-    });
+    section(
+        &mut out,
+        "Companies",
+        "companies",
+        &["id", "name", "domain", "lago_customer_id", "external id"],
+        &|r| {
+            vec![
+                r.id.clone(),
+                prop(r, "name"),
+                prop(r, "domain"),
+                prop(r, "lago_customer_id"),
+                prop(r, "lago_customer_external_id"),
+            ]
+        },
+    );
+    section(
+        &mut out,
+        "Contacts",
+        "contacts",
+        &["id", "email", "name", "lago_customer_id", "external id"],
+        &|r| {
+            vec![
+                r.id.clone(),
+                prop(r, "email"),
+                format!("{} {}", prop(r, "firstname"), prop(r, "lastname"))
+                    .trim()
+                    .to_owned(),
+                prop(r, "lago_customer_id"),
+                prop(r, "lago_customer_external_id"),
+            ]
+        },
+    );
+    section(
+        &mut out,
+        "LagoSubscriptions",
+        SUBSCRIPTIONS_SCHEMA,
+        &[
+            "id",
+            "external id",
+            "plan",
+            "status",
+            "started",
+            "terminated",
+            "associated with",
+        ],
+        &|r| {
+            vec![
+                r.id.clone(),
+                prop(r, "lago_external_subscription_id"),
+                prop(r, "lago_subscription_plan_code"),
+                prop(r, "lago_subscription_status"),
+                prop(r, "lago_subscription_started_at"),
+                prop(r, "lago_subscription_terminated_at"),
+                linked(SUBSCRIPTIONS_SCHEMA, &r.id),
+            ]
+        },
+    );
+    section(
+        &mut out,
+        "LagoInvoices",
+        INVOICES_SCHEMA,
+        &[
+            "id",
+            "number",
+            "status",
+            "payment",
+            "total",
+            "currency",
+            "associated with",
+        ],
+        &|r| {
+            vec![
+                r.id.clone(),
+                prop(r, "lago_invoice_number"),
+                prop(r, "lago_invoice_status"),
+                prop(r, "lago_invoice_payment_status"),
+                prop(r, "lago_invoice_total_amount"),
+                prop(r, "lago_invoice_currency"),
+                linked(INVOICES_SCHEMA, &r.id),
+            ]
+        },
+    );
     out
 }

@@ -100,8 +100,7 @@ impl<'a> Executor<'a> {
             let path = substitute_path(step, number, &captured)?;
             let body = substitute_body(step, number, &captured)?;
             let (response, attempts) = self.send_with_retries(step, number, &path, body).await?;
-            let accepted =
-                response.is_success() || step.accept_statuses.contains(&response.status);
+            let accepted = response.is_success() || step.accept_statuses.contains(&response.status);
             if !accepted {
                 return Err(ExecError::Rejected {
                     step: number,
@@ -162,7 +161,13 @@ impl<'a> Executor<'a> {
             };
             match (decision, result) {
                 (Decision::RetryIn(delay), _) => {
-                    tracing::info!(step = number, attempt, ?delay, "retrying {}", step.description);
+                    tracing::info!(
+                        step = number,
+                        attempt,
+                        ?delay,
+                        "retrying {}",
+                        step.description
+                    );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -181,7 +186,9 @@ impl<'a> Executor<'a> {
 
 /// Plain helper for call sites that don't care about the policy.
 pub async fn execute(client: &HubspotClient, plan: &Plan) -> Result<Executed, ExecError> {
-    Executor::new(client, RetryPolicy::default()).run(plan).await
+    Executor::new(client, RetryPolicy::default())
+        .run(plan)
+        .await
 }
 
 pub fn method_name(method: HttpMethod) -> &'static str {

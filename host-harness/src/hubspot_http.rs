@@ -55,7 +55,12 @@ impl HubspotResponse {
             .and_then(|j| j.get("message"))
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).chars().take(300).collect());
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(300)
+                    .collect()
+            });
         let correlation = json
             .as_ref()
             .and_then(|j| j.get("correlationId"))

@@ -209,6 +209,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             events,
         } => {
             let syncer = syncer(component()?, &hubspot, &connection)?;
+            if let Some(report) = syncer.deploy_if_needed().await? {
+                eprintln!("deployed first: {}", report.summary);
+            }
             let mut failed = 0;
             for event in read_events(&events)? {
                 let (source, payload) = match event {

@@ -17,7 +17,15 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         padded.join("  ").trim_end().to_owned() + "\n"
     };
     let mut out = line(headers.to_vec());
-    out += &line(widths.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect());
+    out += &line(
+        widths
+            .iter()
+            .map(|w| "─".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    );
     for row in rows {
         out += &line(row.iter().map(String::as_str).collect());
     }
@@ -28,7 +36,13 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn columns_line_up() {
-        let out = super::table(&["id", "name"], &[vec!["1".into(), "Acme".into()], vec!["22".into(), "B".into()]]);
+        let out = super::table(
+            &["id", "name"],
+            &[
+                vec!["1".into(), "Acme".into()],
+                vec!["22".into(), "B".into()],
+            ],
+        );
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "id  name");
         assert_eq!(lines[2], "1   Acme");

@@ -77,9 +77,11 @@ impl RetryPolicy {
     }
 
     fn after_rate_limit(&self, response: &HubspotResponse) -> Decision {
-        let policy = response
-            .json()
-            .and_then(|j| j.get("policyName").and_then(Value::as_str).map(str::to_owned));
+        let policy = response.json().and_then(|j| {
+            j.get("policyName")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         match policy.as_deref() {
             // The daily budget is gone until midnight in the portal's time zone.
             Some("DAILY") => Decision::GiveUp,
@@ -87,7 +89,9 @@ impl RetryPolicy {
             // TEN_SECONDLY_ROLLING or unnamed: wait for the window HubSpot reports.
             _ => Decision::RetryIn(
                 retry_after(response)
-                    .or_else(|| header_millis(response, "x-hubspot-ratelimit-interval-milliseconds"))
+                    .or_else(|| {
+                        header_millis(response, "x-hubspot-ratelimit-interval-milliseconds")
+                    })
                     .unwrap_or(Duration::from_secs(10))
                     .min(self.max_delay),
             ),
@@ -96,7 +100,14 @@ impl RetryPolicy {
 }
 
 fn header(response: &HubspotResponse, name: &str) -> Option<u64> {
-    response.headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    response
+        .headers
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn header_millis(response: &HubspotResponse, name: &str) -> Option<Duration> {
@@ -130,7 +141,10 @@ mod tests {
     fn validation_and_scope_errors_are_not_retried() {
         let policy = RetryPolicy::default();
         for status in [400, 401, 403, 404, 409] {
-            assert_eq!(policy.after_response(&answer(status, "{}", &[]), 1), Decision::GiveUp);
+            assert_eq!(
+                policy.after_response(&answer(status, "{}", &[]), 1),
+                Decision::GiveUp
+            );
         }
     }
 
@@ -142,21 +156,36 @@ mod tests {
             r#"{"policyName":"TEN_SECONDLY_ROLLING"}"#,
             &[("x-hubspot-ratelimit-interval-milliseconds", "10000")],
         );
-        assert_eq!(policy.after_response(&ten, 1), Decision::RetryIn(Duration::from_secs(10)));
+        assert_eq!(
+            policy.after_response(&ten, 1),
+            Decision::RetryIn(Duration::from_secs(10))
+        );
         let secondly = answer(429, r#"{"policyName":"SECONDLY"}"#, &[]);
-        assert_eq!(policy.after_response(&secondly, 1), Decision::RetryIn(Duration::from_secs(1)));
+        assert_eq!(
+            policy.after_response(&secondly, 1),
+            Decision::RetryIn(Duration::from_secs(1))
+        );
         let daily = answer(429, r#"{"policyName":"DAILY"}"#, &[]);
         assert_eq!(policy.after_response(&daily, 1), Decision::GiveUp);
         let migrating = answer(477, "", &[("retry-after", "3")]);
-        assert_eq!(policy.after_response(&migrating, 1), Decision::RetryIn(Duration::from_secs(3)));
+        assert_eq!(
+            policy.after_response(&migrating, 1),
+            Decision::RetryIn(Duration::from_secs(3))
+        );
     }
 
     #[test]
     fn server_errors_back_off_until_attempts_run_out() {
         let policy = RetryPolicy::default();
         let busy = answer(503, "", &[]);
-        assert!(matches!(policy.after_response(&busy, 1), Decision::RetryIn(_)));
-        assert_eq!(policy.after_response(&busy, policy.max_attempts), Decision::GiveUp);
+        assert!(matches!(
+            policy.after_response(&busy, 1),
+            Decision::RetryIn(_)
+        ));
+        assert_eq!(
+            policy.after_response(&busy, policy.max_attempts),
+            Decision::GiveUp
+        );
         assert!(policy.backoff(3) <= policy.base_delay * 4);
         assert!(policy.backoff(3) >= policy.base_delay * 2);
     }

@@ -26,9 +26,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::lago::hubspot::planner::{Connection, KnownId, Plan, PlanError};
-pub use lago::hubspot::types::{
-    Capture, HttpMethod, RecordKey, RecordKind, Step, TargetedObject,
-};
+pub use lago::hubspot::types::{Capture, HttpMethod, RecordKey, RecordKind, Step, TargetedObject};
 
 /// The authority the guest uses for HubSpot; the host maps it onto the configured base URL.
 pub const GUEST_HUBSPOT_AUTHORITY: &str = "api.hubapi.com";
@@ -102,13 +100,10 @@ impl WasiHttpHooks for GuestHttp {
                 .unwrap_or_else(|| "/".into());
             let body = body.collect().await?.to_bytes();
             let body = (!body.is_empty()).then_some(body);
-            let response = client
-                .send(parts.method, &path, body)
-                .await
-                .map_err(|e| {
-                    tracing::warn!("guest read failed: {e}");
-                    Error::DestinationUnavailable
-                })?;
+            let response = client.send(parts.method, &path, body).await.map_err(|e| {
+                tracing::warn!("guest read failed: {e}");
+                Error::DestinationUnavailable
+            })?;
             let mut builder = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {
                 builder = builder.header(name, value);
@@ -188,13 +183,21 @@ impl Plugin {
         let planner = bindings.lago_hubspot_planner();
         let store = &mut store;
         match handler {
-            Handler::Customer => planner.call_on_customer(store, connection, known, payload).await,
+            Handler::Customer => {
+                planner
+                    .call_on_customer(store, connection, known, payload)
+                    .await
+            }
             Handler::Subscription => {
                 planner
                     .call_on_subscription(store, connection, known, payload)
                     .await
             }
-            Handler::Invoice => planner.call_on_invoice(store, connection, known, payload).await,
+            Handler::Invoice => {
+                planner
+                    .call_on_invoice(store, connection, known, payload)
+                    .await
+            }
         }
         .map_err(|trap| trapped(trap, &stderr))
     }
@@ -220,7 +223,9 @@ impl Plugin {
 
 /// A trap, with the guest's panic message when it printed one.
 fn trapped(trap: wasmtime::Error, stderr: &MemoryOutputPipe) -> anyhow::Error {
-    let printed = String::from_utf8_lossy(&stderr.contents()).trim().to_owned();
+    let printed = String::from_utf8_lossy(&stderr.contents())
+        .trim()
+        .to_owned();
     let error = anyhow::Error::from(trap).context("the sync component trapped");
     if printed.is_empty() {
         error
@@ -256,7 +261,9 @@ impl Handler {
             "invoice" => Ok(Handler::Invoice),
             other => Err(PlanError::UnsupportedEvent(format!(
                 "object_type {other:?} ({}) is not synced to HubSpot; only customer, subscription and invoice events are",
-                json.get("webhook_type").and_then(|v| v.as_str()).unwrap_or("no webhook_type")
+                json.get("webhook_type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("no webhook_type")
             ))),
         }
     }

@@ -99,7 +99,9 @@ impl Store {
 
     /// The only connection, when exactly one is stored.
     pub fn sole_connection(&self) -> anyhow::Result<Option<ConnectionSettings>> {
-        let mut stmt = self.db.prepare("SELECT settings FROM connections LIMIT 2")?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT settings FROM connections LIMIT 2")?;
         let rows: Vec<String> = stmt
             .query_map([], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
@@ -273,7 +275,10 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(
-            store.hubspot_id("a", RecordKind::Company, "cus_1").unwrap().as_deref(),
+            store
+                .hubspot_id("a", RecordKind::Company, "cus_1")
+                .unwrap()
+                .as_deref(),
             Some("102")
         );
         assert!(store.known_ids("b", &["cus_1".into()]).unwrap().is_empty());

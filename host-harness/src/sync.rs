@@ -124,13 +124,16 @@ impl Syncer {
     }
 
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The connection as the guest sees it, with the deployed object type ids from the store.
     pub fn connection(&self) -> anyhow::Result<Connection> {
         let store = self.store();
-        let type_id = |schema| store.hubspot_id(&self.settings.code, RecordKind::ObjectSchema, schema);
+        let type_id =
+            |schema| store.hubspot_id(&self.settings.code, RecordKind::ObjectSchema, schema);
         Ok(self
             .settings
             .to_wit(type_id(SUBSCRIPTIONS_SCHEMA)?, type_id(INVOICES_SCHEMA)?))
@@ -143,12 +146,15 @@ impl Syncer {
             .plugin
             .deploy(self.client.clone(), &connection)
             .await?
-            .map_err(|e| anyhow::anyhow!("deploy could not be planned: {}", describe_plan_error(&e)))?;
+            .map_err(|e| {
+                anyhow::anyhow!("deploy could not be planned: {}", describe_plan_error(&e))
+            })?;
         let executed = Executor::new(&self.client, self.retry.clone())
             .run(&plan)
             .await
             .map_err(|e| anyhow::anyhow!("deploy failed: {e}"))?;
-        self.store().put_ids(&self.settings.code, &executed.stored)?;
+        self.store()
+            .put_ids(&self.settings.code, &executed.stored)?;
         let connection = self.connection()?;
         Ok(DeployReport {
             summary: plan.summary,
@@ -156,6 +162,18 @@ impl Syncer {
             subscriptions_object_type_id: connection.subscriptions_object_type_id,
             invoices_object_type_id: connection.invoices_object_type_id,
         })
+    }
+
+    /// Deploys when the store knows no custom object type ids yet, as Lago deploys lazily before
+    /// its first write. Returns the report when it deployed.
+    pub async fn deploy_if_needed(&self) -> anyhow::Result<Option<DeployReport>> {
+        let connection = self.connection()?;
+        if connection.subscriptions_object_type_id.is_some()
+            && connection.invoices_object_type_id.is_some()
+        {
+            return Ok(None);
+        }
+        self.deploy().await.map(Some)
     }
 
     /// Dry run: the plan for one event, with what the store knows. Sends nothing.
@@ -204,15 +222,23 @@ impl Syncer {
         let plan = match self.plugin.plan_event(&connection, &known, payload).await? {
             Ok(plan) => plan,
             Err(error) => {
-                return Ok(finish(OutcomeStatus::Failed, describe_plan_error(&error), vec![]));
+                return Ok(finish(
+                    OutcomeStatus::Failed,
+                    describe_plan_error(&error),
+                    vec![],
+                ));
             }
         };
         if plan.steps.is_empty() {
             return Ok(finish(OutcomeStatus::Skipped, plan.summary, vec![]));
         }
-        match Executor::new(&self.client, self.retry.clone()).run(&plan).await {
+        match Executor::new(&self.client, self.retry.clone())
+            .run(&plan)
+            .await
+        {
             Ok(executed) => {
-                self.store().put_ids(&self.settings.code, &executed.stored)?;
+                self.store()
+                    .put_ids(&self.settings.code, &executed.stored)?;
                 Ok(finish(OutcomeStatus::Synced, plan.summary, executed.steps))
             }
             Err(error) => Ok(finish(OutcomeStatus::Failed, error.to_string(), vec![])),
@@ -256,7 +282,10 @@ mod tests {
         assert_eq!(event.customer_id.as_deref(), Some("cus_1"));
         let inv = r#"{"webhook_type":"invoice.created","object_type":"invoice",
             "invoice":{"lago_id":"inv_1","customer":{"lago_id":"cus_2"}}}"#;
-        assert_eq!(EventRef::from_payload(inv).customer_id.as_deref(), Some("cus_2"));
+        assert_eq!(
+            EventRef::from_payload(inv).customer_id.as_deref(),
+            Some("cus_2")
+        );
         assert_eq!(EventRef::from_payload("nope").webhook_type, "(not JSON)");
     }
 }

@@ -130,12 +130,22 @@ const COMPANY_PROPERTIES: &[Builtin] = &[
     choice("industry", "Industry", INDUSTRIES),
     choice("type", "Type", COMPANY_TYPES),
     choice("lifecyclestage", "Lifecycle Stage", LIFECYCLE_STAGES),
-    typed("numberofemployees", "Number of Employees", "number", "number"),
+    typed(
+        "numberofemployees",
+        "Number of Employees",
+        "number",
+        "number",
+    ),
     typed("annualrevenue", "Annual Revenue", "number", "number"),
     plain("founded_year", "Year Founded"),
     plain("linkedin_company_page", "LinkedIn Company Page"),
     typed("createdate", "Create Date", "datetime", "date"),
-    system("hs_lastmodifieddate", "Last Modified Date", "datetime", "date"),
+    system(
+        "hs_lastmodifieddate",
+        "Last Modified Date",
+        "datetime",
+        "date",
+    ),
     system("hs_object_id", "Record ID", "number", "number"),
 ];
 
@@ -144,7 +154,12 @@ const CONTACT_PROPERTIES: &[Builtin] = &[
     plain("firstname", "First Name"),
     plain("lastname", "Last Name"),
     typed("phone", "Phone Number", "string", "phonenumber"),
-    typed("mobilephone", "Mobile Phone Number", "string", "phonenumber"),
+    typed(
+        "mobilephone",
+        "Mobile Phone Number",
+        "string",
+        "phonenumber",
+    ),
     plain("company", "Company Name"),
     plain("website", "Website URL"),
     plain("jobtitle", "Job Title"),
@@ -157,13 +172,28 @@ const CONTACT_PROPERTIES: &[Builtin] = &[
     choice("hs_lead_status", "Lead Status", LEAD_STATUSES),
     typed("createdate", "Create Date", "datetime", "date"),
     system("lastmodifieddate", "Last Modified Date", "datetime", "date"),
-    system("hs_lastmodifieddate", "Object last modified date/time", "datetime", "date"),
+    system(
+        "hs_lastmodifieddate",
+        "Object last modified date/time",
+        "datetime",
+        "date",
+    ),
     system("hs_object_id", "Record ID", "number", "number"),
 ];
 
 const CUSTOM_OBJECT_PROPERTIES: &[Builtin] = &[
-    system("hs_createdate", "Object create date/time", "datetime", "date"),
-    system("hs_lastmodifieddate", "Object last modified date/time", "datetime", "date"),
+    system(
+        "hs_createdate",
+        "Object create date/time",
+        "datetime",
+        "date",
+    ),
+    system(
+        "hs_lastmodifieddate",
+        "Object last modified date/time",
+        "datetime",
+        "date",
+    ),
     system("hs_object_id", "Record ID", "number", "number"),
 ];
 

@@ -195,12 +195,18 @@ mod tests {
     fn civil_round_trip_and_known_dates() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         // The reference's example: 2015-05-01 is 1430438400000 ms.
-        assert_eq!(days_from_civil(2015, 5, 1) * MILLIS_PER_DAY, 1_430_438_400_000);
+        assert_eq!(
+            days_from_civil(2015, 5, 1) * MILLIS_PER_DAY,
+            1_430_438_400_000
+        );
         for days in [-800_000, -1, 0, 59, 10_000, 19_782, 2_000_000] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
-        assert_eq!(format_iso_millis(1_430_438_400_123), "2015-05-01T00:00:00.123Z");
+        assert_eq!(
+            format_iso_millis(1_430_438_400_123),
+            "2015-05-01T00:00:00.123Z"
+        );
     }
 
     #[test]

@@ -59,9 +59,10 @@ impl PropertyValueError {
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     pub status: StatusCode,
-    pub category: String,
+    // Static strings keep the error small: it travels in every handler's `Result`.
+    pub category: &'static str,
     pub message: String,
-    pub sub_category: Option<String>,
+    pub sub_category: Option<&'static str>,
     pub errors: Vec<ErrorDetail>,
     pub context: BTreeMap<String, Vec<String>>,
 }
@@ -82,10 +83,14 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, category: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        category: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
-            category: category.to_owned(),
+            category,
             message: message.into(),
             sub_category: None,
             errors: Vec::new(),
@@ -94,11 +99,7 @@ impl ApiError {
     }
 
     pub(crate) fn validation(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            category::VALIDATION_ERROR,
-            message,
-        )
+        Self::new(StatusCode::BAD_REQUEST, category::VALIDATION_ERROR, message)
     }
 
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
@@ -167,8 +168,8 @@ impl ApiError {
         self
     }
 
-    pub(crate) fn with_sub_category(mut self, sub_category: &str) -> Self {
-        self.sub_category = Some(sub_category.to_owned());
+    pub(crate) fn with_sub_category(mut self, sub_category: &'static str) -> Self {
+        self.sub_category = Some(sub_category);
         self
     }
 
@@ -177,8 +178,8 @@ impl ApiError {
             status: "error",
             message: &self.message,
             correlation_id,
-            category: &self.category,
-            sub_category: self.sub_category.as_deref(),
+            category: self.category,
+            sub_category: self.sub_category,
             errors: &self.errors,
             context: &self.context,
         })
@@ -203,7 +204,7 @@ impl ApiError {
             "errors": self.errors,
             "links": {},
         });
-        if let Some(sub_category) = &self.sub_category {
+        if let Some(sub_category) = self.sub_category {
             entry["subCategory"] = json!(sub_category);
         }
         entry
@@ -225,7 +226,7 @@ impl IntoResponse for ApiError {
 pub(crate) fn new_correlation_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let sequence = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let seed = crate::emulator::clock::now_millis() as u64;
+    let seed = super::clock::now_millis() as u64;
     let high = mix(seed ^ sequence.rotate_left(32));
     let low = mix(high ^ sequence);
     let bytes: Vec<u8> = high

@@ -78,9 +78,18 @@ pub(crate) fn record_json(
 }
 
 /// Checks that `id_property` may identify records of this type.
-pub(crate) fn check_id_property(object_type: &ObjectType, id_property: &str) -> Result<(), ApiError> {
+pub(crate) fn check_id_property(
+    object_type: &ObjectType,
+    id_property: &str,
+) -> Result<(), ApiError> {
     if object_type.is_identifier_property(id_property) {
         Ok(())
+    } else if object_type.property(id_property).is_none() {
+        Err(ApiError::validation(format!(
+            "Property \"{id_property}\" does not exist on {}, so it cannot be used as idProperty",
+            object_type.upper_name()
+        ))
+        .with_context("idProperty", [id_property]))
     } else {
         Err(ApiError::validation(format!(
             "Property {id_property} is not a unique identifier property of {} and cannot be used as idProperty",
@@ -115,13 +124,30 @@ pub(crate) fn create_record(
     input: &Map<String, Value>,
     now: i64,
 ) -> Result<u64, ApiError> {
+    create_record_with_id(object_type, input, now, None)
+}
+
+/// Like [`create_record`], optionally with a chosen record id (for seeding pre-existing data).
+pub(crate) fn create_record_with_id(
+    object_type: &mut ObjectType,
+    input: &Map<String, Value>,
+    now: i64,
+    chosen_id: Option<u64>,
+) -> Result<u64, ApiError> {
+    if let Some(id) = chosen_id
+        && object_type.records.contains_key(&id)
+    {
+        return Err(ApiError::conflict(format!(
+            "A record with ID {id} already exists"
+        )));
+    }
     let values: BTreeMap<String, String> = normalize_property_values(object_type, input, None)?
         .into_iter()
         .filter(|(_, value)| !value.is_empty())
         .collect();
     check_required_properties(object_type, &values)?;
     check_unique_values(object_type, &values, None)?;
-    let id = object_type.allocate_record_id();
+    let id = chosen_id.unwrap_or_else(|| object_type.allocate_record_id());
     let mut properties = values;
     properties.insert("hs_object_id".to_owned(), id.to_string());
     properties
@@ -173,7 +199,11 @@ pub(crate) fn update_record(
     Ok(())
 }
 
-fn stamp_modification(object_type: &ObjectType, properties: &mut BTreeMap<String, String>, now: i64) {
+fn stamp_modification(
+    object_type: &ObjectType,
+    properties: &mut BTreeMap<String, String>,
+    now: i64,
+) {
     let stamp = format_iso_millis(now);
     properties.insert("hs_lastmodifieddate".to_owned(), stamp.clone());
     if object_type.property("lastmodifieddate").is_some() {
@@ -224,10 +254,10 @@ fn check_unique_values(
             continue;
         };
         if is_contact_email {
-            return Err(
-                ApiError::conflict(format!("Contact already exists. Existing ID: {holder}"))
-                    .with_context("existingId", [holder.to_string()]),
-            );
+            return Err(ApiError::conflict(format!(
+                "Contact already exists. Existing ID: {holder}"
+            ))
+            .with_context("existingId", [holder.to_string()]));
         }
         collisions.push(PropertyValueError::new(
             name,

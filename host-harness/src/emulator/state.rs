@@ -165,7 +165,9 @@ pub(crate) struct ObjectType {
 
 impl ObjectType {
     pub(crate) fn property(&self, name: &str) -> Option<&PropertyDefinition> {
-        self.properties.iter().find(|property| property.name == name)
+        self.properties
+            .iter()
+            .find(|property| property.name == name)
     }
 
     pub(crate) fn group(&self, name: &str) -> Option<&PropertyGroup> {
@@ -225,9 +227,15 @@ impl ObjectType {
 
     /// Properties returned by a read that does not name any.
     pub(crate) fn default_read_properties(&self) -> Vec<&'static str> {
-        let mut names = vec![self.created_property(), "hs_lastmodifieddate", "hs_object_id"];
+        let mut names = vec![
+            self.created_property(),
+            "hs_lastmodifieddate",
+            "hs_object_id",
+        ];
         match self.type_id.as_str() {
-            CONTACTS_TYPE_ID => names.extend(["email", "firstname", "lastname", "lastmodifieddate"]),
+            CONTACTS_TYPE_ID => {
+                names.extend(["email", "firstname", "lastname", "lastmodifieddate"])
+            }
             COMPANIES_TYPE_ID => names.extend(["name", "domain"]),
             _ => {}
         }
@@ -277,7 +285,11 @@ impl ObjectType {
             .map(|record| record.id)
     }
 
+    /// The next free record id; ids taken by seeded records are skipped.
     pub(crate) fn allocate_record_id(&mut self) -> u64 {
+        while self.records.contains_key(&self.next_record_id) {
+            self.next_record_id += 1;
+        }
         let id = self.next_record_id;
         self.next_record_id += 1;
         id
@@ -344,8 +356,8 @@ impl Portal {
         };
         let contacts = standard_type(CONTACTS_TYPE_ID, "contacts", "contact", 1);
         let companies = standard_type(COMPANIES_TYPE_ID, "companies", "company", 2);
-        let hubspot_defined = |type_id, from: &str, to: &str, label: Option<&str>, is_default| {
-            AssociationType {
+        let hubspot_defined =
+            |type_id, from: &str, to: &str, label: Option<&str>, is_default| AssociationType {
                 type_id,
                 from_type_id: from.to_owned(),
                 to_type_id: to.to_owned(),
@@ -353,8 +365,7 @@ impl Portal {
                 label: label.map(str::to_owned),
                 is_default,
                 name: String::new(),
-            }
-        };
+            };
         let association_types = vec![
             AssociationType {
                 name: "contact_to_company".to_owned(),
@@ -399,7 +410,7 @@ impl Portal {
         ];
         Self {
             portal_id: config.portal_id,
-            access_tokens: config.access_tokens.clone(),
+            access_tokens: config.tokens.clone(),
             rate_limit_max: config.rate_limit_per_interval,
             enforce_rate_limit: config.enforce_rate_limit,
             object_types: vec![contacts, companies],
@@ -539,7 +550,12 @@ impl Portal {
     }
 
     /// Ids of the records of `to_type_id` associated with one record, ascending.
-    pub(crate) fn associated_ids(&self, from_type_id: &str, from_id: u64, to_type_id: &str) -> Vec<u64> {
+    pub(crate) fn associated_ids(
+        &self,
+        from_type_id: &str,
+        from_id: u64,
+        to_type_id: &str,
+    ) -> Vec<u64> {
         let ids: BTreeSet<u64> = self
             .edges_from(from_type_id, from_id)
             .filter(|edge| edge.to_type_id == to_type_id)

@@ -110,7 +110,12 @@ pub(crate) fn build_property_definition(
         missing.push("label");
     }
     if !in_schema {
-        if input.property_type.as_deref().unwrap_or_default().is_empty() {
+        if input
+            .property_type
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
             missing.push("type");
         }
         if input.field_type.as_deref().unwrap_or_default().is_empty() {
@@ -373,7 +378,10 @@ pub(crate) fn normalize_decimal(text: &str) -> Option<String> {
     })
 }
 
-fn normalize_bool(text: &str, definition: &PropertyDefinition) -> Result<String, PropertyValueError> {
+fn normalize_bool(
+    text: &str,
+    definition: &PropertyDefinition,
+) -> Result<String, PropertyValueError> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" => Ok("true".to_owned()),
         "false" => Ok("false".to_owned()),
@@ -406,9 +414,7 @@ fn normalize_date(name: &str, text: &str) -> Result<String, PropertyValueError> 
     Err(PropertyValueError::new(
         name,
         "INVALID_DATE",
-        format!(
-            "{text} is not a valid date. Use YYYY-MM-DD or epoch milliseconds at midnight UTC"
-        ),
+        format!("{text} is not a valid date. Use YYYY-MM-DD or epoch milliseconds at midnight UTC"),
     ))
 }
 
@@ -433,7 +439,12 @@ fn normalize_enumeration(
     text: &str,
     previous: Option<&str>,
 ) -> Result<String, PropertyValueError> {
-    let is_option = |value: &str| definition.options.iter().any(|option| option.value == value);
+    let is_option = |value: &str| {
+        definition
+            .options
+            .iter()
+            .any(|option| option.value == value)
+    };
     let invalid = |value: &str| {
         let allowed: Vec<&str> = definition
             .options

@@ -66,14 +66,12 @@ impl QueryParams {
             .filter(|value| !value.is_empty())
             .map(str::to_owned)
             .collect();
-        self.0
-            .iter()
-            .any(|(name, _)| name == key)
-            .then_some(values)
+        self.0.iter().any(|(name, _)| name == key).then_some(values)
     }
 
     pub(crate) fn flag(&self, key: &str) -> Option<bool> {
-        self.get(key).map(|value| value.eq_ignore_ascii_case("true"))
+        self.get(key)
+            .map(|value| value.eq_ignore_ascii_case("true"))
     }
 
     /// A non-negative integer parameter; anything else is a validation error.
