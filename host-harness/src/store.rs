@@ -50,8 +50,13 @@ pub struct SyncLogEntry {
     pub steps: String,
 }
 
+/// Every module that keeps state adds its tables here; they all live in one database file.
+const SCHEMAS: &[&str] = &[SCHEMA];
+
+/// The state database. Modules with their own tables extend it with `impl Store` blocks of their
+/// own (see `SCHEMAS`), so one connection and one transaction can span ids, events and progress.
 pub struct Store {
-    db: rusqlite::Connection,
+    pub(crate) db: rusqlite::Connection,
 }
 
 impl Store {
@@ -70,7 +75,9 @@ impl Store {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.execute_batch(SCHEMA)?;
+        for schema in SCHEMAS {
+            db.execute_batch(schema)?;
+        }
         Ok(Store { db })
     }
 
