@@ -1,11 +1,11 @@
 //! Executes a plan against HubSpot: substitutes captured values into later steps, checks each
 //! answer, retries what HubSpot says is transient, and reports what the plan taught us.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::hubspot_http::{HubspotClient, HubspotResponse, TransportError};
@@ -20,6 +20,14 @@ pub struct StepOutcome {
     pub path: String,
     pub status: u16,
     pub attempts: u32,
+}
+
+/// How far a plan got: the next step to run and the values earlier steps captured.
+/// Persisted after every step, so a restarted process resumes instead of starting over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub next_step: usize,
+    pub captured: BTreeMap<String, String>,
 }
 
 /// A plan that ran to the end.
@@ -38,6 +46,8 @@ pub enum ExecError {
         description: String,
         status: u16,
         message: String,
+        /// `policyName` of a 429 (`DAILY`, `TEN_SECONDLY_ROLLING`, …).
+        rate_limit_policy: Option<String>,
     },
     #[error("step {step} ({description}): {source}")]
     Transport {
@@ -60,6 +70,18 @@ pub enum ExecError {
         step: usize,
         description: String,
         name: String,
+    },
+    #[error("step {step} ({description}) succeeded but its result could not be recorded: {reason}")]
+    Checkpoint {
+        step: usize,
+        description: String,
+        reason: String,
+    },
+    #[error("step {step} ({description}) partly failed in HubSpot: {message}")]
+    Partial {
+        step: usize,
+        description: String,
+        message: String,
     },
     #[error("step {step} ({description}) has a body that is not JSON: {reason}")]
     InvalidBody {
@@ -89,28 +111,55 @@ impl<'a> Executor<'a> {
         Executor { client, retry }
     }
 
+    /// Runs the whole plan and returns every id it captured or learned.
     pub async fn run(&self, plan: &Plan) -> Result<Executed, ExecError> {
-        let mut captured: HashMap<String, String> = HashMap::new();
-        let mut executed = Executed {
-            stored: plan.learned.clone(),
-            steps: Vec::with_capacity(plan.steps.len()),
-        };
-        for (index, step) in plan.steps.iter().enumerate() {
+        let mut stored = Vec::new();
+        let steps = self
+            .run_from(plan, Progress::default(), |_, ids| {
+                stored.extend_from_slice(ids);
+                Ok(())
+            })
+            .await?;
+        Ok(Executed { stored, steps })
+    }
+
+    /// Runs the plan from `progress.next_step`. After every step, `checkpoint` gets the new
+    /// progress and the ids that step captured (the plan's `learned` ids come with the first).
+    pub async fn run_from(
+        &self,
+        plan: &Plan,
+        mut progress: Progress,
+        mut checkpoint: impl FnMut(&Progress, &[KnownId]) -> anyhow::Result<()>,
+    ) -> Result<Vec<StepOutcome>, ExecError> {
+        let mut outcomes = Vec::with_capacity(plan.steps.len());
+        for (index, step) in plan.steps.iter().enumerate().skip(progress.next_step) {
             let number = index + 1;
-            let path = substitute_path(step, number, &captured)?;
-            let body = substitute_body(step, number, &captured)?;
+            let path = substitute_path(step, number, &progress.captured)?;
+            let body = substitute_body(step, number, &progress.captured)?;
             let (response, attempts) = self.send_with_retries(step, number, &path, body).await?;
-            let accepted = response.is_success() || step.accept_statuses.contains(&response.status);
+            let accepted =
+                response.is_success() || step.accept_statuses.contains(&response.status);
             if !accepted {
                 return Err(ExecError::Rejected {
                     step: number,
                     description: step.description.clone(),
                     status: response.status,
                     message: response.error_summary(),
+                    rate_limit_policy: response
+                        .json()
+                        .and_then(|j| j.get("policyName")?.as_str().map(str::to_owned)),
                 });
             }
+            let mut ids = if index == 0 { plan.learned.clone() } else { Vec::new() };
             if response.is_success() {
                 let json = response.json().unwrap_or(Value::Null);
+                if let Some(message) = partial_failure(&json) {
+                    return Err(ExecError::Partial {
+                        step: number,
+                        description: step.description.clone(),
+                        message,
+                    });
+                }
                 for capture in &step.captures {
                     let value = json
                         .pointer(&capture.pointer)
@@ -122,15 +171,21 @@ impl<'a> Executor<'a> {
                             pointer: capture.pointer.clone(),
                         })?;
                     if let Some(key) = &capture.store_as {
-                        executed.stored.push(KnownId {
+                        ids.push(KnownId {
                             key: key.clone(),
                             hubspot_id: value.clone(),
                         });
                     }
-                    captured.insert(capture.name.clone(), value);
+                    progress.captured.insert(capture.name.clone(), value);
                 }
             }
-            executed.steps.push(StepOutcome {
+            progress.next_step = index + 1;
+            checkpoint(&progress, &ids).map_err(|e| ExecError::Checkpoint {
+                step: number,
+                description: step.description.clone(),
+                reason: format!("{e:#}"),
+            })?;
+            outcomes.push(StepOutcome {
                 description: step.description.clone(),
                 method: method_name(step.method).to_owned(),
                 path,
@@ -138,7 +193,14 @@ impl<'a> Executor<'a> {
                 attempts,
             });
         }
-        Ok(executed)
+        if plan.steps.is_empty() && !plan.learned.is_empty() {
+            checkpoint(&progress, &plan.learned).map_err(|e| ExecError::Checkpoint {
+                step: 0,
+                description: "store learned ids".into(),
+                reason: format!("{e:#}"),
+            })?;
+        }
+        Ok(outcomes)
     }
 
     async fn send_with_retries(
@@ -161,6 +223,9 @@ impl<'a> Executor<'a> {
             };
             match (decision, result) {
                 (Decision::RetryIn(delay), _) => {
+                    if let Some(metrics) = self.client.metrics() {
+                        metrics.hubspot_retries.inc();
+                    }
                     tracing::info!(
                         step = number,
                         attempt,
@@ -211,6 +276,21 @@ fn to_method(method: HttpMethod) -> Method {
     }
 }
 
+/// A 207 (or 200) batch answer whose `errors` say some inputs were not written.
+fn partial_failure(json: &Value) -> Option<String> {
+    let errors = json.get("errors")?.as_array()?;
+    let first = errors.first()?;
+    let message = first
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message");
+    let category = first
+        .get("category")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown category");
+    Some(format!("{} input(s) failed; first: {category}: {message}", errors.len()))
+}
+
 fn scalar_to_string(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -222,7 +302,7 @@ fn scalar_to_string(value: &Value) -> Option<String> {
 /// Replaces every `{{name}}` in `text` with its captured value.
 fn fill(
     text: &str,
-    captured: &HashMap<String, String>,
+    captured: &BTreeMap<String, String>,
 ) -> Result<String, String /* unknown name */> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -243,7 +323,7 @@ fn fill(
 fn substitute_path(
     step: &Step,
     number: usize,
-    captured: &HashMap<String, String>,
+    captured: &BTreeMap<String, String>,
 ) -> Result<String, ExecError> {
     let unknown = |name| ExecError::UnknownReference {
         step: number,
@@ -266,7 +346,7 @@ fn substitute_path(
 fn substitute_body(
     step: &Step,
     number: usize,
-    captured: &HashMap<String, String>,
+    captured: &BTreeMap<String, String>,
 ) -> Result<Option<Bytes>, ExecError> {
     let Some(body) = &step.body else {
         return Ok(None);
@@ -284,7 +364,7 @@ fn substitute_body(
     Ok(Some(Bytes::from(json.to_string())))
 }
 
-fn fill_strings(value: &mut Value, captured: &HashMap<String, String>) -> Result<(), String> {
+fn fill_strings(value: &mut Value, captured: &BTreeMap<String, String>) -> Result<(), String> {
     match value {
         Value::String(s) if s.contains("{{") => *s = fill(s, captured)?,
         Value::Array(items) => {
@@ -308,7 +388,7 @@ mod tests {
 
     #[test]
     fn fills_references_and_reports_unknown_ones() {
-        let captured = HashMap::from([("customer".to_owned(), "42".to_owned())]);
+        let captured = BTreeMap::from([("customer".to_owned(), "42".to_owned())]);
         assert_eq!(fill("/x/{{customer}}/y", &captured).unwrap(), "/x/42/y");
         assert_eq!(fill("no refs", &captured).unwrap(), "no refs");
         assert_eq!(fill("{{nope}}", &captured).unwrap_err(), "nope");
@@ -316,7 +396,7 @@ mod tests {
 
     #[test]
     fn body_references_stay_inside_json_strings() {
-        let captured = HashMap::from([("id".to_owned(), "1\"2".to_owned())]);
+        let captured = BTreeMap::from([("id".to_owned(), "1\"2".to_owned())]);
         let mut json: Value = serde_json::json!({"inputs": [{"from": {"id": "{{id}}"}}]});
         fill_strings(&mut json, &captured).unwrap();
         assert_eq!(json["inputs"][0]["from"]["id"], "1\"2");

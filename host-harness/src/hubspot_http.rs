@@ -2,11 +2,15 @@
 //! [`HubspotClient::send`], so auth, destination checks and accounting live in one place.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde_json::Value;
+
+use crate::metrics::Metrics;
+use crate::ratelimit::RateBudget;
 
 pub const DEFAULT_HUBSPOT_URL: &str = "https://api.hubapi.com";
 
@@ -91,12 +95,23 @@ pub enum TransportError {
     },
 }
 
-/// A client bound to one HubSpot base URL and one token.
-#[derive(Debug, Clone)]
+/// A client bound to one HubSpot base URL and one token, optionally paced by the portal's
+/// budget and counted in the metrics.
+#[derive(Clone)]
 pub struct HubspotClient {
     base_url: String,
     token: Secret,
     http: reqwest::Client,
+    budget: Option<Arc<RateBudget>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl fmt::Debug for HubspotClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubspotClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HubspotClient {
@@ -114,7 +129,24 @@ impl HubspotClient {
             base_url,
             token,
             http,
+            budget: None,
+            metrics: None,
         })
+    }
+
+    /// Paces every request by this portal's budget.
+    pub fn with_budget(mut self, budget: Arc<RateBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
     }
 
     pub fn base_url(&self) -> &str {
@@ -148,19 +180,34 @@ impl HubspotClient {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
+        if let Some(budget) = &self.budget {
+            budget.acquire(path_and_query).await;
+        }
         let network = |source| TransportError::Network {
             url: url.clone(),
             source,
         };
-        let response = request.send().await.map_err(network)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(network)?;
-        tracing::debug!(status, %url, "hubspot");
-        Ok(HubspotResponse {
-            status,
-            headers,
-            body,
-        })
+        let result = async {
+            let response = request.send().await.map_err(network)?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(network)?;
+            Ok(HubspotResponse {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        if let Some(metrics) = &self.metrics {
+            metrics.hubspot_answered(result.as_ref().map_or(0, |r: &HubspotResponse| r.status));
+        }
+        if let (Some(budget), Ok(response)) = (&self.budget, &result) {
+            budget.observe(path_and_query, response);
+        }
+        if let Ok(response) = &result {
+            tracing::debug!(status = response.status, %url, "hubspot");
+        }
+        result
     }
 }

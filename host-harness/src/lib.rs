@@ -7,16 +7,26 @@
 //! - [`store`] keeps connection settings, Lago id → HubSpot id mappings and the sync log (SQLite);
 //! - [`sync`] ties them together per event; [`emulator`] is an in-memory HubSpot for tests and demos.
 
+pub mod backfill;
 pub mod config;
 pub mod demo;
 pub mod emulator;
 pub mod executor;
+pub mod queue;
+pub mod ratelimit;
 pub mod hubspot_http;
+pub mod metrics;
+pub mod lago_api;
+pub mod lago_emulator;
 pub mod report;
 pub mod retry;
 pub mod runtime;
+pub mod signature;
 pub mod store;
 pub mod sync;
+pub mod worker;
+
+pub mod server;
 
 /// Sample Lago webhooks bundled with the binary.
 pub mod samples {

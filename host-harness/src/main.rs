@@ -17,6 +17,8 @@ use lago_hubspot::runtime::{Plan, Plugin};
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::{OutcomeStatus, Syncer, describe_plan_error};
 
+mod cli;
+
 const COMPONENT_FILE: &str = "lago_hubspot_guest.wasm";
 
 #[derive(Parser)]
@@ -42,6 +44,9 @@ enum Command {
         /// Bearer tokens the emulator accepts.
         #[arg(long = "token", default_value = "test-token")]
         tokens: Vec<String>,
+        /// Misbehave like real HubSpot: rate limits, errors, latency, drops, 207s.
+        #[command(flatten)]
+        faults: lago_hubspot::emulator::FaultArgs,
     },
     /// Set up the connection: custom properties and the LagoSubscriptions / LagoInvoices objects.
     Deploy {
@@ -58,6 +63,45 @@ enum Command {
         connection: ConnectionArgs,
         #[arg(required = true, value_name = "EVENT.json")]
         events: Vec<PathBuf>,
+    },
+    /// Sync what Lago already holds (its REST API, or exported webhooks with --from): customers,
+    /// then subscriptions, then invoices. Re-runs send only what is new, changed or failed.
+    Backfill {
+        #[command(flatten)]
+        hubspot: HubspotArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(flatten)]
+        backfill: lago_hubspot::backfill::BackfillArgs,
+    },
+    /// Serve Lago's webhooks: verify, store durably, acknowledge, then sync each event exactly once.
+    Serve {
+        #[command(flatten)]
+        hubspot: HubspotArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[command(flatten)]
+        serve: cli::serve::ServeArgs,
+    },
+    /// Events by state, the oldest pending one, and the last errors.
+    Status {
+        #[arg(long, default_value = "lago-hubspot.db")]
+        state: PathBuf,
+    },
+    /// List, show, retry or discard stored events.
+    Events {
+        #[arg(long, default_value = "lago-hubspot.db")]
+        state: PathBuf,
+        #[command(subcommand)]
+        command: cli::operate::EventsCommand,
+    },
+    /// The sync log of one Lago object (customer, subscription or invoice lago_id).
+    Log {
+        #[arg(long, default_value = "lago-hubspot.db")]
+        state: PathBuf,
+        #[arg(long, default_value = "hubspot")]
+        connection_code: String,
+        lago_id: String,
     },
     /// Dry run: print the HubSpot request plan for one Lago webhook payload; sends nothing.
     Plan {
@@ -168,7 +212,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", lago_hubspot::demo::run(component()?).await?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Emulator { listen, tokens } => {
+        Command::Emulator {
+            listen,
+            tokens,
+            faults,
+        } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -178,6 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let emulator = Emulator::new(EmulatorConfig {
                 tokens,
+                faults: faults.to_faults()?,
                 ..EmulatorConfig::default()
             });
             tokio::select! {
@@ -242,6 +291,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{failed} event(s) failed");
                 ExitCode::FAILURE
             })
+        }
+        Command::Backfill {
+            hubspot,
+            connection,
+            backfill,
+        } => {
+            let syncer = syncer(component()?, &hubspot, &connection)?;
+            lago_hubspot::backfill::run(&syncer, &backfill).await
+        }
+        Command::Serve {
+            hubspot,
+            connection,
+            serve,
+        } => {
+            let metrics = Arc::new(lago_hubspot::metrics::Metrics::new());
+            let store = Store::open(&hubspot.state)?;
+            let settings = connection.resolve(&store)?;
+            let client = HubspotClient::new(&hubspot.hubspot_url, Secret::new(hubspot.token.clone()))?
+                .with_budget(serve.budget())
+                .with_metrics(metrics.clone());
+            let syncer = Syncer::new(component()?, client, store, settings)?;
+            cli::serve::run(syncer, metrics, &serve).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { state } => {
+            cli::operate::status(&Store::open(&state)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Events { state, command } => {
+            let ok = cli::operate::events(&Store::open(&state)?, command)?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Log {
+            state,
+            connection_code,
+            lago_id,
+        } => {
+            cli::operate::log(&Store::open(&state)?, &connection_code, &lago_id)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
             state,

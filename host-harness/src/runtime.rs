@@ -22,7 +22,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "sync-plugin",
     exports: { default: async },
-    additional_derives: [serde::Serialize],
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 pub use exports::lago::hubspot::planner::{Connection, KnownId, Plan, PlanError};

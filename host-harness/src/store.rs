@@ -51,7 +51,7 @@ pub struct SyncLogEntry {
 }
 
 /// Every module that keeps state adds its tables here; they all live in one database file.
-const SCHEMAS: &[&str] = &[SCHEMA];
+const SCHEMAS: &[&str] = &[SCHEMA, crate::queue::SCHEMA, crate::backfill::SCHEMA];
 
 /// The state database. Modules with their own tables extend it with `impl Store` blocks of their
 /// own (see `SCHEMAS`), so one connection and one transaction can span ids, events and progress.
@@ -121,21 +121,7 @@ impl Store {
     /// Stores ids a plan captured or learned, all in one transaction.
     pub fn put_ids(&mut self, connection: &str, ids: &[KnownId]) -> anyhow::Result<()> {
         let tx = self.db.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO id_map (connection, kind, lago_id, hubspot_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (connection, kind, lago_id) DO UPDATE SET hubspot_id = excluded.hubspot_id,
-                     updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            )?;
-            for id in ids {
-                stmt.execute(params![
-                    connection,
-                    kind_name(id.key.kind),
-                    id.key.lago_id,
-                    id.hubspot_id
-                ])?;
-            }
-        }
+        put_ids_in(&tx, connection, ids)?;
         tx.commit()?;
         Ok(())
     }
@@ -217,6 +203,23 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Upserts id mappings inside a caller's transaction.
+pub(crate) fn put_ids_in(
+    tx: &rusqlite::Transaction<'_>,
+    connection: &str,
+    ids: &[KnownId],
+) -> anyhow::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO id_map (connection, kind, lago_id, hubspot_id) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (connection, kind, lago_id) DO UPDATE SET hubspot_id = excluded.hubspot_id,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    )?;
+    for id in ids {
+        stmt.execute(params![connection, kind_name(id.key.kind), id.key.lago_id, id.hubspot_id])?;
+    }
+    Ok(())
 }
 
 fn row_to_known(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<KnownId>> {

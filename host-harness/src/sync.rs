@@ -119,6 +119,26 @@ impl Syncer {
         self
     }
 
+    /// An executor on this connection's HubSpot client and retry policy.
+    pub fn executor(&self) -> Executor<'_> {
+        Executor::new(&self.client, self.retry.clone())
+    }
+
+    /// Appends a sync-log line for an event; a log failure is reported, never fatal.
+    pub fn log(&self, outcome: &EventOutcome) {
+        let entry = SyncLogEntry {
+            at: String::new(),
+            webhook_type: outcome.webhook_type.clone(),
+            lago_id: outcome.lago_id.clone(),
+            outcome: outcome.status.as_str().into(),
+            detail: outcome.detail.clone(),
+            steps: serde_json::to_string(&outcome.steps).unwrap_or_else(|_| "[]".into()),
+        };
+        if let Err(error) = self.store().log_sync(&self.settings.code, &entry) {
+            tracing::error!("could not write the sync log: {error:#}");
+        }
+    }
+
     pub fn settings(&self) -> &ConnectionSettings {
         &self.settings
     }
@@ -149,7 +169,8 @@ impl Syncer {
             .map_err(|e| {
                 anyhow::anyhow!("deploy could not be planned: {}", describe_plan_error(&e))
             })?;
-        let executed = Executor::new(&self.client, self.retry.clone())
+        let executed = self
+            .executor()
             .run(&plan)
             .await
             .map_err(|e| anyhow::anyhow!("deploy failed: {e}"))?;
@@ -196,17 +217,7 @@ impl Syncer {
                 steps: Vec::new(),
             },
         };
-        let entry = SyncLogEntry {
-            at: String::new(),
-            webhook_type: outcome.webhook_type.clone(),
-            lago_id: outcome.lago_id.clone(),
-            outcome: outcome.status.as_str().into(),
-            detail: outcome.detail.clone(),
-            steps: serde_json::to_string(&outcome.steps).unwrap_or_else(|_| "[]".into()),
-        };
-        if let Err(error) = self.store().log_sync(&self.settings.code, &entry) {
-            tracing::error!("could not write the sync log: {error:#}");
-        }
+        self.log(&outcome);
         outcome
     }
 

@@ -5,6 +5,8 @@
 //! schemas, objects with batch upsert, associations) with HubSpot's status codes, error bodies
 //! and validation rules, strictly enough that a wrong request plan fails here as it would
 //! against the real API. See `/work/shared/reference/hubspot-api.md` for the behaviour modelled.
+//! On demand it also misbehaves like HubSpot does (rate limits, 5xx, dropped connections,
+//! partial batch failures): see [`Faults`].
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -19,6 +21,7 @@ mod associations;
 mod builtin;
 mod clock;
 mod errors;
+mod faults;
 mod objects;
 mod properties;
 mod records;
@@ -33,7 +36,6 @@ mod tests;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -48,7 +50,9 @@ use tokio::task::JoinHandle;
 
 use self::clock::format_iso_millis;
 use self::errors::{ApiError, CORRELATION_HEADER, new_correlation_id};
-use self::state::{Portal, RATE_LIMIT_INTERVAL};
+use self::state::Portal;
+
+pub use self::faults::{FaultArgs, Faults, InjectedFault, RateLimit};
 
 /// Largest request body the emulator accepts (HubSpot rejects far smaller payloads anyway).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -63,10 +67,9 @@ pub struct EmulatorConfig {
     pub portal_id: u64,
     /// Bearer tokens accepted in `Authorization`; any other token, or none, gets a 401.
     pub tokens: Vec<String>,
-    /// Requests allowed per 10-second window, reported in `X-HubSpot-RateLimit-Max`.
-    pub rate_limit_per_interval: u32,
-    /// When true, requests beyond the window's allowance get HubSpot's 429.
-    pub enforce_rate_limit: bool,
+    /// Misbehaviour to start with (rate limits, errors, drops…); none by default. Can be
+    /// changed later with [`Emulator::set_faults`].
+    pub faults: Faults,
 }
 
 impl Default for EmulatorConfig {
@@ -74,8 +77,7 @@ impl Default for EmulatorConfig {
         Self {
             portal_id: 12_345_678,
             tokens: vec!["test-token".to_owned()],
-            rate_limit_per_interval: 190,
-            enforce_rate_limit: false,
+            faults: Faults::default(),
         }
     }
 }
@@ -102,6 +104,9 @@ pub struct LoggedRequest {
     pub status: u16,
     /// The request body as text (lossy UTF-8).
     pub body: String,
+    /// What the emulator did on purpose, if anything. A dropped connection is logged with
+    /// `status: 0` (the client got no complete answer) and the handler's status here.
+    pub fault: Option<InjectedFault>,
 }
 
 /// The emulated HubSpot: shared portal state plus the HTTP surface over it. Cloning shares
@@ -262,6 +267,18 @@ impl Emulator {
         self.lock().request_log.clear();
     }
 
+    /// Switches faults on or off for the following requests. Restarts the random sequence
+    /// from the seed and the daily count; the rolling rate-limit window keeps its history.
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults.replace(faults);
+    }
+
+    /// The current faults, with `seed` filled in even when none was given, so that
+    /// `set_faults(emulator.faults())` replays the same random sequence.
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.settings().clone()
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Portal> {
         // A handler panicking mid-request must not take the whole emulator down with it.
         self.portal.lock().unwrap_or_else(PoisonError::into_inner)
@@ -329,6 +346,14 @@ impl RunningEmulator {
     pub fn clear_request_log(&self) {
         self.emulator.clear_request_log()
     }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.emulator.set_faults(faults)
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.emulator.faults()
+    }
 }
 
 impl Drop for RunningEmulator {
@@ -338,7 +363,8 @@ impl Drop for RunningEmulator {
 }
 
 /// The full HubSpot surface over `state`: v3/v4 paths, their date-versioned twins, the
-/// `/crm/v3/schemas` alias, and the edge layer (auth, rate-limit headers, logging).
+/// `/crm/v3/schemas` alias, the edge layer (auth, logging) and inside it the fault layer
+/// (rate limits and their headers, injected failures).
 pub fn router(state: Emulator) -> Router {
     let mut app = Router::new()
         .merge(objects::routes("/crm/v3/objects"))
@@ -363,6 +389,10 @@ pub fn router(state: Emulator) -> Router {
     }
     app.fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            faults::inject,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), hubspot_edge))
         .with_state(state)
 }
@@ -405,28 +435,8 @@ fn bearer_token(request: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn rate_limited() -> Response {
-    let correlation_id = new_correlation_id();
-    let mut response = (
-        StatusCode::TOO_MANY_REQUESTS,
-        axum::Json(json!({
-            "status": "error",
-            "message": "You have reached your ten_secondly_rolling limit.",
-            "errorType": "RATE_LIMIT",
-            "correlationId": correlation_id,
-            "policyName": "TEN_SECONDLY_ROLLING",
-            "requestId": new_correlation_id(),
-        })),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
-    }
-    response
-}
-
-/// What HubSpot does before and after every handler: authenticate the bearer token, apply
-/// the ten-second rate-limit window, add correlation and rate-limit headers, and log.
+/// What HubSpot does before and after every handler: authenticate the bearer token, add the
+/// correlation header, and log (with any fault the inner fault layer injected).
 async fn hubspot_edge(State(emulator): State<Emulator>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
@@ -441,14 +451,7 @@ async fn hubspot_edge(State(emulator): State<Emulator>, request: Request, next: 
                 "Request body too large",
             )
             .into_response();
-            log_request(
-                &emulator,
-                method,
-                path,
-                query,
-                response.status(),
-                String::new(),
-            );
+            log_request(&emulator, method, path, query, &response, String::new());
             return response;
         }
     };
@@ -462,32 +465,14 @@ async fn hubspot_edge(State(emulator): State<Emulator>, request: Request, next: 
     let mut response = if !authorized {
         ApiError::unauthenticated().into_response()
     } else {
-        let slot = emulator.lock().take_rate_limit_slot(Instant::now());
-        match slot {
-            None => rate_limited(),
-            Some(remaining) => {
-                let mut response = next.run(request).await;
-                let max = emulator.lock().rate_limit_max;
-                let headers = response.headers_mut();
-                headers.insert("x-hubspot-ratelimit-max", HeaderValue::from(max));
-                headers.insert(
-                    "x-hubspot-ratelimit-remaining",
-                    HeaderValue::from(remaining),
-                );
-                headers.insert(
-                    "x-hubspot-ratelimit-interval-milliseconds",
-                    HeaderValue::from(RATE_LIMIT_INTERVAL.as_millis() as u64),
-                );
-                response
-            }
-        }
+        next.run(request).await
     };
     if !response.headers().contains_key(CORRELATION_HEADER)
         && let Ok(value) = HeaderValue::from_str(&new_correlation_id())
     {
         response.headers_mut().insert(CORRELATION_HEADER, value);
     }
-    log_request(&emulator, method, path, query, response.status(), body_text);
+    log_request(&emulator, method, path, query, &response, body_text);
     response
 }
 
@@ -496,15 +481,21 @@ fn log_request(
     method: String,
     path: String,
     query: String,
-    status: StatusCode,
+    response: &Response,
     body: String,
 ) {
-    tracing::debug!(%method, %path, status = status.as_u16(), "HubSpot emulator request");
+    let fault = response.extensions().get::<InjectedFault>().copied();
+    let status = match fault {
+        Some(InjectedFault::Dropped { .. }) => 0,
+        _ => response.status().as_u16(),
+    };
+    tracing::debug!(%method, %path, status, ?fault, "HubSpot emulator request");
     emulator.lock().request_log.push(LoggedRequest {
         method,
         path,
         query,
-        status: status.as_u16(),
+        status,
         body,
+        fault,
     });
 }

@@ -1,14 +1,14 @@
 //! The portal model: object types with their property definitions, groups and records,
 //! association types and the association edges between records.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
 use super::builtin;
 use super::clock::{MonotonicClock, format_iso_millis};
 use super::errors::ApiError;
+use super::faults::FaultState;
 use super::{EmulatorConfig, LoggedRequest};
 
 pub(crate) const CONTACTS_TYPE_ID: &str = "0-1";
@@ -19,8 +19,6 @@ pub(crate) const CONTACT_TO_COMPANY: u32 = 279;
 pub(crate) const COMPANY_TO_CONTACT: u32 = 280;
 pub(crate) const CONTACT_TO_PRIMARY_COMPANY: u32 = 1;
 pub(crate) const COMPANY_TO_PRIMARY_CONTACT: u32 = 2;
-
-pub(crate) const RATE_LIMIT_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PropertyOption {
@@ -330,13 +328,11 @@ pub(crate) struct AssociationEdge {
 pub(crate) struct Portal {
     pub portal_id: u64,
     pub access_tokens: Vec<String>,
-    pub rate_limit_max: u32,
-    pub enforce_rate_limit: bool,
     pub object_types: Vec<ObjectType>,
     pub association_types: Vec<AssociationType>,
     pub associations: BTreeSet<AssociationEdge>,
     pub request_log: Vec<LoggedRequest>,
-    pub recent_requests: VecDeque<Instant>,
+    pub faults: FaultState,
     pub clock: MonotonicClock,
     pub next_schema_id: u64,
     pub next_association_type_id: u32,
@@ -411,13 +407,11 @@ impl Portal {
         Self {
             portal_id: config.portal_id,
             access_tokens: config.tokens.clone(),
-            rate_limit_max: config.rate_limit_per_interval,
-            enforce_rate_limit: config.enforce_rate_limit,
             object_types: vec![contacts, companies],
             association_types,
             associations: BTreeSet::new(),
             request_log: Vec::new(),
-            recent_requests: VecDeque::new(),
+            faults: FaultState::new(config.faults.clone()),
             clock,
             next_schema_id: 30_000_001,
             next_association_type_id: 1_001,
@@ -580,24 +574,6 @@ impl Portal {
             !((edge.from_type_id == type_id && edge.from_id == id)
                 || (edge.to_type_id == type_id && edge.to_id == id))
         });
-    }
-
-    /// Registers one request in the rolling rate-limit window; returns the requests still
-    /// allowed in the window, or `None` when the limit is enforced and exhausted.
-    pub(crate) fn take_rate_limit_slot(&mut self, now: Instant) -> Option<u32> {
-        while self
-            .recent_requests
-            .front()
-            .is_some_and(|&seen| now.duration_since(seen) >= RATE_LIMIT_INTERVAL)
-        {
-            self.recent_requests.pop_front();
-        }
-        let used = self.recent_requests.len() as u32;
-        if self.enforce_rate_limit && used >= self.rate_limit_max {
-            return None;
-        }
-        self.recent_requests.push_back(now);
-        Some(self.rate_limit_max.saturating_sub(used + 1))
     }
 }
 

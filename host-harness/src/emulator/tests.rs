@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Emulator, EmulatorConfig, RunningEmulator};
+use super::{Emulator, EmulatorConfig, Faults, RateLimit, RunningEmulator};
 
 const TOKEN: &str = "test-token";
 
@@ -897,8 +897,13 @@ async fn list_pages_with_after_cursor_and_batch_read_reports_missing_ids() {
 #[tokio::test]
 async fn enforced_rate_limit_answers_429() {
     let hubspot = Emulator::start(EmulatorConfig {
-        rate_limit_per_interval: 2,
-        enforce_rate_limit: true,
+        faults: Faults {
+            rate_limit: Some(RateLimit {
+                max: 2,
+                interval_ms: 10_000,
+            }),
+            ..Faults::default()
+        },
         ..EmulatorConfig::default()
     })
     .await

@@ -1,0 +1,4 @@
+//! Subcommands for running the service and operating its queue.
+
+pub mod operate;
+pub mod serve;

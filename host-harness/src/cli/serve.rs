@@ -1,0 +1,130 @@
+//! `lago-hubspot serve`: the real-time service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use lago_hubspot::hubspot_http::Secret;
+use lago_hubspot::metrics::Metrics;
+use lago_hubspot::ratelimit::{Rate, RateBudget};
+use lago_hubspot::server::{DEFAULT_WEBHOOK_PATH, ServeOptions, serve};
+use lago_hubspot::signature::WebhookAuth;
+use lago_hubspot::worker::QueuePolicy;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value = DEFAULT_WEBHOOK_PATH)]
+    pub webhook_path: String,
+    /// The Lago organization's HMAC key, for `X-Lago-Signature-Algorithm: hmac`.
+    #[arg(long, env = "LAGO_WEBHOOK_HMAC_KEY", hide_env_values = true)]
+    pub hmac_key: Option<String>,
+    /// Lago's RSA public key (PEM, or Base64 PEM as Lago shows it), for `jwt` signatures.
+    #[arg(long, value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// The Lago API URL, the `iss` of Lago's JWTs.
+    #[arg(long, env = "LAGO_API_URL")]
+    pub lago_api_url: Option<String>,
+    /// Accept unsigned webhooks (trusted networks only; a warning is logged).
+    #[arg(long)]
+    pub insecure_skip_signature: bool,
+    /// Larger bodies are refused with 413.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Attempts before an event is dead (kept, visible in `events list --state dead`).
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+    /// First retry delay of an event, in milliseconds; doubles per attempt.
+    #[arg(long, default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    /// Client-side budget per HubSpot portal, MAX/INTERVAL_MS (110/10000 for OAuth apps;
+    /// private apps: 100/10000, 190/10000 or 250/10000 by tier).
+    #[arg(long, default_value = "110/10000", value_parser = Rate::parse)]
+    pub rate_limit: Rate,
+}
+
+impl ServeArgs {
+    pub fn options(&self) -> anyhow::Result<ServeOptions> {
+        let auth = if self.insecure_skip_signature {
+            WebhookAuth::disabled()
+        } else {
+            let mut auth = WebhookAuth::new(self.hmac_key.clone().map(Secret::new));
+            if let Some(path) = &self.jwt_public_key {
+                let key = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let issuer = self
+                    .lago_api_url
+                    .as_deref()
+                    .context("--jwt-public-key needs --lago-api-url (the issuer of Lago's tokens)")?;
+                auth = auth.with_jwt(&key, issuer)?;
+            }
+            anyhow::ensure!(
+                self.hmac_key.is_some() || self.jwt_public_key.is_some(),
+                "give --hmac-key and/or --jwt-public-key so webhooks can be verified (or --insecure-skip-signature)"
+            );
+            auth
+        };
+        Ok(ServeOptions {
+            webhook_path: self.webhook_path.clone(),
+            max_body_bytes: self.max_body_bytes,
+            auth,
+            workers: self.workers,
+            policy: QueuePolicy {
+                max_attempts: self.max_attempts,
+                base_backoff: Duration::from_millis(self.retry_base_ms),
+                ..QueuePolicy::default()
+            },
+            drain_timeout: Duration::from_secs(30),
+        })
+    }
+
+    pub fn budget(&self) -> Arc<RateBudget> {
+        Arc::new(RateBudget::new(self.rate_limit))
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: no new webhooks; finishing in-flight events");
+}
+
+pub async fn run(
+    syncer: lago_hubspot::sync::Syncer,
+    metrics: Arc<Metrics>,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    let options = args.options()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let syncer = Arc::new(syncer);
+    if let Some(report) = syncer.deploy_if_needed().await? {
+        eprintln!("deployed: {}", report.summary);
+    }
+    eprintln!(
+        "listening on http://{}{} (health: /healthz, metrics: /metrics)",
+        listener.local_addr()?,
+        options.webhook_path
+    );
+    serve(syncer, metrics, listener, options, shutdown_signal()).await
+}

@@ -1,0 +1,427 @@
+//! The durable event queue: every accepted Lago webhook is a row, committed before Lago hears 200.
+//!
+//! Events of one Lago customer run in arrival order (an event is only claimable when no earlier
+//! event with the same `order_key` is pending or running); different customers run concurrently.
+//! A running event records its plan and how far it got, so a restart resumes instead of redoing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::executor::Progress;
+use crate::runtime::{KnownId, Plan};
+use crate::store::Store;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    unique_key      TEXT UNIQUE,
+    received_at_ms  INTEGER NOT NULL,
+    connection      TEXT NOT NULL,
+    order_key       TEXT NOT NULL,
+    webhook_type    TEXT NOT NULL,
+    lago_id         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    plan            TEXT,
+    progress        TEXT,
+    last_error      TEXT,
+    last_status     INTEGER,
+    updated_at_ms   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_state ON events (state, next_attempt_ms);
+CREATE INDEX IF NOT EXISTS events_by_order ON events (order_key, id);
+";
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    /// Waiting to run (first time, or again after a transient failure).
+    Pending,
+    /// Claimed by a worker.
+    Running,
+    Synced,
+    /// The guest planned nothing (drafts, pending subscriptions, sync switched off…).
+    Skipped,
+    /// Signed correctly but unusable (malformed, unsupported type): kept, never retried.
+    Rejected,
+    /// Failed for good (HubSpot refused it, or attempts ran out): kept for the operator.
+    Dead,
+}
+
+impl EventState {
+    pub const ALL: [EventState; 6] = [
+        EventState::Pending,
+        EventState::Running,
+        EventState::Synced,
+        EventState::Skipped,
+        EventState::Rejected,
+        EventState::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Running => "running",
+            EventState::Synced => "synced",
+            EventState::Skipped => "skipped",
+            EventState::Rejected => "rejected",
+            EventState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventState> {
+        EventState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A webhook as received, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub unique_key: Option<String>,
+    pub connection: String,
+    pub order_key: String,
+    pub webhook_type: String,
+    pub lago_id: String,
+    pub body: String,
+    /// `Some(reason)` stores the event as rejected right away.
+    pub rejected: Option<String>,
+}
+
+/// A stored event, as workers and operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub unique_key: Option<String>,
+    pub received_at_ms: i64,
+    pub connection: String,
+    pub order_key: String,
+    pub webhook_type: String,
+    pub lago_id: String,
+    #[serde(skip)]
+    pub body: String,
+    pub state: EventState,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+    #[serde(skip)]
+    pub plan: Option<String>,
+    #[serde(skip)]
+    pub progress: Option<String>,
+    pub last_error: Option<String>,
+    pub last_status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    New(i64),
+    /// Lago redelivered a webhook we already hold (same `X-Lago-Unique-Key`).
+    Duplicate,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+const COLUMNS: &str = "id, unique_key, received_at_ms, connection, order_key, webhook_type, lago_id, body,
+    state, attempts, next_attempt_ms, plan, progress, last_error, last_status";
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let state: String = row.get(8)?;
+    Ok(StoredEvent {
+        id: row.get(0)?,
+        unique_key: row.get(1)?,
+        received_at_ms: row.get(2)?,
+        connection: row.get(3)?,
+        order_key: row.get(4)?,
+        webhook_type: row.get(5)?,
+        lago_id: row.get(6)?,
+        body: row.get(7)?,
+        state: EventState::parse(&state).unwrap_or(EventState::Dead),
+        attempts: row.get(9)?,
+        next_attempt_ms: row.get(10)?,
+        plan: row.get(11)?,
+        progress: row.get(12)?,
+        last_error: row.get(13)?,
+        last_status: row.get(14)?,
+    })
+}
+
+/// Counts per state and the age of the oldest waiting event, for `status` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueStats {
+    pub counts: Vec<(String, u64)>,
+    pub oldest_pending_ms: Option<i64>,
+}
+
+impl QueueStats {
+    pub fn count(&self, state: EventState) -> u64 {
+        self.counts
+            .iter()
+            .find(|(s, _)| s == state.as_str())
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    }
+}
+
+impl Store {
+    /// Commits the event durably; a redelivery with a known unique key is not stored twice.
+    pub fn insert_event(&self, event: &NewEvent) -> anyhow::Result<Inserted> {
+        let now = now_ms();
+        let state = if event.rejected.is_some() {
+            EventState::Rejected
+        } else {
+            EventState::Pending
+        };
+        let changed = self.db.execute(
+            "INSERT INTO events (unique_key, received_at_ms, connection, order_key, webhook_type,
+                 lago_id, body, state, last_error, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?2)
+             ON CONFLICT (unique_key) DO NOTHING",
+            params![
+                event.unique_key,
+                now,
+                event.connection,
+                event.order_key,
+                event.webhook_type,
+                event.lago_id,
+                event.body,
+                state.as_str(),
+                event.rejected
+            ],
+        )?;
+        Ok(if changed == 0 {
+            Inserted::Duplicate
+        } else {
+            Inserted::New(self.db.last_insert_rowid())
+        })
+    }
+
+    /// Claims up to `limit` events that are due and first in line for their customer.
+    pub fn claim_ready(&self, limit: usize, now: i64) -> anyhow::Result<Vec<StoredEvent>> {
+        let tx = self.db.unchecked_transaction()?;
+        let events: Vec<StoredEvent> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM events e
+                 WHERE e.state = 'pending' AND e.next_attempt_ms <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM events p
+                       WHERE p.order_key = e.order_key AND p.id < e.id
+                         AND p.state IN ('pending', 'running'))
+                 ORDER BY e.id LIMIT ?2"
+            ))?;
+            stmt.query_map(params![now, limit as i64], row_to_event)?
+                .collect::<Result<_, _>>()?
+        };
+        {
+            let mut claim = tx.prepare_cached(
+                "UPDATE events SET state = 'running', updated_at_ms = ?2 WHERE id = ?1",
+            )?;
+            for event in &events {
+                claim.execute(params![event.id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(events)
+    }
+
+    /// After a crash or a forced stop, events left running go back to the queue.
+    pub fn requeue_running(&self) -> anyhow::Result<usize> {
+        Ok(self.db.execute(
+            "UPDATE events SET state = 'pending', updated_at_ms = ?1 WHERE state = 'running'",
+            [now_ms()],
+        )?)
+    }
+
+    /// The plan an event will run, stored before its first step so a restart runs the same plan.
+    pub fn save_plan(&self, id: i64, plan: &Plan) -> anyhow::Result<()> {
+        self.db.execute(
+            "UPDATE events SET plan = ?2, progress = NULL, updated_at_ms = ?3 WHERE id = ?1",
+            params![id, serde_json::to_string(plan)?, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a finished step and the ids it captured in one transaction: a crash can lose a
+    /// step's answer (the step is then re-sent, which is harmless for upserts) but never half of it.
+    pub fn checkpoint(
+        &mut self,
+        id: i64,
+        connection: &str,
+        progress: &Progress,
+        ids: &[KnownId],
+    ) -> anyhow::Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "UPDATE events SET progress = ?2, updated_at_ms = ?3 WHERE id = ?1",
+            params![id, serde_json::to_string(progress)?, now_ms()],
+        )?;
+        crate::store::put_ids_in(&tx, connection, ids)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn finish_event(
+        &self,
+        id: i64,
+        state: EventState,
+        detail: Option<&str>,
+        status: Option<u16>,
+    ) -> anyhow::Result<()> {
+        self.db.execute(
+            "UPDATE events SET state = ?2, last_error = ?3, last_status = ?4, updated_at_ms = ?5
+             WHERE id = ?1",
+            params![id, state.as_str(), detail, status, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Back to the queue after a transient failure, to run again at `next_attempt_ms`.
+    pub fn retry_later(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_attempt_ms: i64,
+        error: &str,
+        status: Option<u16>,
+    ) -> anyhow::Result<()> {
+        self.db.execute(
+            "UPDATE events SET state = 'pending', attempts = ?2, next_attempt_ms = ?3,
+                 last_error = ?4, last_status = ?5, updated_at_ms = ?6 WHERE id = ?1",
+            params![id, attempts, next_attempt_ms, error, status, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Operator action: run a dead (or rejected, or skipped) event again from the start.
+    pub fn retry_event(&self, id: i64) -> anyhow::Result<bool> {
+        Ok(self.db.execute(
+            "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0, plan = NULL,
+                 progress = NULL, updated_at_ms = ?2
+             WHERE id = ?1 AND state IN ('dead', 'rejected', 'skipped', 'synced')",
+            params![id, now_ms()],
+        )? == 1)
+    }
+
+    pub fn retry_all_dead(&self) -> anyhow::Result<usize> {
+        Ok(self.db.execute(
+            "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0, plan = NULL,
+                 progress = NULL, updated_at_ms = ?1 WHERE state = 'dead'",
+            [now_ms()],
+        )?)
+    }
+
+    /// Operator action: give up on an event without running it (it stays visible as dead).
+    pub fn discard_event(&self, id: i64) -> anyhow::Result<bool> {
+        Ok(self.db.execute(
+            "UPDATE events SET state = 'dead', last_error = 'discarded by the operator',
+                 updated_at_ms = ?2 WHERE id = ?1 AND state IN ('pending', 'dead', 'rejected')",
+            params![id, now_ms()],
+        )? == 1)
+    }
+
+    pub fn event(&self, id: i64) -> anyhow::Result<Option<StoredEvent>> {
+        Ok(self
+            .db
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM events WHERE id = ?1"),
+                [id],
+                row_to_event,
+            )
+            .optional()?)
+    }
+
+    pub fn events(&self, state: Option<EventState>, limit: usize) -> anyhow::Result<Vec<StoredEvent>> {
+        let mut stmt = self.db.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![state.map(EventState::as_str), limit as i64],
+            row_to_event,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn queue_stats(&self) -> anyhow::Result<QueueStats> {
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state")?;
+        let counts = stmt
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let oldest_pending_ms = self.db.query_row(
+            "SELECT MIN(received_at_ms) FROM events WHERE state IN ('pending', 'running')",
+            [],
+            |row| row.get::<_, Option<i64>>(0),
+        )?;
+        Ok(QueueStats {
+            counts,
+            oldest_pending_ms,
+        })
+    }
+
+    /// When the next waiting event becomes due, so workers can sleep until then.
+    pub fn next_due_ms(&self) -> anyhow::Result<Option<i64>> {
+        Ok(self.db.query_row(
+            "SELECT MIN(next_attempt_ms) FROM events WHERE state = 'pending'",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(key: &str, order: &str) -> NewEvent {
+        NewEvent {
+            unique_key: Some(key.into()),
+            connection: "c".into(),
+            order_key: order.into(),
+            webhook_type: "customer.updated".into(),
+            lago_id: order.into(),
+            body: "{}".into(),
+            rejected: None,
+        }
+    }
+
+    #[test]
+    fn redeliveries_are_stored_once() {
+        let store = Store::open_in_memory().unwrap();
+        assert!(matches!(store.insert_event(&event("k1", "a")).unwrap(), Inserted::New(_)));
+        assert_eq!(store.insert_event(&event("k1", "a")).unwrap(), Inserted::Duplicate);
+    }
+
+    #[test]
+    fn one_customer_runs_in_order_while_others_run_alongside() {
+        let store = Store::open_in_memory().unwrap();
+        for (key, order) in [("1", "a"), ("2", "a"), ("3", "b")] {
+            store.insert_event(&event(key, order)).unwrap();
+        }
+        let first: Vec<_> = store.claim_ready(10, now_ms()).unwrap().iter().map(|e| e.unique_key.clone().unwrap()).collect();
+        assert_eq!(first, ["1", "3"], "the second event of customer a waits");
+        assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
+        let a1 = store.events(None, 10).unwrap().into_iter().find(|e| e.unique_key.as_deref() == Some("1")).unwrap();
+        // A transient failure keeps the customer's later event waiting behind it.
+        store.retry_later(a1.id, 1, now_ms() + 60_000, "503", Some(503)).unwrap();
+        assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
+        store.finish_event(a1.id, EventState::Synced, None, None).unwrap();
+        let next = store.claim_ready(10, now_ms()).unwrap();
+        assert_eq!(next[0].unique_key.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn running_events_are_requeued_after_a_crash() {
+        let store = Store::open_in_memory().unwrap();
+        store.insert_event(&event("1", "a")).unwrap();
+        assert_eq!(store.claim_ready(10, now_ms()).unwrap().len(), 1);
+        assert_eq!(store.requeue_running().unwrap(), 1);
+        assert_eq!(store.claim_ready(10, now_ms()).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,168 @@
+//! A client-side request budget per HubSpot portal, so a healthy run sees almost no 429s.
+//!
+//! HubSpot allows a burst of requests per rolling window per portal (110 per 10 s for OAuth apps)
+//! and, separately, 5 search requests per second. We count what we send in a rolling window, and
+//! also follow HubSpot's own `X-HubSpot-RateLimit-*` headers when they say the window is spent.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::hubspot_http::HubspotResponse;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub max: u32,
+    pub interval: Duration,
+}
+
+impl Rate {
+    /// HubSpot's public-app burst limit.
+    pub const OAUTH_APP: Rate = Rate {
+        max: 110,
+        interval: Duration::from_secs(10),
+    };
+    pub const SEARCH: Rate = Rate {
+        max: 5,
+        interval: Duration::from_secs(1),
+    };
+
+    /// `MAX/INTERVAL_MS`, e.g. `110/10000`.
+    pub fn parse(text: &str) -> anyhow::Result<Rate> {
+        let (max, interval) = text
+            .split_once('/')
+            .ok_or_else(|| anyhow::anyhow!("expected MAX/INTERVAL_MS such as 110/10000, got {text:?}"))?;
+        let rate = Rate {
+            max: max.trim().parse()?,
+            interval: Duration::from_millis(interval.trim().parse()?),
+        };
+        anyhow::ensure!(rate.max > 0 && !rate.interval.is_zero(), "a rate must allow something");
+        Ok(rate)
+    }
+}
+
+/// A rolling-window counter: at most `max` sends in any `interval`.
+#[derive(Debug)]
+struct Window {
+    rate: Rate,
+    sent: VecDeque<Instant>,
+    /// Set when HubSpot says the window is spent (Remaining 0, or a 429).
+    blocked_until: Option<Instant>,
+}
+
+impl Window {
+    fn new(rate: Rate) -> Self {
+        Window {
+            rate,
+            sent: VecDeque::new(),
+            blocked_until: None,
+        }
+    }
+
+    /// Takes a slot now, or says how long to wait for one.
+    fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        if let Some(until) = self.blocked_until {
+            if until > now {
+                return Err(until - now);
+            }
+            self.blocked_until = None;
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= self.rate.interval)
+        {
+            self.sent.pop_front();
+        }
+        if (self.sent.len() as u32) < self.rate.max {
+            self.sent.push_back(now);
+            Ok(())
+        } else {
+            let oldest = *self.sent.front().expect("window is full");
+            Err(self.rate.interval - now.duration_since(oldest))
+        }
+    }
+}
+
+/// The budget of one HubSpot portal: one window for the API, one for search.
+#[derive(Debug)]
+pub struct RateBudget {
+    api: Mutex<Window>,
+    search: Mutex<Window>,
+}
+
+impl RateBudget {
+    pub fn new(api: Rate) -> Self {
+        RateBudget {
+            api: Mutex::new(Window::new(api)),
+            search: Mutex::new(Window::new(Rate::SEARCH)),
+        }
+    }
+
+    fn window(&self, path: &str) -> &Mutex<Window> {
+        let path = path.split('?').next().unwrap_or(path);
+        if path.ends_with("/search") {
+            &self.search
+        } else {
+            &self.api
+        }
+    }
+
+    /// Waits until the window for `path` has room, then takes a slot.
+    pub async fn acquire(&self, path: &str) {
+        loop {
+            let wait = {
+                let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
+                match window.try_take(Instant::now()) {
+                    Ok(()) => return,
+                    Err(wait) => wait,
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Learns from HubSpot's answer: a spent window (Remaining 0 or a 429) blocks until it rolls.
+    pub fn observe(&self, path: &str, response: &HubspotResponse) {
+        let header = |name: &str| -> Option<u64> {
+            response.headers.get(name)?.to_str().ok()?.trim().parse().ok()
+        };
+        let remaining = header("x-hubspot-ratelimit-remaining");
+        let interval = header("x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis);
+        let spent = response.status == 429 || remaining == Some(0);
+        if spent {
+            let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
+            let wait = interval.unwrap_or(window.rate.interval);
+            window.blocked_until = Some(Instant::now() + wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_admits_max_then_says_how_long_to_wait() {
+        let rate = Rate {
+            max: 2,
+            interval: Duration::from_millis(100),
+        };
+        let mut window = Window::new(rate);
+        let start = Instant::now();
+        assert!(window.try_take(start).is_ok());
+        assert!(window.try_take(start).is_ok());
+        let wait = window.try_take(start).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+        assert!(window.try_take(start + Duration::from_millis(100)).is_ok());
+    }
+
+    #[test]
+    fn rates_parse_from_the_command_line_form() {
+        assert_eq!(Rate::parse("110/10000").unwrap(), Rate::OAUTH_APP);
+        assert!(Rate::parse("0/10").is_err());
+        assert!(Rate::parse("110").is_err());
+    }
+}

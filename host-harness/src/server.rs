@@ -1,0 +1,190 @@
+//! `serve`: the HTTP endpoint a self-hosted Lago points its webhooks at.
+//!
+//! A webhook is verified, committed durably to the queue and only then acknowledged; the worker
+//! pool syncs it afterwards. Unusable but correctly signed webhooks are kept with their reason and
+//! acknowledged, so Lago stops redelivering them and an operator can see them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::metrics::Metrics;
+use crate::queue::{Inserted, NewEvent};
+use crate::runtime::Handler;
+use crate::signature::WebhookAuth;
+use crate::sync::{EventRef, Syncer, describe_plan_error};
+use crate::worker::{QueuePolicy, Workers};
+
+pub const DEFAULT_WEBHOOK_PATH: &str = "/webhooks/lago";
+pub const UNIQUE_KEY_HEADER: &str = "x-lago-unique-key";
+
+pub struct ServeOptions {
+    pub webhook_path: String,
+    pub max_body_bytes: usize,
+    pub auth: WebhookAuth,
+    pub workers: usize,
+    pub policy: QueuePolicy,
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            webhook_path: DEFAULT_WEBHOOK_PATH.into(),
+            max_body_bytes: 1024 * 1024,
+            auth: WebhookAuth::new(None),
+            workers: 8,
+            policy: QueuePolicy::default(),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    syncer: Arc<Syncer>,
+    auth: Arc<WebhookAuth>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+/// Serves webhooks and runs the workers until `shutdown` resolves, then stops accepting,
+/// lets in-flight events finish (or releases them) and returns.
+pub async fn serve(
+    syncer: Arc<Syncer>,
+    metrics: Arc<Metrics>,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if options.auth.is_disabled() {
+        tracing::warn!("webhook signature verification is OFF: anyone who can reach this port can inject events");
+    }
+    let wake = Arc::new(Notify::new());
+    let (stop_workers, stop_signal) = watch::channel(false);
+    let workers = Workers {
+        syncer: syncer.clone(),
+        metrics: metrics.clone(),
+        policy: options.policy,
+        concurrency: options.workers.max(1),
+        wake: wake.clone(),
+        drain_timeout: options.drain_timeout,
+    };
+    let workers = tokio::spawn(workers.run(stop_signal));
+    let app = App {
+        syncer,
+        auth: Arc::new(options.auth),
+        metrics,
+        wake,
+    };
+    let router = Router::new()
+        .route(&options.webhook_path, post(receive))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(app);
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    let _ = stop_workers.send(true);
+    let drained = workers.await;
+    served?;
+    drained??;
+    Ok(())
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(error) = app.auth.verify(&headers, &body) {
+        tracing::warn!("webhook refused: {error}");
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": error.to_string()}));
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let event = EventRef::from_payload(&text);
+    let rejected = Handler::for_payload(&text)
+        .err()
+        .map(|error| describe_plan_error(&error));
+    let unique_key = headers
+        .get(UNIQUE_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Events of one customer stay in order; anything else orders by itself.
+    let order_key = [event.customer_id.clone(), Some(event.lago_id.clone()), unique_key.clone()]
+        .into_iter()
+        .flatten()
+        .find(|key| !key.is_empty())
+        .unwrap_or_default();
+    let new = NewEvent {
+        unique_key,
+        connection: app.syncer.settings().code.clone(),
+        order_key,
+        webhook_type: event.webhook_type,
+        lago_id: event.lago_id,
+        body: text,
+        rejected: rejected.clone(),
+    };
+    // A durable commit waits for the disk: keep it off the async threads.
+    let syncer = app.syncer.clone();
+    let inserted = tokio::task::spawn_blocking(move || syncer.store().insert_event(&new)).await;
+    match inserted {
+        Ok(Ok(Inserted::New(id))) => {
+            app.metrics.events_received.inc();
+            match rejected {
+                Some(reason) => {
+                    app.metrics.events_rejected.inc();
+                    tracing::warn!(event = id, "kept an unusable webhook: {reason}");
+                    answer(StatusCode::OK, json!({"status": "rejected", "id": id, "reason": reason}))
+                }
+                None => {
+                    app.wake.notify_one();
+                    answer(StatusCode::OK, json!({"status": "accepted", "id": id}))
+                }
+            }
+        }
+        Ok(Ok(Inserted::Duplicate)) => {
+            app.metrics.events_duplicate.inc();
+            answer(StatusCode::OK, json!({"status": "duplicate"}))
+        }
+        Ok(Err(error)) => {
+            // Not stored: answer 5xx so Lago delivers it again.
+            tracing::error!("could not store a webhook: {error:#}");
+            answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "could not store the event"}))
+        }
+        Err(error) => {
+            tracing::error!("storing a webhook panicked: {error}");
+            answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "could not store the event"}))
+        }
+    }
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    match app.syncer.store().queue_stats() {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {error:#}\n")).into_response(),
+    }
+}
+
+async fn metrics_text(State(app): State<App>) -> Response {
+    let stats = app.syncer.store().queue_stats().unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(&stats),
+    )
+        .into_response()
+}

@@ -1,0 +1,345 @@
+//! The worker pool of `serve`: claims stored events, runs their plans with a checkpoint after
+//! every step, and settles each one (synced, skipped, rejected, retried later, or dead).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::executor::{ExecError, Progress, StepOutcome};
+use crate::hubspot_http::TransportError;
+use crate::metrics::Metrics;
+use crate::queue::{EventState, StoredEvent, now_ms};
+use crate::runtime::{Plan, PlanError};
+use crate::sync::{EventOutcome, OutcomeStatus, Syncer, describe_plan_error};
+
+/// How often, and how patiently, an event is tried again after transient failures.
+#[derive(Debug, Clone)]
+pub struct QueuePolicy {
+    /// Attempts before an event is dead (it is kept, never dropped).
+    pub max_attempts: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for QueuePolicy {
+    fn default() -> Self {
+        QueuePolicy {
+            max_attempts: 8,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+impl QueuePolicy {
+    /// Exponential with jitter, so a burst of failures doesn't come back all at once.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self
+            .base_backoff
+            .saturating_mul(1 << attempts.saturating_sub(1).min(20))
+            .min(self.max_backoff);
+        let half = exp / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// What became of one attempt.
+enum Verdict {
+    Synced { summary: String, steps: Vec<StepOutcome> },
+    Skipped(String),
+    Rejected(String),
+    Retry { error: String, status: Option<u16> },
+    Dead { error: String, status: Option<u16> },
+    /// The portal's daily budget is spent: wait for the reset without using up an attempt.
+    Park { until_ms: i64, error: String },
+}
+
+pub struct Workers {
+    pub syncer: Arc<Syncer>,
+    pub metrics: Arc<Metrics>,
+    pub policy: QueuePolicy,
+    pub concurrency: usize,
+    /// Poked by the webhook server when a new event is stored.
+    pub wake: Arc<Notify>,
+    /// How long in-flight events may take to finish on shutdown before they are released.
+    pub drain_timeout: Duration,
+}
+
+impl Workers {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let requeued = self.syncer.store().requeue_running()?;
+        if requeued > 0 {
+            tracing::info!(requeued, "resuming events that were running when the process stopped");
+        }
+        let mut tasks: JoinSet<Option<i64>> = JoinSet::new();
+        let mut parked_until: Option<i64> = None;
+        while !*shutdown.borrow() {
+            let now = now_ms();
+            let free = self.concurrency.saturating_sub(tasks.len());
+            let parked = parked_until.is_some_and(|until| until > now);
+            if free > 0 && !parked {
+                let claimed = self.syncer.store().claim_ready(free, now)?;
+                for event in claimed {
+                    let (syncer, metrics, policy) =
+                        (self.syncer.clone(), self.metrics.clone(), self.policy.clone());
+                    tasks.spawn(async move { process(&syncer, &metrics, &policy, event).await });
+                }
+            }
+            let idle = self.idle_wait(parked_until)?;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(Some(until)) = joined {
+                        tracing::warn!("HubSpot's daily limit is spent; pausing this connection until the reset");
+                        parked_until = Some(until);
+                    }
+                }
+                _ = tokio::time::sleep(idle) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        // Finish what is in flight; whatever cannot finish in time goes back to the queue.
+        let drained = tokio::time::timeout(self.drain_timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let released = self.syncer.store().requeue_running()?;
+            tracing::warn!(released, "shutdown: released unfinished events to the queue");
+        }
+        Ok(())
+    }
+
+    /// Until the next retry is due (or the park ends), capped so new work is never missed for long.
+    fn idle_wait(&self, parked_until: Option<i64>) -> anyhow::Result<Duration> {
+        let now = now_ms();
+        let due = match parked_until.filter(|&until| until > now) {
+            Some(until) => Some(until),
+            None => self.syncer.store().next_due_ms()?,
+        };
+        let wait = due.map_or(1000, |due| (due - now).clamp(5, 1000));
+        Ok(Duration::from_millis(wait as u64))
+    }
+}
+
+/// Runs one event and records how it ended. Returns the park deadline when HubSpot's daily
+/// budget is spent.
+async fn process(
+    syncer: &Syncer,
+    metrics: &Metrics,
+    policy: &QueuePolicy,
+    event: StoredEvent,
+) -> Option<i64> {
+    let verdict = attempt(syncer, &event).await;
+    let (status, detail, steps, park) = match settle(syncer, metrics, policy, &event, verdict) {
+        Ok(settled) => settled,
+        Err(error) => {
+            // The database refused the outcome; the event stays `running` and is requeued on restart.
+            tracing::error!(event = event.id, "could not record an event's outcome: {error:#}");
+            return None;
+        }
+    };
+    syncer.log(&EventOutcome {
+        webhook_type: event.webhook_type.clone(),
+        lago_id: event.lago_id.clone(),
+        status,
+        detail,
+        steps,
+    });
+    park
+}
+
+async fn attempt(syncer: &Syncer, event: &StoredEvent) -> Verdict {
+    let plan: Plan = match &event.plan {
+        Some(text) => match serde_json::from_str(text) {
+            Ok(plan) => plan,
+            Err(e) => {
+                return Verdict::Dead {
+                    error: format!("the stored plan cannot be read: {e}"),
+                    status: None,
+                };
+            }
+        },
+        None => match syncer.plan(&event.body).await {
+            Err(error) => {
+                return Verdict::Retry {
+                    error: format!("{error:#}"),
+                    status: None,
+                };
+            }
+            // Set-up may still be running; that heals by waiting.
+            Ok(Err(error @ PlanError::NotDeployed(_))) => {
+                return Verdict::Retry {
+                    error: describe_plan_error(&error),
+                    status: None,
+                };
+            }
+            Ok(Err(error)) => return Verdict::Rejected(describe_plan_error(&error)),
+            Ok(Ok(plan)) if plan.steps.is_empty() => return Verdict::Skipped(plan.summary),
+            Ok(Ok(plan)) => {
+                if let Err(error) = syncer.store().save_plan(event.id, &plan) {
+                    return Verdict::Retry {
+                        error: format!("could not store the plan: {error:#}"),
+                        status: None,
+                    };
+                }
+                plan
+            }
+        },
+    };
+    let progress: Progress = event
+        .progress
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    let code = syncer.settings().code.clone();
+    let result = syncer
+        .executor()
+        .run_from(&plan, progress, |progress, ids| {
+            syncer.store().checkpoint(event.id, &code, progress, ids)
+        })
+        .await;
+    match result {
+        Ok(steps) => Verdict::Synced {
+            summary: plan.summary,
+            steps,
+        },
+        Err(error) => classify(error),
+    }
+}
+
+/// HubSpot validation or scope errors are not retried blindly; everything transient is.
+fn classify(error: ExecError) -> Verdict {
+    let message = error.to_string();
+    match &error {
+        ExecError::Rejected {
+            status: 429,
+            rate_limit_policy: Some(policy),
+            ..
+        } if policy == "DAILY" => Verdict::Park {
+            until_ms: next_utc_midnight_ms(now_ms()),
+            error: message,
+        },
+        ExecError::Rejected { status, .. }
+            if matches!(status, 408 | 423 | 429 | 477) || *status >= 500 =>
+        {
+            Verdict::Retry {
+                error: message,
+                status: Some(*status),
+            }
+        }
+        ExecError::Rejected { status, .. } => Verdict::Dead {
+            error: message,
+            status: Some(*status),
+        },
+        ExecError::Transport {
+            source: TransportError::ForbiddenDestination(_),
+            ..
+        }
+        | ExecError::UnknownReference { .. }
+        | ExecError::InvalidBody { .. } => Verdict::Dead {
+            error: message,
+            status: None,
+        },
+        ExecError::Transport { .. }
+        | ExecError::MissingCapture { .. }
+        | ExecError::Checkpoint { .. }
+        | ExecError::Partial { .. } => Verdict::Retry {
+            error: message,
+            status: None,
+        },
+    }
+}
+
+type Settled = (OutcomeStatus, String, Vec<StepOutcome>, Option<i64>);
+
+fn settle(
+    syncer: &Syncer,
+    metrics: &Metrics,
+    policy: &QueuePolicy,
+    event: &StoredEvent,
+    verdict: Verdict,
+) -> anyhow::Result<Settled> {
+    let store = syncer.store();
+    Ok(match verdict {
+        Verdict::Synced { summary, steps } => {
+            store.finish_event(event.id, EventState::Synced, None, None)?;
+            metrics.events_synced.inc();
+            (OutcomeStatus::Synced, summary, steps, None)
+        }
+        Verdict::Skipped(reason) => {
+            store.finish_event(event.id, EventState::Skipped, Some(&reason), None)?;
+            metrics.events_skipped.inc();
+            (OutcomeStatus::Skipped, reason, vec![], None)
+        }
+        Verdict::Rejected(reason) => {
+            store.finish_event(event.id, EventState::Rejected, Some(&reason), None)?;
+            metrics.events_rejected.inc();
+            (OutcomeStatus::Failed, reason, vec![], None)
+        }
+        Verdict::Dead { error, status } => {
+            store.finish_event(event.id, EventState::Dead, Some(&error), status)?;
+            metrics.events_failed.inc();
+            metrics.events_dead.inc();
+            (OutcomeStatus::Failed, error, vec![], None)
+        }
+        Verdict::Retry { error, status } => {
+            metrics.events_failed.inc();
+            let attempts = event.attempts + 1;
+            if attempts >= policy.max_attempts {
+                let error = format!("gave up after {attempts} attempts: {error}");
+                store.finish_event(event.id, EventState::Dead, Some(&error), status)?;
+                metrics.events_dead.inc();
+                (OutcomeStatus::Failed, error, vec![], None)
+            } else {
+                let next = now_ms() + policy.backoff(attempts).as_millis() as i64;
+                store.retry_later(event.id, attempts, next, &error, status)?;
+                let detail = format!("attempt {attempts} failed, will retry: {error}");
+                (OutcomeStatus::Failed, detail, vec![], None)
+            }
+        }
+        Verdict::Park { until_ms, error } => {
+            store.retry_later(event.id, event.attempts, until_ms, &error, Some(429))?;
+            metrics.events_failed.inc();
+            (OutcomeStatus::Failed, format!("parked until the daily reset: {error}"), vec![], Some(until_ms))
+        }
+    })
+}
+
+/// HubSpot resets the daily limit at midnight in the portal's time zone, which we don't know:
+/// midnight UTC is a safe first guess, and a still-spent budget simply parks again.
+fn next_utc_midnight_ms(now: i64) -> i64 {
+    const DAY: i64 = 86_400_000;
+    (now / DAY + 1) * DAY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_are_dead_and_transient_ones_retried() {
+        let rejected = |status: u16, policy: Option<&str>| ExecError::Rejected {
+            step: 1,
+            description: "upsert".into(),
+            status,
+            message: "m".into(),
+            rate_limit_policy: policy.map(str::to_owned),
+        };
+        assert!(matches!(classify(rejected(400, None)), Verdict::Dead { .. }));
+        assert!(matches!(classify(rejected(403, None)), Verdict::Dead { .. }));
+        assert!(matches!(classify(rejected(503, None)), Verdict::Retry { .. }));
+        assert!(matches!(classify(rejected(429, Some("TEN_SECONDLY_ROLLING"))), Verdict::Retry { .. }));
+        assert!(matches!(classify(rejected(429, Some("DAILY"))), Verdict::Park { .. }));
+    }
+
+    #[test]
+    fn the_daily_park_ends_at_the_next_midnight() {
+        assert_eq!(next_utc_midnight_ms(86_400_000 + 5), 2 * 86_400_000);
+    }
+}
