@@ -52,7 +52,12 @@ fn fixtures() -> LagoFixtures {
                 _ if i % 10 == 2 => "voided",
                 _ => "finalized",
             };
-            invoice(&format!("inv_{i:02}"), &customers[i % 25], status, "pending")
+            invoice(
+                &format!("inv_{i:02}"),
+                &customers[i % 25],
+                status,
+                "pending",
+            )
         })
         .collect();
     LagoFixtures {
@@ -144,12 +149,18 @@ impl World {
                 .hubspot
                 .records(object)
                 .into_iter()
-                .filter(|r| r.properties.get("lago_customer_id").map(String::as_str) == Some(lago_id))
+                .filter(|r| {
+                    r.properties.get("lago_customer_id").map(String::as_str) == Some(lago_id)
+                })
                 .collect();
             if let [record] = found.as_slice() {
                 return (object, record.id.clone());
             }
-            assert!(found.is_empty(), "{lago_id} is in {object} {} times", found.len());
+            assert!(
+                found.is_empty(),
+                "{lago_id} is in {object} {} times",
+                found.len()
+            );
         }
         panic!("customer {lago_id} is not in HubSpot");
     }
@@ -187,7 +198,12 @@ impl World {
             .subscriptions
             .iter()
             .filter(|s| pushed_subscriptions().contains(&s["lago_id"].as_str().unwrap().to_owned()))
-            .map(|s| (s["lago_id"].as_str().unwrap().to_owned(), owner_of(&s["customer"])))
+            .map(|s| {
+                (
+                    s["lago_id"].as_str().unwrap().to_owned(),
+                    owner_of(&s["customer"]),
+                )
+            })
             .collect();
         assert_eq!(
             self.associated(SUBSCRIPTIONS_SCHEMA, "lago_subscription_id"),
@@ -197,7 +213,12 @@ impl World {
             .invoices
             .iter()
             .filter(|i| pushed_invoices().contains(&i["lago_id"].as_str().unwrap().to_owned()))
-            .map(|i| (i["lago_id"].as_str().unwrap().to_owned(), owner_of(&i["customer"])))
+            .map(|i| {
+                (
+                    i["lago_id"].as_str().unwrap().to_owned(),
+                    owner_of(&i["customer"]),
+                )
+            })
             .collect();
         assert_eq!(
             self.associated(INVOICES_SCHEMA, "lago_invoice_id"),
@@ -235,7 +256,10 @@ async fn a_paginated_backfill_ends_with_exactly_the_expected_records_and_associa
     let summary = world.backfill(10).await;
 
     assert!(summary.is_success(), "{summary}");
-    assert!(summary.deployed.is_some(), "the connection was deployed first");
+    assert!(
+        summary.deployed.is_some(),
+        "the connection was deployed first"
+    );
     assert_eq!(counts(&summary, ObjectKind::Customers), (25, 0, 0, 0));
     assert_eq!(counts(&summary, ObjectKind::Subscriptions), (20, 0, 5, 0));
     assert_eq!(counts(&summary, ObjectKind::Invoices), (50, 0, 10, 0));
@@ -271,7 +295,9 @@ async fn a_paginated_backfill_ends_with_exactly_the_expected_records_and_associa
         .unwrap();
     for status in ["active", "terminated", "canceled", "pending"] {
         assert!(
-            subscriptions.query.contains(&format!("status%5B%5D={status}")),
+            subscriptions
+                .query
+                .contains(&format!("status%5B%5D={status}")),
             "{}",
             subscriptions.query
         );
@@ -285,7 +311,10 @@ async fn an_interrupted_backfill_resumes_without_duplicates_or_resending_what_is
     world.lago.fail_after(6);
     let first = world.backfill(10).await;
 
-    let reason = first.interrupted.as_deref().expect("the run was interrupted");
+    let reason = first
+        .interrupted
+        .as_deref()
+        .expect("the run was interrupted");
     assert!(
         reason.contains("page 3 of the subscriptions") && reason.contains("HTTP 500"),
         "{reason}"
@@ -340,7 +369,11 @@ async fn a_finished_backfill_run_again_writes_nothing_and_picks_up_changes() {
     assert_eq!(counts(&again, ObjectKind::Customers), (0, 25, 0, 0));
     assert_eq!(counts(&again, ObjectKind::Subscriptions), (0, 25, 0, 0));
     assert_eq!(counts(&again, ObjectKind::Invoices), (0, 60, 0, 0));
-    assert_eq!(world.writes(), vec![], "a finished backfill wrote to HubSpot");
+    assert_eq!(
+        world.writes(),
+        vec![],
+        "a finished backfill wrote to HubSpot"
+    );
 
     // One invoice paid in Lago since: only it is sent.
     world.lago.update_fixtures(|f| {
@@ -408,7 +441,10 @@ async fn exported_webhooks_from_a_jsonl_file() {
 
     let invoices = world.hubspot.records(INVOICES_SCHEMA);
     assert_eq!(invoices.len(), 1);
-    assert_eq!(invoices[0].properties["lago_invoice_payment_status"], "succeeded");
+    assert_eq!(
+        invoices[0].properties["lago_invoice_payment_status"],
+        "succeeded"
+    );
     let (object, contact) = world.customer_record("cus_j2");
     assert_eq!(object, "contacts");
     assert_eq!(
@@ -447,7 +483,10 @@ async fn a_wrong_lago_api_key_is_a_clear_error_before_anything_is_written() {
         message.contains("Lago refused the API key (HTTP 401"),
         "{message}"
     );
-    assert!(!message.contains("not-the-key"), "the key leaked: {message}");
+    assert!(
+        !message.contains("not-the-key"),
+        "the key leaked: {message}"
+    );
     assert_eq!(
         world.hubspot.request_log(),
         vec![],
@@ -494,11 +533,8 @@ async fn the_backfill_command_reports_progress_and_a_summary_and_sets_the_exit_c
     let world = World::new("cli", fixtures()).await;
     let url = world.lago.url.clone();
 
-    let (output, _, stderr) = run_cli(
-        &world,
-        &["--lago-url", &url, "--lago-api-key", "wrong"],
-    )
-    .await;
+    let (output, _, stderr) =
+        run_cli(&world, &["--lago-url", &url, "--lago-api-key", "wrong"]).await;
     assert!(!output.status.success());
     assert!(
         stderr.contains("error:") && stderr.contains("Lago refused the API key"),

@@ -137,8 +137,7 @@ impl<'a> Executor<'a> {
             let path = substitute_path(step, number, &progress.captured)?;
             let body = substitute_body(step, number, &progress.captured)?;
             let (response, attempts) = self.send_with_retries(step, number, &path, body).await?;
-            let accepted =
-                response.is_success() || step.accept_statuses.contains(&response.status);
+            let accepted = response.is_success() || step.accept_statuses.contains(&response.status);
             if !accepted {
                 return Err(ExecError::Rejected {
                     step: number,
@@ -150,7 +149,11 @@ impl<'a> Executor<'a> {
                         .and_then(|j| j.get("policyName")?.as_str().map(str::to_owned)),
                 });
             }
-            let mut ids = if index == 0 { plan.learned.clone() } else { Vec::new() };
+            let mut ids = if index == 0 {
+                plan.learned.clone()
+            } else {
+                Vec::new()
+            };
             if response.is_success() {
                 let json = response.json().unwrap_or(Value::Null);
                 if let Some(message) = partial_failure(&json) {
@@ -288,7 +291,10 @@ fn partial_failure(json: &Value) -> Option<String> {
         .get("category")
         .and_then(Value::as_str)
         .unwrap_or("unknown category");
-    Some(format!("{} input(s) failed; first: {category}: {message}", errors.len()))
+    Some(format!(
+        "{} input(s) failed; first: {category}: {message}",
+        errors.len()
+    ))
 }
 
 fn scalar_to_string(value: &Value) -> Option<String> {

@@ -116,7 +116,10 @@ impl LagoClient {
     /// `http://localhost:3000`); a trailing `/api/v1` is accepted and dropped.
     pub fn new(base_url: &str, api_key: Secret) -> anyhow::Result<Self> {
         let trimmed = base_url.trim().trim_end_matches('/');
-        let base_url = trimmed.strip_suffix("/api/v1").unwrap_or(trimmed).to_owned();
+        let base_url = trimmed
+            .strip_suffix("/api/v1")
+            .unwrap_or(trimmed)
+            .to_owned();
         anyhow::ensure!(
             base_url.starts_with("http://") || base_url.starts_with("https://"),
             "the Lago URL must start with http:// or https://, got {base_url:?}"
@@ -219,10 +222,13 @@ impl LagoClient {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let body = response.bytes().await.map_err(|source| LagoApiError::Network {
-                        url: url.clone(),
-                        source,
-                    });
+                    let body = response
+                        .bytes()
+                        .await
+                        .map_err(|source| LagoApiError::Network {
+                            url: url.clone(),
+                            source,
+                        });
                     let retryable = status == 429 || (500..=599).contains(&status);
                     match body {
                         Ok(body) if (200..300).contains(&status) => {

@@ -153,7 +153,9 @@ async fn edge(State(shared): State<Shared>, request: Request, next: Next) -> Res
         .map(str::to_owned);
     let early = {
         let mut state = shared.lock();
-        let failing = state.fail_after.is_some_and(|limit| state.answered >= limit);
+        let failing = state
+            .fail_after
+            .is_some_and(|limit| state.answered >= limit);
         state.answered += 1;
         if failing {
             Some(lago_error(StatusCode::INTERNAL_SERVER_ERROR, None))
@@ -326,7 +328,8 @@ mod tests {
     }
 
     fn fixtures() -> LagoFixtures {
-        let customer = |i: usize| json!({"lago_id": format!("c{i}"), "external_id": format!("e{i}")});
+        let customer =
+            |i: usize| json!({"lago_id": format!("c{i}"), "external_id": format!("e{i}")});
         LagoFixtures {
             customers: (0..5).map(customer).collect(),
             subscriptions: vec![
@@ -383,7 +386,10 @@ mod tests {
         assert_eq!(issued["meta"]["total_count"], 1);
 
         let (status, body) = get(&format!("{}/api/v1/customers/e3", lago.url), "key").await;
-        assert_eq!((status, body["customer"]["lago_id"].clone()), (200, json!("c3")));
+        assert_eq!(
+            (status, body["customer"]["lago_id"].clone()),
+            (200, json!("c3"))
+        );
 
         let (status, body) = get(&format!("{}/api/v1/customers", lago.url), "wrong").await;
         assert_eq!(status, 401);

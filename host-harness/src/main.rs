@@ -308,9 +308,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let metrics = Arc::new(lago_hubspot::metrics::Metrics::new());
             let store = Store::open(&hubspot.state)?;
             let settings = connection.resolve(&store)?;
-            let client = HubspotClient::new(&hubspot.hubspot_url, Secret::new(hubspot.token.clone()))?
-                .with_budget(serve.budget())
-                .with_metrics(metrics.clone());
+            let client =
+                HubspotClient::new(&hubspot.hubspot_url, Secret::new(hubspot.token.clone()))?
+                    .with_budget(serve.budget())
+                    .with_metrics(metrics.clone());
             let syncer = Syncer::new(component()?, client, store, settings)?;
             cli::serve::run(syncer, metrics, &serve).await?;
             Ok(ExitCode::SUCCESS)
@@ -321,7 +322,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Events { state, command } => {
             let ok = cli::operate::events(&Store::open(&state)?, command)?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Log {
             state,

@@ -56,22 +56,71 @@ impl Metrics {
             oldest_pending_age_seconds: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("events_received", "Webhooks accepted and stored", metrics.events_received.clone());
-        registry.register("events_duplicate", "Redelivered webhooks acknowledged without processing", metrics.events_duplicate.clone());
-        registry.register("events_rejected", "Signed webhooks kept but unusable (malformed, unsupported)", metrics.events_rejected.clone());
-        registry.register("events_synced", "Events synced to HubSpot", metrics.events_synced.clone());
-        registry.register("events_skipped", "Events the mapping decided not to push", metrics.events_skipped.clone());
-        registry.register("events_failed", "Failed attempts (the event is retried unless dead)", metrics.events_failed.clone());
-        registry.register("events_dead", "Events that failed for good", metrics.events_dead.clone());
-        registry.register("hubspot_requests", "HubSpot requests by answer status", metrics.hubspot_requests.clone());
-        registry.register("hubspot_retries", "HubSpot requests sent again after a transient failure", metrics.hubspot_retries.clone());
-        registry.register("queue_depth", "Events pending or running", metrics.queue_depth.clone());
-        registry.register("oldest_pending_age_seconds", "Age of the oldest pending event", metrics.oldest_pending_age_seconds.clone());
-        Metrics { registry, ..metrics }
+        registry.register(
+            "events_received",
+            "Webhooks accepted and stored",
+            metrics.events_received.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Redelivered webhooks acknowledged without processing",
+            metrics.events_duplicate.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Signed webhooks kept but unusable (malformed, unsupported)",
+            metrics.events_rejected.clone(),
+        );
+        registry.register(
+            "events_synced",
+            "Events synced to HubSpot",
+            metrics.events_synced.clone(),
+        );
+        registry.register(
+            "events_skipped",
+            "Events the mapping decided not to push",
+            metrics.events_skipped.clone(),
+        );
+        registry.register(
+            "events_failed",
+            "Failed attempts (the event is retried unless dead)",
+            metrics.events_failed.clone(),
+        );
+        registry.register(
+            "events_dead",
+            "Events that failed for good",
+            metrics.events_dead.clone(),
+        );
+        registry.register(
+            "hubspot_requests",
+            "HubSpot requests by answer status",
+            metrics.hubspot_requests.clone(),
+        );
+        registry.register(
+            "hubspot_retries",
+            "HubSpot requests sent again after a transient failure",
+            metrics.hubspot_retries.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events pending or running",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "oldest_pending_age_seconds",
+            "Age of the oldest pending event",
+            metrics.oldest_pending_age_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 
     pub fn hubspot_answered(&self, status: u16) {
-        self.hubspot_requests.get_or_create(&StatusLabel { status }).inc();
+        self.hubspot_requests
+            .get_or_create(&StatusLabel { status })
+            .inc();
     }
 
     /// The text exposition, with the queue gauges read from the database at scrape time.

@@ -129,7 +129,8 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-const COLUMNS: &str = "id, unique_key, received_at_ms, connection, order_key, webhook_type, lago_id, body,
+const COLUMNS: &str =
+    "id, unique_key, received_at_ms, connection, order_key, webhook_type, lago_id, body,
     state, attempts, next_attempt_ms, plan, progress, last_error, last_status";
 
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -336,7 +337,11 @@ impl Store {
             .optional()?)
     }
 
-    pub fn events(&self, state: Option<EventState>, limit: usize) -> anyhow::Result<Vec<StoredEvent>> {
+    pub fn events(
+        &self,
+        state: Option<EventState>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
         let mut stmt = self.db.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM events WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
         ))?;
@@ -352,7 +357,9 @@ impl Store {
             .db
             .prepare_cached("SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state")?;
         let counts = stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?)))?
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
+            })?
             .collect::<Result<_, _>>()?;
         let oldest_pending_ms = self.db.query_row(
             "SELECT MIN(received_at_ms) FROM events WHERE state IN ('pending', 'running')",
@@ -394,8 +401,14 @@ mod tests {
     #[test]
     fn redeliveries_are_stored_once() {
         let store = Store::open_in_memory().unwrap();
-        assert!(matches!(store.insert_event(&event("k1", "a")).unwrap(), Inserted::New(_)));
-        assert_eq!(store.insert_event(&event("k1", "a")).unwrap(), Inserted::Duplicate);
+        assert!(matches!(
+            store.insert_event(&event("k1", "a")).unwrap(),
+            Inserted::New(_)
+        ));
+        assert_eq!(
+            store.insert_event(&event("k1", "a")).unwrap(),
+            Inserted::Duplicate
+        );
     }
 
     #[test]
@@ -404,14 +417,28 @@ mod tests {
         for (key, order) in [("1", "a"), ("2", "a"), ("3", "b")] {
             store.insert_event(&event(key, order)).unwrap();
         }
-        let first: Vec<_> = store.claim_ready(10, now_ms()).unwrap().iter().map(|e| e.unique_key.clone().unwrap()).collect();
+        let first: Vec<_> = store
+            .claim_ready(10, now_ms())
+            .unwrap()
+            .iter()
+            .map(|e| e.unique_key.clone().unwrap())
+            .collect();
         assert_eq!(first, ["1", "3"], "the second event of customer a waits");
         assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
-        let a1 = store.events(None, 10).unwrap().into_iter().find(|e| e.unique_key.as_deref() == Some("1")).unwrap();
+        let a1 = store
+            .events(None, 10)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.unique_key.as_deref() == Some("1"))
+            .unwrap();
         // A transient failure keeps the customer's later event waiting behind it.
-        store.retry_later(a1.id, 1, now_ms() + 60_000, "503", Some(503)).unwrap();
+        store
+            .retry_later(a1.id, 1, now_ms() + 60_000, "503", Some(503))
+            .unwrap();
         assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
-        store.finish_event(a1.id, EventState::Synced, None, None).unwrap();
+        store
+            .finish_event(a1.id, EventState::Synced, None, None)
+            .unwrap();
         let next = store.claim_ready(10, now_ms()).unwrap();
         assert_eq!(next[0].unique_key.as_deref(), Some("2"));
     }

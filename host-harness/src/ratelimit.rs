@@ -31,14 +31,17 @@ impl Rate {
 
     /// `MAX/INTERVAL_MS`, e.g. `110/10000`.
     pub fn parse(text: &str) -> anyhow::Result<Rate> {
-        let (max, interval) = text
-            .split_once('/')
-            .ok_or_else(|| anyhow::anyhow!("expected MAX/INTERVAL_MS such as 110/10000, got {text:?}"))?;
+        let (max, interval) = text.split_once('/').ok_or_else(|| {
+            anyhow::anyhow!("expected MAX/INTERVAL_MS such as 110/10000, got {text:?}")
+        })?;
         let rate = Rate {
             max: max.trim().parse()?,
             interval: Duration::from_millis(interval.trim().parse()?),
         };
-        anyhow::ensure!(rate.max > 0 && !rate.interval.is_zero(), "a rate must allow something");
+        anyhow::ensure!(
+            rate.max > 0 && !rate.interval.is_zero(),
+            "a rate must allow something"
+        );
         Ok(rate)
     }
 }
@@ -127,10 +130,18 @@ impl RateBudget {
     /// Learns from HubSpot's answer: a spent window (Remaining 0 or a 429) blocks until it rolls.
     pub fn observe(&self, path: &str, response: &HubspotResponse) {
         let header = |name: &str| -> Option<u64> {
-            response.headers.get(name)?.to_str().ok()?.trim().parse().ok()
+            response
+                .headers
+                .get(name)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
         };
         let remaining = header("x-hubspot-ratelimit-remaining");
-        let interval = header("x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis);
+        let interval =
+            header("x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis);
         let spent = response.status == 429 || remaining == Some(0);
         if spent {
             let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());

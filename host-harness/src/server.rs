@@ -68,7 +68,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if options.auth.is_disabled() {
-        tracing::warn!("webhook signature verification is OFF: anyone who can reach this port can inject events");
+        tracing::warn!(
+            "webhook signature verification is OFF: anyone who can reach this port can inject events"
+        );
     }
     let wake = Arc::new(Notify::new());
     let (stop_workers, stop_signal) = watch::channel(false);
@@ -113,7 +115,10 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(error) = app.auth.verify(&headers, &body) {
         tracing::warn!("webhook refused: {error}");
-        return answer(StatusCode::UNAUTHORIZED, json!({"error": error.to_string()}));
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": error.to_string()}),
+        );
     }
     let text = String::from_utf8_lossy(&body).into_owned();
     let event = EventRef::from_payload(&text);
@@ -125,11 +130,15 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     // Events of one customer stay in order; anything else orders by itself.
-    let order_key = [event.customer_id.clone(), Some(event.lago_id.clone()), unique_key.clone()]
-        .into_iter()
-        .flatten()
-        .find(|key| !key.is_empty())
-        .unwrap_or_default();
+    let order_key = [
+        event.customer_id.clone(),
+        Some(event.lago_id.clone()),
+        unique_key.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|key| !key.is_empty())
+    .unwrap_or_default();
     let new = NewEvent {
         unique_key,
         connection: app.syncer.settings().code.clone(),
@@ -149,7 +158,10 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
                 Some(reason) => {
                     app.metrics.events_rejected.inc();
                     tracing::warn!(event = id, "kept an unusable webhook: {reason}");
-                    answer(StatusCode::OK, json!({"status": "rejected", "id": id, "reason": reason}))
+                    answer(
+                        StatusCode::OK,
+                        json!({"status": "rejected", "id": id, "reason": reason}),
+                    )
                 }
                 None => {
                     app.wake.notify_one();
@@ -164,11 +176,17 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
         Ok(Err(error)) => {
             // Not stored: answer 5xx so Lago delivers it again.
             tracing::error!("could not store a webhook: {error:#}");
-            answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "could not store the event"}))
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "could not store the event"}),
+            )
         }
         Err(error) => {
             tracing::error!("storing a webhook panicked: {error}");
-            answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "could not store the event"}))
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "could not store the event"}),
+            )
         }
     }
 }
@@ -176,14 +194,21 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
 async fn healthz(State(app): State<App>) -> Response {
     match app.syncer.store().queue_stats() {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {error:#}\n")).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database: {error:#}\n"),
+        )
+            .into_response(),
     }
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
     let stats = app.syncer.store().queue_stats().unwrap_or_default();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(&stats),
     )
         .into_response()

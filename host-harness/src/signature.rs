@@ -87,16 +87,25 @@ impl WebhookAuth {
         let signature = text(SIGNATURE_HEADER).ok_or(SignatureError::Missing)?;
         match text(ALGORITHM_HEADER).unwrap_or("hmac") {
             "hmac" => {
-                let key = self.hmac_key.as_ref().ok_or(SignatureError::NotConfigured("hmac"))?;
-                let expected = BASE64.decode(signature.trim()).map_err(|_| SignatureError::Mismatch)?;
+                let key = self
+                    .hmac_key
+                    .as_ref()
+                    .ok_or(SignatureError::NotConfigured("hmac"))?;
+                let expected = BASE64
+                    .decode(signature.trim())
+                    .map_err(|_| SignatureError::Mismatch)?;
                 let mut mac = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes())
                     .map_err(|_| SignatureError::NotConfigured("hmac"))?;
                 mac.update(body);
                 // Constant-time comparison.
-                mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+                mac.verify_slice(&expected)
+                    .map_err(|_| SignatureError::Mismatch)
             }
             "jwt" => {
-                let (key, issuer) = self.jwt.as_ref().ok_or(SignatureError::NotConfigured("jwt"))?;
+                let (key, issuer) = self
+                    .jwt
+                    .as_ref()
+                    .ok_or(SignatureError::NotConfigured("jwt"))?;
                 let mut validation = Validation::new(Algorithm::RS256);
                 // Lago's tokens carry no expiry; the unique key dedupe handles replays.
                 validation.required_spec_claims.clear();
@@ -140,10 +149,19 @@ mod tests {
         let body = br#"{"webhook_type":"customer.created"}"#;
         let good = hmac_signature("org-key", body);
         assert_eq!(auth.verify(&headers(&good, "hmac"), body), Ok(()));
-        assert_eq!(auth.verify(&headers(&good, "hmac"), b"{}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            auth.verify(&headers(&good, "hmac"), b"{}"),
+            Err(SignatureError::Mismatch)
+        );
         let forged = hmac_signature("other-key", body);
-        assert_eq!(auth.verify(&headers(&forged, "hmac"), body), Err(SignatureError::Mismatch));
-        assert_eq!(auth.verify(&HeaderMap::new(), body), Err(SignatureError::Missing));
+        assert_eq!(
+            auth.verify(&headers(&forged, "hmac"), body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            auth.verify(&HeaderMap::new(), body),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(
             auth.verify(&headers(&good, "jwt"), body),
             Err(SignatureError::NotConfigured("jwt"))
@@ -161,12 +179,20 @@ mod tests {
 
     #[test]
     fn jwt_checks_key_issuer_and_that_data_is_this_body() {
-        let auth = WebhookAuth::new(None).with_jwt(PUBLIC, "https://lago.example.com").unwrap();
+        let auth = WebhookAuth::new(None)
+            .with_jwt(PUBLIC, "https://lago.example.com")
+            .unwrap();
         let body = r#"{"webhook_type":"invoice.created"}"#;
         let token = jwt(body, "https://lago.example.com");
-        assert_eq!(auth.verify(&headers(&token, "jwt"), body.as_bytes()), Ok(()));
+        assert_eq!(
+            auth.verify(&headers(&token, "jwt"), body.as_bytes()),
+            Ok(())
+        );
         // A valid token replayed with another body.
-        assert_eq!(auth.verify(&headers(&token, "jwt"), b"{}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            auth.verify(&headers(&token, "jwt"), b"{}"),
+            Err(SignatureError::Mismatch)
+        );
         let other_issuer = jwt(body, "https://evil.example.com");
         assert!(matches!(
             auth.verify(&headers(&other_issuer, "jwt"), body.as_bytes()),
@@ -174,12 +200,20 @@ mod tests {
         ));
         // Lago shows its public key Base64-encoded; both forms work.
         let b64 = BASE64.encode(PUBLIC);
-        let auth = WebhookAuth::new(None).with_jwt(&b64, "https://lago.example.com").unwrap();
-        assert_eq!(auth.verify(&headers(&token, "jwt"), body.as_bytes()), Ok(()));
+        let auth = WebhookAuth::new(None)
+            .with_jwt(&b64, "https://lago.example.com")
+            .unwrap();
+        assert_eq!(
+            auth.verify(&headers(&token, "jwt"), body.as_bytes()),
+            Ok(())
+        );
     }
 
     #[test]
     fn disabled_verification_accepts_anything() {
-        assert_eq!(WebhookAuth::disabled().verify(&HeaderMap::new(), b"x"), Ok(()));
+        assert_eq!(
+            WebhookAuth::disabled().verify(&HeaderMap::new(), b"x"),
+            Ok(())
+        );
     }
 }

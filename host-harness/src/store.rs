@@ -217,7 +217,12 @@ pub(crate) fn put_ids_in(
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
     )?;
     for id in ids {
-        stmt.execute(params![connection, kind_name(id.key.kind), id.key.lago_id, id.hubspot_id])?;
+        stmt.execute(params![
+            connection,
+            kind_name(id.key.kind),
+            id.key.lago_id,
+            id.hubspot_id
+        ])?;
     }
     Ok(())
 }

@@ -48,13 +48,25 @@ impl QueuePolicy {
 
 /// What became of one attempt.
 enum Verdict {
-    Synced { summary: String, steps: Vec<StepOutcome> },
+    Synced {
+        summary: String,
+        steps: Vec<StepOutcome>,
+    },
     Skipped(String),
     Rejected(String),
-    Retry { error: String, status: Option<u16> },
-    Dead { error: String, status: Option<u16> },
+    Retry {
+        error: String,
+        status: Option<u16>,
+    },
+    Dead {
+        error: String,
+        status: Option<u16>,
+    },
     /// The portal's daily budget is spent: wait for the reset without using up an attempt.
-    Park { until_ms: i64, error: String },
+    Park {
+        until_ms: i64,
+        error: String,
+    },
 }
 
 pub struct Workers {
@@ -72,7 +84,10 @@ impl Workers {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let requeued = self.syncer.store().requeue_running()?;
         if requeued > 0 {
-            tracing::info!(requeued, "resuming events that were running when the process stopped");
+            tracing::info!(
+                requeued,
+                "resuming events that were running when the process stopped"
+            );
         }
         let mut tasks: JoinSet<Option<i64>> = JoinSet::new();
         let mut parked_until: Option<i64> = None;
@@ -83,8 +98,11 @@ impl Workers {
             if free > 0 && !parked {
                 let claimed = self.syncer.store().claim_ready(free, now)?;
                 for event in claimed {
-                    let (syncer, metrics, policy) =
-                        (self.syncer.clone(), self.metrics.clone(), self.policy.clone());
+                    let (syncer, metrics, policy) = (
+                        self.syncer.clone(),
+                        self.metrics.clone(),
+                        self.policy.clone(),
+                    );
                     tasks.spawn(async move { process(&syncer, &metrics, &policy, event).await });
                 }
             }
@@ -110,7 +128,10 @@ impl Workers {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
             let released = self.syncer.store().requeue_running()?;
-            tracing::warn!(released, "shutdown: released unfinished events to the queue");
+            tracing::warn!(
+                released,
+                "shutdown: released unfinished events to the queue"
+            );
         }
         Ok(())
     }
@@ -140,7 +161,10 @@ async fn process(
         Ok(settled) => settled,
         Err(error) => {
             // The database refused the outcome; the event stays `running` and is requeued on restart.
-            tracing::error!(event = event.id, "could not record an event's outcome: {error:#}");
+            tracing::error!(
+                event = event.id,
+                "could not record an event's outcome: {error:#}"
+            );
             return None;
         }
     };
@@ -306,7 +330,12 @@ fn settle(
         Verdict::Park { until_ms, error } => {
             store.retry_later(event.id, event.attempts, until_ms, &error, Some(429))?;
             metrics.events_failed.inc();
-            (OutcomeStatus::Failed, format!("parked until the daily reset: {error}"), vec![], Some(until_ms))
+            (
+                OutcomeStatus::Failed,
+                format!("parked until the daily reset: {error}"),
+                vec![],
+                Some(until_ms),
+            )
         }
     })
 }
@@ -331,11 +360,26 @@ mod tests {
             message: "m".into(),
             rate_limit_policy: policy.map(str::to_owned),
         };
-        assert!(matches!(classify(rejected(400, None)), Verdict::Dead { .. }));
-        assert!(matches!(classify(rejected(403, None)), Verdict::Dead { .. }));
-        assert!(matches!(classify(rejected(503, None)), Verdict::Retry { .. }));
-        assert!(matches!(classify(rejected(429, Some("TEN_SECONDLY_ROLLING"))), Verdict::Retry { .. }));
-        assert!(matches!(classify(rejected(429, Some("DAILY"))), Verdict::Park { .. }));
+        assert!(matches!(
+            classify(rejected(400, None)),
+            Verdict::Dead { .. }
+        ));
+        assert!(matches!(
+            classify(rejected(403, None)),
+            Verdict::Dead { .. }
+        ));
+        assert!(matches!(
+            classify(rejected(503, None)),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(rejected(429, Some("TEN_SECONDLY_ROLLING"))),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(rejected(429, Some("DAILY"))),
+            Verdict::Park { .. }
+        ));
     }
 
     #[test]

@@ -179,3 +179,114 @@ pub fn invoice_event(webhook_type: &str, invoice: &Value) -> Value {
         "invoice": invoice
     })
 }
+
+/// `serve` running in-process on loopback, against an emulated HubSpot.
+pub struct ServeHarness {
+    pub hubspot: RunningEmulator,
+    pub url: String,
+    pub syncer: Arc<Syncer>,
+    pub metrics: Arc<lago_hubspot::metrics::Metrics>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub const HMAC_KEY: &str = "org-hmac-key";
+
+impl ServeHarness {
+    pub async fn start(options: lago_hubspot::server::ServeOptions) -> ServeHarness {
+        let hubspot = Emulator::start(EmulatorConfig {
+            tokens: vec![TOKEN.into()],
+            ..EmulatorConfig::default()
+        })
+        .await
+        .expect("emulator starts");
+        Self::start_against(hubspot, Store::open_in_memory().unwrap(), options).await
+    }
+
+    pub async fn start_against(
+        hubspot: RunningEmulator,
+        store: Store,
+        options: lago_hubspot::server::ServeOptions,
+    ) -> ServeHarness {
+        let metrics = Arc::new(lago_hubspot::metrics::Metrics::new());
+        let client = HubspotClient::new(&hubspot.url, Secret::new(TOKEN))
+            .unwrap()
+            .with_metrics(metrics.clone());
+        let syncer = Arc::new(Syncer::new(plugin(), client, store, settings()).unwrap());
+        syncer.deploy().await.expect("deploy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(lago_hubspot::server::serve(
+            syncer.clone(),
+            metrics.clone(),
+            listener,
+            options,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        ServeHarness {
+            hubspot,
+            url,
+            syncer,
+            metrics,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn hmac_options() -> lago_hubspot::server::ServeOptions {
+        lago_hubspot::server::ServeOptions {
+            auth: lago_hubspot::signature::WebhookAuth::new(Some(Secret::new(HMAC_KEY))),
+            policy: lago_hubspot::worker::QueuePolicy {
+                base_backoff: std::time::Duration::from_millis(20),
+                max_backoff: std::time::Duration::from_millis(500),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Posts a webhook signed like Lago signs it with `hmac`.
+    pub async fn post_signed(&self, body: &str, unique_key: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/webhooks/lago", self.url))
+            .header(
+                "X-Lago-Signature",
+                lago_hubspot::signature::hmac_signature(HMAC_KEY, body.as_bytes()),
+            )
+            .header("X-Lago-Signature-Algorithm", "hmac")
+            .header("X-Lago-Unique-Key", unique_key)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("serve answers")
+    }
+
+    /// Waits until nothing is pending or running.
+    pub async fn settled(&self, timeout: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let stats = self.syncer.store().queue_stats().unwrap();
+            let busy = stats.count(lago_hubspot::queue::EventState::Pending)
+                + stats.count(lago_hubspot::queue::EventState::Running);
+            if busy == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "queue did not settle: {stats:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+}

@@ -36,9 +36,7 @@ use summary::Ending;
 const FAILURES_SHOWN: usize = 10;
 
 /// The kinds of Lago object a backfill syncs, in the order it syncs them.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Customers,
@@ -295,11 +293,7 @@ pub async fn from_lago(
     }
     let total = first_pages
         .values()
-        .map(|page: &Page| {
-            page.meta
-                .total_count
-                .unwrap_or(page.records.len() as u64)
-        })
+        .map(|page: &Page| page.meta.total_count.unwrap_or(page.records.len() as u64))
         .sum();
     let mut backfill = Backfill::start(syncer, options, total).await?;
     let mut customers = Customers {
@@ -361,8 +355,8 @@ pub async fn from_jsonl(
     path: &Path,
     options: &RunOptions,
 ) -> anyhow::Result<Summary> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -377,7 +371,10 @@ pub async fn from_jsonl(
         // A dry run tells which events the guest handles at all; it sends nothing.
         match syncer.plan(line).await {
             Ok(Err(PlanError::UnsupportedEvent(reason))) => {
-                backfill.count(&item, Ending::Skipped(format!("unsupported event: {reason}")));
+                backfill.count(
+                    &item,
+                    Ending::Skipped(format!("unsupported event: {reason}")),
+                );
             }
             _ => candidates.push(item),
         }
@@ -610,7 +607,11 @@ impl Customers {
 
     /// Embeds the record's customer unless it already is: one read from the list, else fetched
     /// by external id (created after the list was read, or not read because of `--only`).
-    async fn attach(&mut self, client: &LagoClient, record: &mut Value) -> Result<(), LagoApiError> {
+    async fn attach(
+        &mut self,
+        client: &LagoClient,
+        record: &mut Value,
+    ) -> Result<(), LagoApiError> {
         if record.get("customer").is_some_and(Value::is_object) {
             return Ok(());
         }
@@ -744,7 +745,10 @@ mod tests {
         );
         assert_eq!(item.identifiers, vec!["inv_9", "N-9"]);
         let broken = Item::from_line(4, "{ not json");
-        assert_eq!((broken.kind, broken.label.as_str()), (ObjectKind::Other, "line 4"));
+        assert_eq!(
+            (broken.kind, broken.label.as_str()),
+            (ObjectKind::Other, "line 4")
+        );
         assert!(broken.canonical.is_none());
     }
 
@@ -771,10 +775,17 @@ mod tests {
         );
         assert!(options.filters(ObjectKind::Customers).is_empty());
         let only = LagoOptions {
-            kinds: vec![ObjectKind::Invoices, ObjectKind::Customers, ObjectKind::Invoices],
+            kinds: vec![
+                ObjectKind::Invoices,
+                ObjectKind::Customers,
+                ObjectKind::Invoices,
+            ],
             ..LagoOptions::default()
         };
-        assert_eq!(only.kinds(), vec![ObjectKind::Customers, ObjectKind::Invoices]);
+        assert_eq!(
+            only.kinds(),
+            vec![ObjectKind::Customers, ObjectKind::Invoices]
+        );
         assert!(is_iso_date("2026-02-28"));
         assert!(!is_iso_date("2026-2-28"));
     }

@@ -132,11 +132,7 @@ fn status_line(done: u64, total: u64, failed: u64, elapsed: Duration) -> String 
     } else {
         0.0
     };
-    let percent = if total == 0 {
-        100
-    } else {
-        done * 100 / total
-    };
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
     let eta = if done >= total {
         "done".to_owned()
     } else if rate > 0.0 {

@@ -140,10 +140,10 @@ mod tests {
 
     #[test]
     fn key_order_does_not_change_the_hash_but_content_does() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"d":2,"c":3}],"x":"é\""}}"#)
-            .unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"x":"é\"","y":[1,{"c":3,"d":2}]},"b":1}"#)
-            .unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"d":2,"c":3}],"x":"é\""}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"x":"é\"","y":[1,{"c":3,"d":2}]},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
         assert_eq!(
             canonical_json(&a),
@@ -170,14 +170,32 @@ mod tests {
     fn only_successes_are_stored_and_they_are_per_connection_and_kind() {
         let store = Store::open_in_memory().unwrap();
         store
-            .put_backfill_hash("hs", ObjectKind::Invoices, "inv_1", "h1", OutcomeStatus::Synced)
+            .put_backfill_hash(
+                "hs",
+                ObjectKind::Invoices,
+                "inv_1",
+                "h1",
+                OutcomeStatus::Synced,
+            )
             .unwrap();
         store
-            .put_backfill_hash("hs", ObjectKind::Invoices, "inv_1", "h2", OutcomeStatus::Skipped)
+            .put_backfill_hash(
+                "hs",
+                ObjectKind::Invoices,
+                "inv_1",
+                "h2",
+                OutcomeStatus::Skipped,
+            )
             .unwrap();
         assert!(
             store
-                .put_backfill_hash("hs", ObjectKind::Invoices, "inv_2", "h", OutcomeStatus::Failed)
+                .put_backfill_hash(
+                    "hs",
+                    ObjectKind::Invoices,
+                    "inv_2",
+                    "h",
+                    OutcomeStatus::Failed
+                )
                 .is_err()
         );
         assert_eq!(

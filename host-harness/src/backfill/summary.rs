@@ -186,10 +186,7 @@ impl fmt::Display for Summary {
         write!(
             f,
             "{}",
-            table(
-                &["", "synced", "unchanged", "skipped", "failed"],
-                &rows
-            )
+            table(&["", "synced", "unchanged", "skipped", "failed"], &rows)
         )?;
         for (title, groups) in [
             ("Skipped by the sync rules", &self.skipped),
@@ -243,10 +240,16 @@ mod tests {
             connection: "hs".into(),
             ..Summary::default()
         };
-        for (id, number) in [("inv_1", "ACME-001"), ("inv_2", "ACME-002"), ("inv_3", "ACME-003")] {
+        for (id, number) in [
+            ("inv_1", "ACME-001"),
+            ("inv_2", "ACME-002"),
+            ("inv_3", "ACME-003"),
+        ] {
             summary.add(
                 ObjectKind::Invoices,
-                Ending::Skipped(format!("invoice {number} is a draft: drafts are not pushed")),
+                Ending::Skipped(format!(
+                    "invoice {number} is a draft: drafts are not pushed"
+                )),
                 id,
                 &[id.to_owned(), number.to_owned()],
             );
@@ -274,12 +277,18 @@ mod tests {
             "step 1 (upsert LagoInvoice …) was refused by HubSpot: HTTP 400: bad"
         );
         let invoices = summary.counts(ObjectKind::Invoices);
-        assert_eq!((invoices.synced, invoices.skipped, invoices.failed), (1, 3, 1));
+        assert_eq!(
+            (invoices.synced, invoices.skipped, invoices.failed),
+            (1, 3, 1)
+        );
         assert_eq!(summary.total().records(), 6);
         assert!(!summary.is_success());
 
         let text = summary.to_string();
-        assert!(text.contains("6 records: 1 synced, 1 unchanged, 3 skipped, 1 failed"), "{text}");
+        assert!(
+            text.contains("6 records: 1 synced, 1 unchanged, 3 skipped, 1 failed"),
+            "{text}"
+        );
         assert!(text.contains("3  invoices: invoice … is a draft"), "{text}");
         assert!(text.contains("(e.g. inv_1, inv_2, inv_3)"), "{text}");
     }

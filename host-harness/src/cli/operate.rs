@@ -58,7 +58,13 @@ pub fn status(store: &Store) -> anyhow::Result<()> {
     let failing: Vec<Vec<String>> = store
         .events(Some(EventState::Dead), 10)?
         .into_iter()
-        .chain(store.events(Some(EventState::Pending), 200)?.into_iter().filter(|e| e.last_error.is_some()).take(10))
+        .chain(
+            store
+                .events(Some(EventState::Pending), 200)?
+                .into_iter()
+                .filter(|e| e.last_error.is_some())
+                .take(10),
+        )
         .map(|e| {
             vec![
                 e.id.to_string(),
@@ -71,7 +77,10 @@ pub fn status(store: &Store) -> anyhow::Result<()> {
         .collect();
     if !failing.is_empty() {
         println!("\nlast errors");
-        print!("{}", table(&["id", "connection", "state", "event", "error"], &failing));
+        print!(
+            "{}",
+            table(&["id", "connection", "state", "event", "error"], &failing)
+        );
     }
     Ok(())
 }
@@ -94,7 +103,21 @@ pub fn events(store: &Store, command: EventsCommand) -> anyhow::Result<bool> {
                     ]
                 })
                 .collect();
-            print!("{}", table(&["id", "age", "state", "tries", "event", "lago id", "last error"], &rows));
+            print!(
+                "{}",
+                table(
+                    &[
+                        "id",
+                        "age",
+                        "state",
+                        "tries",
+                        "event",
+                        "lago id",
+                        "last error"
+                    ],
+                    &rows
+                )
+            );
             Ok(true)
         }
         EventsCommand::Show { id } => {
@@ -105,7 +128,10 @@ pub fn events(store: &Store, command: EventsCommand) -> anyhow::Result<bool> {
             println!("{}", serde_json::to_string_pretty(&event)?);
             println!("payload: {}", event.body);
             for entry in store.sync_log(&event.connection, &event.lago_id)? {
-                println!("{}  {:<8} {}  {}", entry.at, entry.outcome, entry.webhook_type, entry.detail);
+                println!(
+                    "{}  {:<8} {}  {}",
+                    entry.at, entry.outcome, entry.webhook_type, entry.detail
+                );
             }
             Ok(true)
         }
@@ -116,12 +142,26 @@ pub fn events(store: &Store, command: EventsCommand) -> anyhow::Result<bool> {
             }
             let id = id.expect("clap requires an id without --all-dead");
             let queued = store.retry_event(id)?;
-            println!("{}", if queued { format!("event {id} queued again") } else { format!("event {id} cannot be retried (unknown, or pending/running)") });
+            println!(
+                "{}",
+                if queued {
+                    format!("event {id} queued again")
+                } else {
+                    format!("event {id} cannot be retried (unknown, or pending/running)")
+                }
+            );
             Ok(queued)
         }
         EventsCommand::Discard { id } => {
             let discarded = store.discard_event(id)?;
-            println!("{}", if discarded { format!("event {id} discarded") } else { format!("event {id} cannot be discarded") });
+            println!(
+                "{}",
+                if discarded {
+                    format!("event {id} discarded")
+                } else {
+                    format!("event {id} cannot be discarded")
+                }
+            );
             Ok(discarded)
         }
     }
@@ -134,7 +174,10 @@ pub fn log(store: &Store, connection: &str, lago_id: &str) -> anyhow::Result<()>
         println!("nothing was synced for {lago_id} on connection {connection}");
     }
     for entry in entries {
-        println!("{}  {:<8} {}  {}", entry.at, entry.outcome, entry.webhook_type, entry.detail);
+        println!(
+            "{}  {:<8} {}  {}",
+            entry.at, entry.outcome, entry.webhook_type, entry.detail
+        );
         let steps: serde_json::Value = serde_json::from_str(&entry.steps).unwrap_or_default();
         for step in steps.as_array().into_iter().flatten() {
             println!(

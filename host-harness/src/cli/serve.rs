@@ -59,10 +59,9 @@ impl ServeArgs {
             if let Some(path) = &self.jwt_public_key {
                 let key = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                let issuer = self
-                    .lago_api_url
-                    .as_deref()
-                    .context("--jwt-public-key needs --lago-api-url (the issuer of Lago's tokens)")?;
+                let issuer = self.lago_api_url.as_deref().context(
+                    "--jwt-public-key needs --lago-api-url (the issuer of Lago's tokens)",
+                )?;
                 auth = auth.with_jwt(&key, issuer)?;
             }
             anyhow::ensure!(

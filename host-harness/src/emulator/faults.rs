@@ -560,7 +560,7 @@ pub(crate) async fn inject(
 /// `lago-hubspot emulator` switches for [`Faults`]; flags override the file's fields.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FaultArgs {
-    /// JSON file holding a `Faults` object (fields as in the flags, snake_case).
+    /// JSON `Faults`, e.g. {"rate_limit":{"max":20,"interval_ms":200},"latency_ms":[5,10]}.
     #[arg(long = "faults", value_name = "FILE.json")]
     pub faults_file: Option<PathBuf>,
     /// Enforce a rolling window of MAX requests per INTERVAL_MS (HubSpot: 110/10000).

@@ -1,0 +1,292 @@
+//! `serve` end to end: signed webhooks in, HubSpot records out, on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use lago_hubspot::config::{INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
+use lago_hubspot::queue::EventState;
+use lago_hubspot::server::ServeOptions;
+use lago_hubspot::signature::WebhookAuth;
+use serde_json::Value;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_webhooks_are_stored_acknowledged_and_synced_in_customer_order() {
+    let serve = ServeHarness::start(ServeHarness::hmac_options()).await;
+    let acme = customer("cus_serve", Some("company"));
+    let events = [
+        customer_event("customer.created", &acme),
+        subscription_event(
+            "subscription.started",
+            &subscription("sub_s", &acme, "active"),
+        ),
+        invoice_event(
+            "invoice.created",
+            &invoice("inv_s", &acme, "finalized", "pending"),
+        ),
+        invoice_event(
+            "invoice.payment_status_updated",
+            &invoice("inv_s", &acme, "finalized", "succeeded"),
+        ),
+    ];
+    for (n, event) in events.iter().enumerate() {
+        let response = serve
+            .post_signed(&event.to_string(), &format!("key-{n}"))
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "accepted");
+    }
+    serve.settled(Duration::from_secs(30)).await;
+    assert_eq!(serve.hubspot.records("companies").len(), 1);
+    assert_eq!(serve.hubspot.records(SUBSCRIPTIONS_SCHEMA).len(), 1);
+    let invoices = serve.hubspot.records(INVOICES_SCHEMA);
+    assert_eq!(invoices.len(), 1);
+    // The later event of the same customer won: order was kept.
+    assert_eq!(
+        invoices[0].properties["lago_invoice_payment_status"],
+        "succeeded"
+    );
+    assert_eq!(
+        serve
+            .syncer
+            .store()
+            .queue_stats()
+            .unwrap()
+            .count(EventState::Synced),
+        4
+    );
+    serve.stop().await.expect("graceful stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redelivered_webhooks_are_acknowledged_and_processed_once() {
+    let serve = ServeHarness::start(ServeHarness::hmac_options()).await;
+    let body =
+        customer_event("customer.created", &customer("cus_dup", Some("company"))).to_string();
+    assert_eq!(
+        serve
+            .post_signed(&body, "same-key")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["status"],
+        "accepted"
+    );
+    let again = serve.post_signed(&body, "same-key").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["status"], "duplicate");
+    serve.settled(Duration::from_secs(30)).await;
+    assert_eq!(serve.syncer.store().events(None, 10).unwrap().len(), 1);
+    assert_eq!(serve.hubspot.records("companies").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_forged_and_oversized_requests_are_refused_and_nothing_is_stored() {
+    let serve = ServeHarness::start(ServeOptions {
+        max_body_bytes: 4096,
+        ..ServeHarness::hmac_options()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/webhooks/lago", serve.url);
+    let body = customer_event("customer.created", &customer("cus_x", None)).to_string();
+
+    let unsigned = client.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let forged = client
+        .post(&url)
+        .header(
+            "X-Lago-Signature",
+            lago_hubspot::signature::hmac_signature("not-the-key", body.as_bytes()),
+        )
+        .header("X-Lago-Signature-Algorithm", "hmac")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    // A real signature replayed with another body.
+    let other = customer_event("customer.created", &customer("cus_evil", None)).to_string();
+    let replayed = client
+        .post(&url)
+        .header(
+            "X-Lago-Signature",
+            lago_hubspot::signature::hmac_signature(HMAC_KEY, body.as_bytes()),
+        )
+        .header("X-Lago-Signature-Algorithm", "hmac")
+        .body(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000));
+    let oversized = serve.post_signed(&huge, "big").await;
+    assert_eq!(oversized.status(), 413);
+
+    assert!(serve.syncer.store().events(None, 10).unwrap().is_empty());
+    assert!(serve.hubspot.records("companies").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_signed_webhooks_are_verified_against_lagos_public_key() {
+    let public = include_str!("fixtures/lago-webhook-test-public.pem");
+    let private = include_str!("fixtures/lago-webhook-test-private.pem");
+    let serve = ServeHarness::start(ServeOptions {
+        auth: WebhookAuth::new(None)
+            .with_jwt(public, "https://lago-api.example.com")
+            .unwrap(),
+        ..ServeHarness::hmac_options()
+    })
+    .await;
+    let body =
+        customer_event("customer.created", &customer("cus_jwt", Some("company"))).to_string();
+    let sign = |data: &str| {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).unwrap();
+        let claims = serde_json::json!({"data": data, "iss": "https://lago-api.example.com"});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &key,
+        )
+        .unwrap()
+    };
+    let post = |signature: String, body: String| {
+        let url = format!("{}/webhooks/lago", serve.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("X-Lago-Signature", signature)
+                .header("X-Lago-Signature-Algorithm", "jwt")
+                .header("X-Lago-Unique-Key", "jwt-1")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let other = customer_event("customer.created", &customer("cus_other", None)).to_string();
+    assert_eq!(
+        post(sign(&body), other).await,
+        401,
+        "a token for another body"
+    );
+    assert_eq!(post(sign(&body), body.clone()).await, 200);
+    serve.settled(Duration::from_secs(30)).await;
+    assert_eq!(serve.hubspot.records("companies").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unusable_payloads_are_kept_with_their_reason_and_acknowledged() {
+    let serve = ServeHarness::start(ServeHarness::hmac_options()).await;
+    for (n, body) in [
+        "{ not json",
+        r#"{"webhook_type":"plan.created","object_type":"plan","plan":{}}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let response = serve.post_signed(body, &format!("bad-{n}")).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "acknowledged so Lago stops redelivering"
+        );
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["status"],
+            "rejected"
+        );
+    }
+    // A payload that routes but the guest refuses (no customer object) is rejected by the worker.
+    let missing = r#"{"webhook_type":"customer.created","object_type":"customer"}"#;
+    serve.post_signed(missing, "bad-2").await;
+    serve.settled(Duration::from_secs(30)).await;
+    let rejected = serve
+        .syncer
+        .store()
+        .events(Some(EventState::Rejected), 10)
+        .unwrap();
+    assert_eq!(rejected.len(), 3);
+    assert!(
+        rejected
+            .iter()
+            .all(|e| e.last_error.as_deref().is_some_and(|r| !r.is_empty()))
+    );
+    // The process keeps serving.
+    let ok = serve
+        .post_signed(
+            &customer_event("customer.created", &customer("cus_ok", None)).to_string(),
+            "good",
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    serve.settled(Duration::from_secs(30)).await;
+    assert_eq!(serve.hubspot.records("companies").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hubspot_validation_errors_go_to_dead_letters_with_hubspots_message() {
+    let serve = ServeHarness::start(ServeHarness::hmac_options()).await;
+    // The emulator refuses this contact's email like HubSpot would; retrying cannot help.
+    let mut bad = customer("cus_bad_email", Some("individual"));
+    bad["email"] = Value::String("not-an-email".into());
+    serve
+        .post_signed(
+            &customer_event("customer.created", &bad).to_string(),
+            "bad-email",
+        )
+        .await;
+    serve.settled(Duration::from_secs(30)).await;
+    let dead = serve
+        .syncer
+        .store()
+        .events(Some(EventState::Dead), 10)
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let error = dead[0].last_error.clone().unwrap();
+    assert!(
+        error.contains("HTTP 400") && error.contains("correlation id"),
+        "{error}"
+    );
+    assert_eq!(dead[0].attempts, 0, "no blind retry of a validation error");
+    let log = serve
+        .syncer
+        .store()
+        .sync_log("hubspot-test", "cus_bad_email")
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    assert!(!log[0].detail.contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_metrics_are_served() {
+    let serve = ServeHarness::start(ServeHarness::hmac_options()).await;
+    serve
+        .post_signed(
+            &customer_event("customer.created", &customer("cus_m", None)).to_string(),
+            "m1",
+        )
+        .await;
+    serve.settled(Duration::from_secs(30)).await;
+    let health = reqwest::get(format!("{}/healthz", serve.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", serve.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "lago_hubspot_events_received_total 1",
+        "lago_hubspot_events_synced_total 1",
+        "lago_hubspot_queue_depth 0",
+        "lago_hubspot_hubspot_requests_total{status=\"200\"}",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    serve.stop().await.unwrap();
+}
