@@ -2,10 +2,14 @@
 //! it returns.
 //!
 //! - [`runtime`] loads the component (wasmtime) and calls its handlers in fresh sandboxes;
-//! - [`hubspot_http`] is the one HTTP path to HubSpot, shared by plan steps and the guest's reads;
+//! - [`hubspot_http`] is the one HTTP path to HubSpot, shared by plan steps and the guest's reads,
+//!   paced per portal by [`ratelimit`];
 //! - [`executor`] runs a plan step by step, with [`retry`] deciding what to try again;
-//! - [`store`] keeps connection settings, Lago id → HubSpot id mappings and the sync log (SQLite);
-//! - [`sync`] ties them together per event; [`emulator`] is an in-memory HubSpot for tests and demos.
+//! - [`store`] keeps connection settings, Lago id → HubSpot id mappings and the sync log (SQLite),
+//!   and [`queue`] the durable events of the real-time service;
+//! - [`sync`] ties them together per event; [`server`] (webhooks, [`signature`], [`metrics`]) and
+//!   [`worker`] make up `serve`; [`backfill`] syncs history from Lago's API ([`lago_api`]);
+//! - [`emulator`] and [`lago_emulator`] are in-memory HubSpot and Lago for tests and demos.
 
 pub mod backfill;
 pub mod config;
@@ -21,12 +25,11 @@ pub mod ratelimit;
 pub mod report;
 pub mod retry;
 pub mod runtime;
+pub mod server;
 pub mod signature;
 pub mod store;
 pub mod sync;
 pub mod worker;
-
-pub mod server;
 
 /// Sample Lago webhooks bundled with the binary.
 pub mod samples {

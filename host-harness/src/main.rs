@@ -85,19 +85,20 @@ enum Command {
     },
     /// Events by state, the oldest pending one, and the last errors.
     Status {
-        #[arg(long, default_value = "lago-hubspot.db")]
+        #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
         state: PathBuf,
     },
     /// List, show, retry or discard stored events.
     Events {
-        #[arg(long, default_value = "lago-hubspot.db")]
+        /// The state database (given before the subcommand: `events --state FILE list`).
+        #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
         state: PathBuf,
         #[command(subcommand)]
         command: cli::operate::EventsCommand,
     },
     /// The sync log of one Lago object (customer, subscription or invoice lago_id).
     Log {
-        #[arg(long, default_value = "lago-hubspot.db")]
+        #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
         state: PathBuf,
         #[arg(long, default_value = "hubspot")]
         connection_code: String,
@@ -123,7 +124,7 @@ struct HubspotArgs {
     #[arg(long, env = "HUBSPOT_ACCESS_TOKEN", hide_env_values = true)]
     token: String,
     /// The embedded state database (created if missing).
-    #[arg(long, default_value = "lago-hubspot.db")]
+    #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
     state: PathBuf,
 }
 

@@ -352,6 +352,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Events waiting for another attempt after a failure, most recent first.
+    pub fn failing_events(&self, limit: usize) -> anyhow::Result<Vec<StoredEvent>> {
+        let mut stmt = self.db.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE state = 'pending' AND last_error IS NOT NULL
+             ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], row_to_event)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn queue_stats(&self) -> anyhow::Result<QueueStats> {
         let mut stmt = self
             .db

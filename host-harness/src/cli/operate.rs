@@ -10,8 +10,9 @@ use lago_hubspot::store::Store;
 pub enum EventsCommand {
     /// The most recent events, optionally of one state.
     List {
-        #[arg(long, value_parser = parse_state)]
-        state: Option<EventState>,
+        /// pending, running, synced, skipped, rejected, dead, or failed (pending after a failed attempt).
+        #[arg(long, value_parser = parse_filter)]
+        state: Option<Filter>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
@@ -28,10 +29,20 @@ pub enum EventsCommand {
     Discard { id: i64 },
 }
 
-fn parse_state(text: &str) -> Result<EventState, String> {
-    EventState::parse(text).ok_or_else(|| {
+#[derive(Debug, Clone, Copy)]
+pub enum Filter {
+    State(EventState),
+    /// Waiting for another attempt after a failure.
+    Failed,
+}
+
+fn parse_filter(text: &str) -> Result<Filter, String> {
+    if text == "failed" {
+        return Ok(Filter::Failed);
+    }
+    EventState::parse(text).map(Filter::State).ok_or_else(|| {
         let names: Vec<&str> = EventState::ALL.iter().map(|s| s.as_str()).collect();
-        format!("unknown state {text:?}; one of {}", names.join(", "))
+        format!("unknown state {text:?}; one of {}, failed", names.join(", "))
     })
 }
 
@@ -88,8 +99,12 @@ pub fn status(store: &Store) -> anyhow::Result<()> {
 pub fn events(store: &Store, command: EventsCommand) -> anyhow::Result<bool> {
     match command {
         EventsCommand::List { state, limit } => {
-            let rows: Vec<Vec<String>> = store
-                .events(state, limit)?
+            let events = match state {
+                None => store.events(None, limit)?,
+                Some(Filter::State(state)) => store.events(Some(state), limit)?,
+                Some(Filter::Failed) => store.failing_events(limit)?,
+            };
+            let rows: Vec<Vec<String>> = events
                 .into_iter()
                 .map(|e| {
                     vec![
