@@ -193,16 +193,19 @@ impl Default for LagoOptions {
 }
 
 impl LagoOptions {
-    fn kinds(&self) -> Vec<ObjectKind> {
-        let mut kinds: Vec<ObjectKind> = match self.kinds.as_slice() {
+    /// The kinds to read with their lists, in sync order.
+    fn kinds(&self) -> Vec<(ObjectKind, LagoList)> {
+        let mut kinds: Vec<(ObjectKind, LagoList)> = match self.kinds.as_slice() {
             [] => vec![
                 ObjectKind::Customers,
                 ObjectKind::Subscriptions,
                 ObjectKind::Invoices,
             ],
             chosen => chosen.to_vec(),
-        };
-        kinds.retain(|kind| *kind != ObjectKind::Other);
+        }
+        .into_iter()
+        .filter_map(|kind| Some((kind, kind.list()?)))
+        .collect();
         kinds.sort();
         kinds.dedup();
         kinds
@@ -283,10 +286,9 @@ pub async fn from_lago(
     let kinds = lago.kinds();
     // First pages up front: a wrong key or URL fails here, and the totals size the progress bar.
     let mut first_pages = HashMap::new();
-    for kind in &kinds {
-        let list = kind.list().expect("Lago lists exist for the three kinds");
+    for (kind, list) in &kinds {
         let page = client
-            .page(list, 1, lago.per_page, &lago.filters(*kind))
+            .page(*list, 1, lago.per_page, &lago.filters(*kind))
             .await
             .with_context(|| format!("cannot read the {} from Lago", kind.plural()))?;
         first_pages.insert(*kind, page);
@@ -297,11 +299,10 @@ pub async fn from_lago(
         .sum();
     let mut backfill = Backfill::start(syncer, options, total).await?;
     let mut customers = Customers {
-        keep: kinds.contains(&ObjectKind::Subscriptions),
+        keep: first_pages.contains_key(&ObjectKind::Subscriptions),
         by_lago_id: HashMap::new(),
     };
-    for kind in kinds {
-        let list = kind.list().expect("Lago lists exist for the three kinds");
+    for (kind, list) in kinds {
         let filters = lago.filters(kind);
         let mut page = first_pages.remove(&kind).unwrap_or_else(|| Page {
             records: Vec::new(),
@@ -784,7 +785,10 @@ mod tests {
         };
         assert_eq!(
             only.kinds(),
-            vec![ObjectKind::Customers, ObjectKind::Invoices]
+            vec![
+                (ObjectKind::Customers, LagoList::Customers),
+                (ObjectKind::Invoices, LagoList::Invoices)
+            ]
         );
         assert!(is_iso_date("2026-02-28"));
         assert!(!is_iso_date("2026-2-28"));
