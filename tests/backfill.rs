@@ -231,6 +231,7 @@ fn quiet() -> RunOptions {
     RunOptions {
         force: false,
         progress: ProgressMode::Quiet,
+        batch: true,
     }
 }
 

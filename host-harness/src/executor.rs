@@ -83,6 +83,8 @@ pub enum ExecError {
         description: String,
         message: String,
     },
+    #[error("step {step} ({description})")]
+    Blocked { step: usize, description: String },
     #[error("step {step} ({description}) has a body that is not JSON: {reason}")]
     InvalidBody {
         step: usize,
@@ -206,7 +208,7 @@ impl<'a> Executor<'a> {
         Ok(outcomes)
     }
 
-    async fn send_with_retries(
+    pub(crate) async fn send_with_retries(
         &self,
         step: &Step,
         number: usize,
@@ -223,6 +225,11 @@ impl<'a> Executor<'a> {
                 Ok(response) => self.retry.after_response(response, attempt),
                 Err(TransportError::Network { .. }) => self.retry.after_network_error(attempt),
                 Err(TransportError::ForbiddenDestination(_)) => Decision::GiveUp,
+                // A failed refresh may heal; a connection waiting for a reconnect will not.
+                Err(TransportError::Auth(error)) if !error.needs_reconnect() => {
+                    self.retry.after_network_error(attempt)
+                }
+                Err(TransportError::Auth(_)) => Decision::GiveUp,
             };
             match (decision, result) {
                 (Decision::RetryIn(delay), _) => {
@@ -269,7 +276,7 @@ pub fn method_name(method: HttpMethod) -> &'static str {
     }
 }
 
-fn to_method(method: HttpMethod) -> Method {
+pub(crate) fn to_method(method: HttpMethod) -> Method {
     match method {
         HttpMethod::Get => Method::GET,
         HttpMethod::Post => Method::POST,
@@ -280,7 +287,7 @@ fn to_method(method: HttpMethod) -> Method {
 }
 
 /// A 207 (or 200) batch answer whose `errors` say some inputs were not written.
-fn partial_failure(json: &Value) -> Option<String> {
+pub(crate) fn partial_failure(json: &Value) -> Option<String> {
     let errors = json.get("errors")?.as_array()?;
     let first = errors.first()?;
     let message = first
@@ -297,7 +304,7 @@ fn partial_failure(json: &Value) -> Option<String> {
     ))
 }
 
-fn scalar_to_string(value: &Value) -> Option<String> {
+pub(crate) fn scalar_to_string(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -326,7 +333,7 @@ fn fill(
     Ok(out)
 }
 
-fn substitute_path(
+pub(crate) fn substitute_path(
     step: &Step,
     number: usize,
     captured: &BTreeMap<String, String>,
@@ -349,7 +356,7 @@ fn substitute_path(
 }
 
 /// Fills references inside JSON string values only, so a captured value can never break the JSON.
-fn substitute_body(
+pub(crate) fn substitute_body(
     step: &Step,
     number: usize,
     captured: &BTreeMap<String, String>,

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde_json::Value;
 
+use crate::auth::{AuthError, StaticToken, TokenSource};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateBudget;
 
@@ -93,14 +94,17 @@ pub enum TransportError {
         #[source]
         source: reqwest::Error,
     },
+    /// No token to send: the connection needs a reconnect, or a refresh failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
-/// A client bound to one HubSpot base URL and one token, optionally paced by the portal's
-/// budget and counted in the metrics.
+/// A client bound to one HubSpot base URL and one connection's tokens, optionally paced by the
+/// portal's budget and counted in the metrics.
 #[derive(Clone)]
 pub struct HubspotClient {
     base_url: String,
-    token: Secret,
+    tokens: Arc<dyn TokenSource>,
     http: reqwest::Client,
     budget: Option<Arc<RateBudget>>,
     metrics: Option<Arc<Metrics>>,
@@ -115,7 +119,13 @@ impl fmt::Debug for HubspotClient {
 }
 
 impl HubspotClient {
+    /// A client with a static token (private app, service key, or an access token given as is).
     pub fn new(base_url: &str, token: Secret) -> anyhow::Result<Self> {
+        Self::with_tokens(base_url, Arc::new(StaticToken(token)))
+    }
+
+    /// A client that asks `tokens` for the bearer token before every request (OAuth refresh).
+    pub fn with_tokens(base_url: &str, tokens: Arc<dyn TokenSource>) -> anyhow::Result<Self> {
         let base_url = base_url.trim_end_matches('/').to_owned();
         anyhow::ensure!(
             base_url.starts_with("http://") || base_url.starts_with("https://"),
@@ -127,7 +137,7 @@ impl HubspotClient {
             .build()?;
         Ok(HubspotClient {
             base_url,
-            token,
+            tokens,
             http,
             budget: None,
             metrics: None,
@@ -153,6 +163,11 @@ impl HubspotClient {
         &self.base_url
     }
 
+    /// True while the connection's grant was refused and a person must reconnect it.
+    pub fn needs_reconnect(&self) -> bool {
+        self.tokens.needs_reconnect()
+    }
+
     /// Sends one request to `{base_url}{path_and_query}` with the bearer token added.
     pub async fn send(
         &self,
@@ -170,44 +185,82 @@ impl HubspotClient {
             ));
         }
         let url = format!("{}{}", self.base_url, path_and_query);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .bearer_auth(self.token.expose())
-            .header(http::header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        if let Some(budget) = &self.budget {
-            budget.acquire(path_and_query).await;
-        }
-        let network = |source| TransportError::Network {
-            url: url.clone(),
-            source,
+        let mut token = None;
+        let result = loop {
+            if let Some(budget) = &self.budget {
+                budget.acquire(path_and_query).await;
+            }
+            // Asked after the budget wait, so a token that was fresh then is still fresh now.
+            let retry_of = token.take();
+            let bearer = match &retry_of {
+                None => self.tokens.token().await?,
+                Some(rejected) => self.tokens.expired(rejected).await?,
+            };
+            let result = self
+                .send_once(method.clone(), &url, body.clone(), &bearer)
+                .await;
+            if let (Some(budget), Ok(response)) = (&self.budget, &result) {
+                budget.observe(path_and_query, response);
+            }
+            // An access token that expired in flight: refresh once and send again.
+            let expired = result.as_ref().is_ok_and(is_expired_token);
+            if expired && retry_of.is_none() && self.tokens.refreshes() {
+                if let Some(metrics) = &self.metrics {
+                    metrics.hubspot_answered(401);
+                }
+                tracing::info!(%url, "access token expired; refreshing and sending again");
+                token = Some(bearer);
+                continue;
+            }
+            break result;
         };
-        let result = async {
-            let response = request.send().await.map_err(network)?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(network)?;
-            Ok(HubspotResponse {
-                status,
-                headers,
-                body,
-            })
-        }
-        .await;
         if let Some(metrics) = &self.metrics {
             metrics.hubspot_answered(result.as_ref().map_or(0, |r: &HubspotResponse| r.status));
-        }
-        if let (Some(budget), Ok(response)) = (&self.budget, &result) {
-            budget.observe(path_and_query, response);
         }
         if let Ok(response) = &result {
             tracing::debug!(status = response.status, %url, "hubspot");
         }
         result
     }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+        token: &Secret,
+    ) -> Result<HubspotResponse, TransportError> {
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(token.expose())
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let network = |source| TransportError::Network {
+            url: url.to_owned(),
+            source,
+        };
+        let response = request.send().await.map_err(network)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(network)?;
+        Ok(HubspotResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// HubSpot's 401 for an OAuth access token past its lifetime.
+fn is_expired_token(response: &HubspotResponse) -> bool {
+    response.status == 401
+        && response
+            .json()
+            .and_then(|j| j.get("category")?.as_str().map(str::to_owned))
+            .is_some_and(|c| c == "EXPIRED_AUTHENTICATION")
 }

@@ -9,10 +9,15 @@
 //!   and [`queue`] the durable events of the real-time service;
 //! - [`sync`] ties them together per event; [`server`] (webhooks, [`signature`], [`metrics`]) and
 //!   [`worker`] make up `serve`; [`backfill`] syncs history from Lago's API ([`lago_api`]);
+//! - [`auth`] gives each request its bearer token (static, or OAuth refreshed before expiry), and
+//!   [`connections`] keeps any number of named connections, connects them and routes events;
 //! - [`emulator`] and [`lago_emulator`] are in-memory HubSpot and Lago for tests and demos.
 
+pub mod auth;
 pub mod backfill;
+pub mod batch;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod emulator;
 pub mod executor;

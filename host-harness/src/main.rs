@@ -4,14 +4,15 @@ use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
 use lago_hubspot::config::{ConnectionSettings, DefaultObject};
-use lago_hubspot::emulator::{Emulator, EmulatorConfig};
+use lago_hubspot::connections::{SecretKey, Vault};
+use lago_hubspot::emulator::{Emulator, EmulatorConfig, OAuthConfig};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
 use lago_hubspot::runtime::{Plan, Plugin};
 use lago_hubspot::store::Store;
@@ -44,6 +45,18 @@ enum Command {
         /// Bearer tokens the emulator accepts.
         #[arg(long = "token", default_value = "test-token")]
         tokens: Vec<String>,
+        /// The emulated portal (hub) id.
+        #[arg(long, default_value_t = 12_345_678)]
+        portal_id: u64,
+        /// The OAuth app the emulator knows (authorize at /oauth/authorize, tokens at
+        /// /oauth/v1/token).
+        #[arg(long, default_value = "emulator-client-id")]
+        oauth_client_id: String,
+        #[arg(long, default_value = "emulator-client-secret")]
+        oauth_client_secret: String,
+        /// Lifetime of the access tokens it issues (HubSpot: 1800).
+        #[arg(long, default_value_t = 1800)]
+        oauth_token_lifetime_secs: u64,
         /// Misbehave like real HubSpot: rate limits, errors, latency, drops, 207s.
         #[command(flatten)]
         faults: lago_hubspot::emulator::FaultArgs,
@@ -83,6 +96,16 @@ enum Command {
         #[command(flatten)]
         serve: cli::serve::ServeArgs,
     },
+    /// Add a HubSpot connection (or renew one's access): OAuth in a browser, or --token for a
+    /// private-app token; then deploy its properties and objects.
+    Connect(cli::connections::ConnectArgs),
+    /// List, show, update or remove connections.
+    Connections {
+        #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
+        state: PathBuf,
+        #[command(subcommand)]
+        command: cli::connections::ConnectionsCommand,
+    },
     /// Events by state, the oldest pending one, and the last errors.
     Status {
         #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
@@ -120,9 +143,13 @@ enum Command {
 struct HubspotArgs {
     #[arg(long, env = "HUBSPOT_API_URL", default_value = DEFAULT_HUBSPOT_URL)]
     hubspot_url: String,
-    /// Private-app / service-key token, or an OAuth access token.
+    /// Private-app / service-key token, or an OAuth access token. Without one, the connection
+    /// recorded by `lago-hubspot connect` is used.
     #[arg(long, env = "HUBSPOT_ACCESS_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
+    /// The OAuth app's client secret, to refresh the tokens of OAuth connections.
+    #[arg(long, env = "HUBSPOT_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
     /// The embedded state database (created if missing).
     #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
     state: PathBuf,
@@ -216,6 +243,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emulator {
             listen,
             tokens,
+            portal_id,
+            oauth_client_id,
+            oauth_client_secret,
+            oauth_token_lifetime_secs,
             faults,
         } => {
             let listener = tokio::net::TcpListener::bind(listen)
@@ -227,8 +258,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let emulator = Emulator::new(EmulatorConfig {
                 tokens,
+                portal_id,
                 faults: faults.to_faults()?,
-                ..EmulatorConfig::default()
+                oauth: OAuthConfig {
+                    client_id: oauth_client_id,
+                    client_secret: oauth_client_secret,
+                    access_token_lifetime: std::time::Duration::from_secs(
+                        oauth_token_lifetime_secs,
+                    ),
+                    ..OAuthConfig::default()
+                },
             });
             tokio::select! {
                 served = emulator.serve(listener) => served?,
@@ -307,15 +346,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve,
         } => {
             let metrics = Arc::new(lago_hubspot::metrics::Metrics::new());
-            let store = Store::open(&hubspot.state)?;
-            let settings = connection.resolve(&store)?;
-            let client =
-                HubspotClient::new(&hubspot.hubspot_url, Secret::new(hubspot.token.clone()))?
-                    .with_budget(serve.budget())
-                    .with_metrics(metrics.clone());
-            let syncer = Syncer::new(component()?, client, store, settings)?;
-            cli::serve::run(syncer, metrics, &serve).await?;
+            let store = Arc::new(Mutex::new(Store::open(&hubspot.state)?));
+            let stored = lock(&store).accesses()?;
+            match &hubspot.token {
+                // One connection from the command line, as before connections were stored.
+                Some(token) if stored.is_empty() => {
+                    let settings = connection.resolve(&lock(&store))?;
+                    let client =
+                        HubspotClient::new(&hubspot.hubspot_url, Secret::new(token.clone()))?
+                            .with_budget(serve.budget())
+                            .with_metrics(metrics.clone());
+                    let syncer = Syncer::shared(component()?, client, store, settings)?;
+                    cli::serve::run(syncer, metrics, &serve).await?;
+                }
+                _ => {
+                    let fleet = cli::serve::fleet(
+                        component()?,
+                        store,
+                        &hubspot,
+                        &connection,
+                        &serve,
+                        metrics.clone(),
+                    )?;
+                    cli::serve::run_connections(fleet, metrics, &serve).await?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Connect(args) => cli::connections::connect(component, args).await,
+        Command::Connections { state, command } => {
+            let ok = cli::connections::connections(&state, command)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Status { state } => {
             cli::operate::status(&Store::open(&state)?)?;
@@ -371,10 +436,34 @@ fn syncer(
     hubspot: &HubspotArgs,
     connection: &ConnectionArgs,
 ) -> anyhow::Result<Syncer> {
-    let store = Store::open(&hubspot.state)?;
-    let settings = connection.resolve(&store)?;
-    let client = HubspotClient::new(&hubspot.hubspot_url, Secret::new(hubspot.token.clone()))?;
-    Syncer::new(plugin, client, store, settings)
+    let store = Arc::new(Mutex::new(Store::open(&hubspot.state)?));
+    let settings = connection.resolve(&lock(&store))?;
+    let client = client_for(hubspot, &store, &settings.code)?;
+    Syncer::shared(plugin, client, store, settings)
+}
+
+fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `--token` when given, else the access `connect` recorded for the connection.
+fn client_for(
+    hubspot: &HubspotArgs,
+    store: &Arc<Mutex<Store>>,
+    code: &str,
+) -> anyhow::Result<HubspotClient> {
+    if let Some(token) = &hubspot.token {
+        return HubspotClient::new(&hubspot.hubspot_url, Secret::new(token.clone()));
+    }
+    let Some(access) = lock(store).access(code)? else {
+        anyhow::bail!(
+            "no HubSpot access for connection {code}: give --token (or HUBSPOT_ACCESS_TOKEN), or record the connection with `lago-hubspot connect --code {code}`"
+        );
+    };
+    let vault = Vault::new(store.clone(), SecretKey::from_env()?);
+    let secret = hubspot.client_secret.clone().map(Secret::new);
+    let tokens = vault.token_source(code, secret.as_ref())?;
+    HubspotClient::with_tokens(&access.hubspot_url, tokens)
 }
 
 /// The component named on the command line, or the one this checkout builds.

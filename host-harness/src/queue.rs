@@ -231,6 +231,51 @@ impl Store {
         Ok(events)
     }
 
+    /// Like [`Store::claim_ready`], for the events of one connection only: `serve` with many
+    /// connections claims per connection, so one portal's backlog never takes every worker.
+    pub fn claim_ready_in(
+        &self,
+        connection: &str,
+        limit: usize,
+        now: i64,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tx = self.db.unchecked_transaction()?;
+        let events: Vec<StoredEvent> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM events e
+                 WHERE e.state = 'pending' AND e.connection = ?3 AND e.next_attempt_ms <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM events p
+                       WHERE p.order_key = e.order_key AND p.id < e.id
+                         AND p.state IN ('pending', 'running'))
+                 ORDER BY e.id LIMIT ?2"
+            ))?;
+            stmt.query_map(params![now, limit as i64, connection], row_to_event)?
+                .collect::<Result<_, _>>()?
+        };
+        {
+            let mut claim = tx.prepare_cached(
+                "UPDATE events SET state = 'running', updated_at_ms = ?2 WHERE id = ?1",
+            )?;
+            for event in &events {
+                claim.execute(params![event.id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(events)
+    }
+
+    /// When the next waiting event of one connection becomes due.
+    pub fn next_due_ms_in(&self, connection: &str) -> anyhow::Result<Option<i64>> {
+        Ok(self.db.query_row(
+            "SELECT MIN(next_attempt_ms) FROM events WHERE state = 'pending' AND connection = ?1",
+            [connection],
+            |row| row.get(0),
+        )?)
+    }
+
     /// After a crash or a forced stop, events left running go back to the queue.
     pub fn requeue_running(&self) -> anyhow::Result<usize> {
         Ok(self.db.execute(

@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::connections::fleet::Fleet;
 use crate::metrics::Metrics;
 use crate::queue::{Inserted, NewEvent};
 use crate::runtime::Handler;
@@ -52,7 +53,7 @@ impl Default for ServeOptions {
 
 #[derive(Clone)]
 struct App {
-    syncer: Arc<Syncer>,
+    fleet: Arc<Fleet>,
     auth: Arc<WebhookAuth>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
@@ -67,6 +68,18 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let fleet = Arc::new(Fleet::single(syncer));
+    serve_connections(fleet, metrics, listener, options, shutdown).await
+}
+
+/// [`serve`] for many connections: each event goes to its customer's connection.
+pub async fn serve_connections(
+    fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if options.auth.is_disabled() {
         tracing::warn!(
             "webhook signature verification is OFF: anyone who can reach this port can inject events"
@@ -75,7 +88,7 @@ pub async fn serve(
     let wake = Arc::new(Notify::new());
     let (stop_workers, stop_signal) = watch::channel(false);
     let workers = Workers {
-        syncer: syncer.clone(),
+        fleet: fleet.clone(),
         metrics: metrics.clone(),
         policy: options.policy,
         concurrency: options.workers.max(1),
@@ -84,7 +97,7 @@ pub async fn serve(
     };
     let workers = tokio::spawn(workers.run(stop_signal));
     let app = App {
-        syncer,
+        fleet,
         auth: Arc::new(options.auth),
         metrics,
         wake,
@@ -139,20 +152,31 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     .flatten()
     .find(|key| !key.is_empty())
     .unwrap_or_default();
-    let new = NewEvent {
-        unique_key,
-        connection: app.syncer.settings().code.clone(),
-        order_key,
-        webhook_type: event.webhook_type,
-        lago_id: event.lago_id,
-        body: text,
-        rejected: rejected.clone(),
-    };
-    // A durable commit waits for the disk: keep it off the async threads.
-    let syncer = app.syncer.clone();
-    let inserted = tokio::task::spawn_blocking(move || syncer.store().insert_event(&new)).await;
+    // Routing may read the store, and a durable commit waits for the disk: both stay off the
+    // async threads.
+    let fleet = app.fleet.clone();
+    let inserted = tokio::task::spawn_blocking(move || {
+        let (connection, rejected) = match fleet.route(&text, &event) {
+            Ok(code) => (code, rejected),
+            Err(reason) => (String::new(), rejected.or(Some(reason))),
+        };
+        let new = NewEvent {
+            unique_key,
+            connection,
+            order_key,
+            webhook_type: event.webhook_type,
+            lago_id: event.lago_id,
+            body: text,
+            rejected: rejected.clone(),
+        };
+        fleet
+            .store()
+            .insert_event(&new)
+            .map(|inserted| (inserted, rejected))
+    })
+    .await;
     match inserted {
-        Ok(Ok(Inserted::New(id))) => {
+        Ok(Ok((Inserted::New(id), rejected))) => {
             app.metrics.events_received.inc();
             match rejected {
                 Some(reason) => {
@@ -169,7 +193,7 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
                 }
             }
         }
-        Ok(Ok(Inserted::Duplicate)) => {
+        Ok(Ok((Inserted::Duplicate, _))) => {
             app.metrics.events_duplicate.inc();
             answer(StatusCode::OK, json!({"status": "duplicate"}))
         }
@@ -192,7 +216,7 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
 }
 
 async fn healthz(State(app): State<App>) -> Response {
-    match app.syncer.store().queue_stats() {
+    match app.fleet.store().queue_stats() {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -203,7 +227,7 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn metrics_text(State(app): State<App>) -> Response {
-    let stats = app.syncer.store().queue_stats().unwrap_or_default();
+    let stats = app.fleet.store().queue_stats().unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,

@@ -51,7 +51,12 @@ pub struct SyncLogEntry {
 }
 
 /// Every module that keeps state adds its tables here; they all live in one database file.
-const SCHEMAS: &[&str] = &[SCHEMA, crate::queue::SCHEMA, crate::backfill::SCHEMA];
+const SCHEMAS: &[&str] = &[
+    SCHEMA,
+    crate::queue::SCHEMA,
+    crate::backfill::SCHEMA,
+    crate::connections::SCHEMA,
+];
 
 /// The state database. Modules with their own tables extend it with `impl Store` blocks of their
 /// own (see `SCHEMAS`), so one connection and one transaction can span ids, events and progress.
@@ -61,6 +66,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        create_owner_only(path)?;
         let db = rusqlite::Connection::open(path)
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
         Self::init(db)
@@ -169,19 +175,34 @@ impl Store {
         Ok(known)
     }
 
-    pub fn log_sync(&self, connection: &str, entry: &SyncLogEntry) -> anyhow::Result<()> {
-        self.db.execute(
-            "INSERT INTO sync_log (connection, webhook_type, lago_id, outcome, detail, steps)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                connection,
-                entry.webhook_type,
-                entry.lago_id,
-                entry.outcome,
-                entry.detail,
-                entry.steps
-            ],
-        )?;
+    pub fn log_sync(&mut self, connection: &str, entry: &SyncLogEntry) -> anyhow::Result<()> {
+        self.log_sync_many(connection, std::slice::from_ref(entry))
+    }
+
+    /// Appends many sync-log lines in one transaction.
+    pub fn log_sync_many(
+        &mut self,
+        connection: &str,
+        entries: &[SyncLogEntry],
+    ) -> anyhow::Result<()> {
+        let tx = self.db.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO sync_log (connection, webhook_type, lago_id, outcome, detail, steps)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for entry in entries {
+                stmt.execute(params![
+                    connection,
+                    entry.webhook_type,
+                    entry.lago_id,
+                    entry.outcome,
+                    entry.detail,
+                    entry.steps
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -203,6 +224,30 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A new state file is created readable by its owner only: it holds HubSpot tokens. SQLite
+/// gives its `-wal` and `-shm` files the same permissions.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map(drop)
+            .or_else(|error| match error.kind() {
+                // Created meanwhile by another process: its permissions stand.
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(error),
+            })
+            .with_context(|| format!("cannot create the state database {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Upserts id mappings inside a caller's transaction.

@@ -92,9 +92,12 @@ pub struct DeployReport {
 pub struct Syncer {
     plugin: Arc<Plugin>,
     client: Arc<HubspotClient>,
-    store: Mutex<Store>,
+    /// Shared by every connection of a `serve`: one database, one writer.
+    store: Arc<Mutex<Store>>,
     settings: ConnectionSettings,
     retry: RetryPolicy,
+    /// One deploy at a time, so workers that find the connection undeployed don't race.
+    deploying: tokio::sync::Mutex<()>,
 }
 
 impl Syncer {
@@ -104,14 +107,38 @@ impl Syncer {
         store: Store,
         settings: ConnectionSettings,
     ) -> anyhow::Result<Self> {
-        store.save_connection(&settings)?;
+        Self::shared(plugin, client, Arc::new(Mutex::new(store)), settings)
+    }
+
+    /// A syncer on a store other connections use too.
+    pub fn shared(
+        plugin: Arc<Plugin>,
+        client: HubspotClient,
+        store: Arc<Mutex<Store>>,
+        settings: ConnectionSettings,
+    ) -> anyhow::Result<Self> {
+        store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .save_connection(&settings)?;
         Ok(Syncer {
             plugin,
             client: Arc::new(client),
-            store: Mutex::new(store),
+            store,
             settings,
             retry: RetryPolicy::default(),
+            deploying: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The store this syncer writes to, for others that share it.
+    pub fn shared_store(&self) -> Arc<Mutex<Store>> {
+        self.store.clone()
+    }
+
+    /// This connection's HubSpot client.
+    pub fn client(&self) -> &HubspotClient {
+        &self.client
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -126,15 +153,10 @@ impl Syncer {
 
     /// Appends a sync-log line for an event; a log failure is reported, never fatal.
     pub fn log(&self, outcome: &EventOutcome) {
-        let entry = SyncLogEntry {
-            at: String::new(),
-            webhook_type: outcome.webhook_type.clone(),
-            lago_id: outcome.lago_id.clone(),
-            outcome: outcome.status.as_str().into(),
-            detail: outcome.detail.clone(),
-            steps: serde_json::to_string(&outcome.steps).unwrap_or_else(|_| "[]".into()),
-        };
-        if let Err(error) = self.store().log_sync(&self.settings.code, &entry) {
+        if let Err(error) = self
+            .store()
+            .log_sync(&self.settings.code, &log_entry(outcome))
+        {
             tracing::error!("could not write the sync log: {error:#}");
         }
     }
@@ -188,6 +210,7 @@ impl Syncer {
     /// Deploys when the store knows no custom object type ids yet, as Lago deploys lazily before
     /// its first write. Returns the report when it deployed.
     pub async fn deploy_if_needed(&self) -> anyhow::Result<Option<DeployReport>> {
+        let _one_at_a_time = self.deploying.lock().await;
         let connection = self.connection()?;
         if connection.subscriptions_object_type_id.is_some()
             && connection.invoices_object_type_id.is_some()
@@ -219,6 +242,94 @@ impl Syncer {
         };
         self.log(&outcome);
         outcome
+    }
+
+    /// Plans every payload and executes the plans together, coalescing their steps into HubSpot
+    /// batch requests (see [`crate::batch`]). Events of one customer keep their order. Returns one
+    /// outcome per payload, in order, each also written to the sync log.
+    pub async fn sync_batch(&self, payloads: &[String]) -> Vec<EventOutcome> {
+        let mut outcomes: Vec<Option<EventOutcome>> = vec![None; payloads.len()];
+        let mut jobs = Vec::new();
+        let mut job_events = Vec::new();
+        for (index, payload) in payloads.iter().enumerate() {
+            let event = EventRef::from_payload(payload);
+            let finish = |status, detail: String| EventOutcome {
+                webhook_type: event.webhook_type.clone(),
+                lago_id: event.lago_id.clone(),
+                status,
+                detail,
+                steps: Vec::new(),
+            };
+            let planned = match self.context_for(&event) {
+                Ok((connection, known)) => {
+                    self.plugin.plan_event(&connection, &known, payload).await
+                }
+                Err(error) => Err(error),
+            };
+            match planned {
+                Err(error) => {
+                    outcomes[index] = Some(finish(OutcomeStatus::Failed, format!("{error:#}")))
+                }
+                Ok(Err(error)) => {
+                    outcomes[index] =
+                        Some(finish(OutcomeStatus::Failed, describe_plan_error(&error)))
+                }
+                Ok(Ok(plan)) if plan.steps.is_empty() => {
+                    outcomes[index] = Some(finish(OutcomeStatus::Skipped, plan.summary))
+                }
+                Ok(Ok(plan)) => {
+                    let order_key = event
+                        .customer_id
+                        .clone()
+                        .filter(|id| !id.is_empty())
+                        .unwrap_or_else(|| event.lago_id.clone());
+                    jobs.push(crate::batch::Job {
+                        order_key,
+                        plan,
+                        progress: Default::default(),
+                    });
+                    job_events.push((index, event));
+                }
+            }
+        }
+        let summaries: Vec<String> = jobs.iter().map(|job| job.plan.summary.clone()).collect();
+        // Ids are written once for the whole batch: a durable commit per step would cost more
+        // than the HubSpot requests saved. If the process dies first, a re-run upserts the same
+        // records again and learns the ids then.
+        let mut learned = Vec::new();
+        let results = crate::batch::BatchExecutor::new(self.executor())
+            .run(jobs, |_, _, ids| {
+                learned.extend_from_slice(ids);
+                Ok(())
+            })
+            .await;
+        if let Err(error) = self.store().put_ids(&self.settings.code, &learned) {
+            tracing::error!("could not store the ids of a batch: {error:#}");
+        }
+        for (((index, event), result), summary) in
+            job_events.into_iter().zip(results).zip(summaries)
+        {
+            let (status, detail, steps) = match result {
+                Ok(steps) => (OutcomeStatus::Synced, summary, steps),
+                Err(error) => (OutcomeStatus::Failed, error.to_string(), Vec::new()),
+            };
+            outcomes[index] = Some(EventOutcome {
+                webhook_type: event.webhook_type,
+                lago_id: event.lago_id,
+                status,
+                detail,
+                steps,
+            });
+        }
+        let outcomes: Vec<EventOutcome> = outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every payload has an outcome"))
+            .collect();
+        let entries: Vec<SyncLogEntry> = outcomes.iter().map(log_entry).collect();
+        if let Err(error) = self.store().log_sync_many(&self.settings.code, &entries) {
+            tracing::error!("could not write the sync log: {error:#}");
+        }
+        outcomes
     }
 
     async fn try_sync(&self, event: &EventRef, payload: &str) -> anyhow::Result<EventOutcome> {
@@ -265,6 +376,17 @@ impl Syncer {
             .collect();
         let known = self.store().known_ids(&self.settings.code, &lago_ids)?;
         Ok((connection, known))
+    }
+}
+
+fn log_entry(outcome: &EventOutcome) -> SyncLogEntry {
+    SyncLogEntry {
+        at: String::new(),
+        webhook_type: outcome.webhook_type.clone(),
+        lago_id: outcome.lago_id.clone(),
+        outcome: outcome.status.as_str().into(),
+        detail: outcome.detail.clone(),
+        steps: serde_json::to_string(&outcome.steps).unwrap_or_else(|_| "[]".into()),
     }
 }
 

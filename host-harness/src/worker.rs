@@ -1,6 +1,7 @@
 //! The worker pool of `serve`: claims stored events, runs their plans with a checkpoint after
 //! every step, and settles each one (synced, skipped, rejected, retried later, or dead).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use rand::Rng as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::connections::fleet::Fleet;
 use crate::executor::{ExecError, Progress, StepOutcome};
 use crate::hubspot_http::TransportError;
 use crate::metrics::Metrics;
@@ -67,10 +69,14 @@ enum Verdict {
         until_ms: i64,
         error: String,
     },
+    /// HubSpot refused the connection's grant: wait, without using up an attempt, until a
+    /// person reconnects it.
+    AwaitReconnect(String),
 }
 
 pub struct Workers {
-    pub syncer: Arc<Syncer>,
+    /// The connections events run on: one, or many with events routed per customer.
+    pub fleet: Arc<Fleet>,
     pub metrics: Arc<Metrics>,
     pub policy: QueuePolicy,
     pub concurrency: usize,
@@ -82,7 +88,7 @@ pub struct Workers {
 
 impl Workers {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let requeued = self.syncer.store().requeue_running()?;
+        let requeued = self.fleet.store().requeue_running()?;
         if requeued > 0 {
             tracing::info!(
                 requeued,
@@ -90,29 +96,37 @@ impl Workers {
             );
         }
         let mut tasks: JoinSet<Option<i64>> = JoinSet::new();
-        let mut parked_until: Option<i64> = None;
+        // Per connection: which task runs for which, and until when a spent daily budget parks it.
+        let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut parked: HashMap<String, i64> = HashMap::new();
         while !*shutdown.borrow() {
             let now = now_ms();
+            parked.retain(|_, until| *until > now);
             let free = self.concurrency.saturating_sub(tasks.len());
-            let parked = parked_until.is_some_and(|until| until > now);
-            if free > 0 && !parked {
-                let claimed = self.syncer.store().claim_ready(free, now)?;
-                for event in claimed {
-                    let (syncer, metrics, policy) = (
-                        self.syncer.clone(),
-                        self.metrics.clone(),
-                        self.policy.clone(),
-                    );
-                    tasks.spawn(async move { process(&syncer, &metrics, &policy, event).await });
+            if free > 0 {
+                for event in self.claim(free, now, &parked, &running)? {
+                    let Some(syncer) = self.fleet.syncer_for(&event.connection).cloned() else {
+                        continue;
+                    };
+                    let connection = event.connection.clone();
+                    let (metrics, policy) = (self.metrics.clone(), self.policy.clone());
+                    let task = tasks
+                        .spawn(async move { process(&syncer, &metrics, &policy, event).await });
+                    running.insert(task.id(), connection);
                 }
             }
-            let idle = self.idle_wait(parked_until)?;
+            let idle = self.idle_wait(&parked)?;
             tokio::select! {
                 _ = self.wake.notified() => {}
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(Some(until)) = joined {
-                        tracing::warn!("HubSpot's daily limit is spent; pausing this connection until the reset");
-                        parked_until = Some(until);
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match &joined {
+                        Ok((id, _)) => *id,
+                        Err(error) => error.id(),
+                    };
+                    let connection = running.remove(&id).unwrap_or_default();
+                    if let Ok((_, Some(until))) = joined {
+                        tracing::warn!(%connection, "HubSpot's daily limit is spent; pausing this connection until the reset");
+                        parked.insert(connection, until);
                     }
                 }
                 _ = tokio::time::sleep(idle) => {}
@@ -127,7 +141,7 @@ impl Workers {
         if drained.is_err() {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
-            let released = self.syncer.store().requeue_running()?;
+            let released = self.fleet.store().requeue_running()?;
             tracing::warn!(
                 released,
                 "shutdown: released unfinished events to the queue"
@@ -136,12 +150,68 @@ impl Workers {
         Ok(())
     }
 
-    /// Until the next retry is due (or the park ends), capped so new work is never missed for long.
-    fn idle_wait(&self, parked_until: Option<i64>) -> anyhow::Result<Duration> {
+    /// Connections whose events may run now: not parked, not waiting for a reconnect.
+    fn runnable(&self, parked: &HashMap<String, i64>) -> Vec<String> {
+        self.fleet
+            .codes()
+            .filter(|code| !parked.contains_key(*code) && !self.fleet.needs_reconnect(code))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Claims up to `free` events. With several connections, each may hold at most half the
+    /// workers and the least busy claims first, so one portal's backlog never starves another.
+    fn claim(
+        &self,
+        free: usize,
+        now: i64,
+        parked: &HashMap<String, i64>,
+        running: &HashMap<tokio::task::Id, String>,
+    ) -> anyhow::Result<Vec<crate::queue::StoredEvent>> {
+        if self.fleet.is_single() {
+            if !parked.is_empty() || self.runnable(parked).is_empty() {
+                return Ok(Vec::new());
+            }
+            return self.fleet.store().claim_ready(free, now);
+        }
+        let busy = |code: &str| running.values().filter(|c| *c == code).count();
+        let mut codes = self.runnable(parked);
+        codes.sort_by_key(|code| busy(code));
+        let cap = if self.fleet.codes().count() > 1 {
+            self.concurrency.div_ceil(2).max(1)
+        } else {
+            self.concurrency
+        };
+        let store = self.fleet.store();
+        let mut claimed = Vec::new();
+        for code in codes {
+            let room = cap.saturating_sub(busy(&code)).min(free - claimed.len());
+            if room > 0 {
+                claimed.extend(store.claim_ready_in(&code, room, now)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Until the next retry is due (or a park ends), capped so new work is never missed for long.
+    fn idle_wait(&self, parked: &HashMap<String, i64>) -> anyhow::Result<Duration> {
         let now = now_ms();
-        let due = match parked_until.filter(|&until| until > now) {
-            Some(until) => Some(until),
-            None => self.syncer.store().next_due_ms()?,
+        let due = if self.fleet.is_single() {
+            match parked.values().copied().max() {
+                Some(until) => Some(until),
+                None => self.fleet.store().next_due_ms()?,
+            }
+        } else {
+            // Connections waiting for a reconnect are re-checked by the 1 s cap below.
+            let codes = self.runnable(parked);
+            let store = self.fleet.store();
+            let mut due = parked.values().copied().min();
+            for code in codes {
+                if let Some(at) = store.next_due_ms_in(&code)? {
+                    due = Some(due.map_or(at, |d: i64| d.min(at)));
+                }
+            }
+            due
         };
         let wait = due.map_or(1000, |due| (due - now).clamp(5, 1000));
         Ok(Duration::from_millis(wait as u64))
@@ -196,8 +266,12 @@ async fn attempt(syncer: &Syncer, event: &StoredEvent) -> Verdict {
                     status: None,
                 };
             }
-            // Set-up may still be running; that heals by waiting.
+            // Set-up may still be running, or never ran (a connection that waited for a
+            // reconnect): deploy now, once for all workers; the retry then finds it deployed.
             Ok(Err(error @ PlanError::NotDeployed(_))) => {
+                if let Err(deploy) = syncer.deploy_if_needed().await {
+                    tracing::warn!(connection = %syncer.settings().code, "deploy failed: {deploy:#}");
+                }
                 return Verdict::Retry {
                     error: describe_plan_error(&error),
                     status: None,
@@ -241,6 +315,10 @@ async fn attempt(syncer: &Syncer, event: &StoredEvent) -> Verdict {
 fn classify(error: ExecError) -> Verdict {
     let message = error.to_string();
     match &error {
+        ExecError::Transport {
+            source: TransportError::Auth(auth),
+            ..
+        } if auth.needs_reconnect() => Verdict::AwaitReconnect(message),
         ExecError::Rejected {
             status: 429,
             rate_limit_policy: Some(policy),
@@ -273,6 +351,7 @@ fn classify(error: ExecError) -> Verdict {
         ExecError::Transport { .. }
         | ExecError::MissingCapture { .. }
         | ExecError::Checkpoint { .. }
+        | ExecError::Blocked { .. }
         | ExecError::Partial { .. } => Verdict::Retry {
             error: message,
             status: None,
@@ -326,6 +405,17 @@ fn settle(
                 let detail = format!("attempt {attempts} failed, will retry: {error}");
                 (OutcomeStatus::Failed, detail, vec![], None)
             }
+        }
+        Verdict::AwaitReconnect(error) => {
+            // Not the event's fault: no attempt is used up, and the claim loop leaves the
+            // connection alone until it is reconnected.
+            store.retry_later(event.id, event.attempts, now_ms() + 1000, &error, None)?;
+            (
+                OutcomeStatus::Failed,
+                format!("waiting for a reconnect: {error}"),
+                vec![],
+                None,
+            )
         }
         Verdict::Park { until_ms, error } => {
             store.retry_later(event.id, event.attempts, until_ms, &error, Some(429))?;

@@ -2,12 +2,16 @@
 //! and Lago webhook payloads shaped like the ones Lago posts.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use lago_hubspot::config::ConnectionSettings;
 use lago_hubspot::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use lago_hubspot::hubspot_http::{HubspotClient, Secret};
+use lago_hubspot::ratelimit::{Rate, RateBudget};
+use lago_hubspot::retry::RetryPolicy;
 use lago_hubspot::runtime::Plugin;
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::Syncer;
@@ -192,6 +196,15 @@ pub struct ServeHarness {
 
 pub const HMAC_KEY: &str = "org-hmac-key";
 
+/// How `ServeHarness::start_with` builds its HubSpot client.
+#[derive(Default)]
+pub struct ClientSetup {
+    /// Client-side budget per portal (`HubspotClient::with_budget`).
+    pub budget: Option<Rate>,
+    /// Per-request retries inside a plan step (`Syncer::with_retry`).
+    pub retry: Option<RetryPolicy>,
+}
+
 impl ServeHarness {
     pub async fn start(options: lago_hubspot::server::ServeOptions) -> ServeHarness {
         let hubspot = Emulator::start(EmulatorConfig {
@@ -208,11 +221,29 @@ impl ServeHarness {
         store: Store,
         options: lago_hubspot::server::ServeOptions,
     ) -> ServeHarness {
+        Self::start_with(hubspot, store, options, ClientSetup::default()).await
+    }
+
+    /// Like `start_against`, with the HubSpot client paced by a budget and/or retrying by
+    /// another policy than the default.
+    pub async fn start_with(
+        hubspot: RunningEmulator,
+        store: Store,
+        options: lago_hubspot::server::ServeOptions,
+        setup: ClientSetup,
+    ) -> ServeHarness {
         let metrics = Arc::new(lago_hubspot::metrics::Metrics::new());
-        let client = HubspotClient::new(&hubspot.url, Secret::new(TOKEN))
+        let mut client = HubspotClient::new(&hubspot.url, Secret::new(TOKEN))
             .unwrap()
             .with_metrics(metrics.clone());
-        let syncer = Arc::new(Syncer::new(plugin(), client, store, settings()).unwrap());
+        if let Some(rate) = setup.budget {
+            client = client.with_budget(Arc::new(RateBudget::new(rate)));
+        }
+        let mut syncer = Syncer::new(plugin(), client, store, settings()).unwrap();
+        if let Some(retry) = setup.retry {
+            syncer = syncer.with_retry(retry);
+        }
+        let syncer = Arc::new(syncer);
         syncer.deploy().await.expect("deploy");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -289,4 +320,253 @@ impl ServeHarness {
         }
         self.task.take().unwrap().await.unwrap()
     }
+}
+
+/// One customer's life as Lago reports it, in the order Lago sends it: created, a subscription
+/// started, updated and terminated, invoices created then paid, failed or voided, and a final
+/// rename. Later events change what earlier ones wrote, so a run that breaks a customer's order
+/// ends in a different HubSpot state. Each webhook comes with the unique key Lago gives it.
+pub fn customer_lifecycle(index: usize) -> Vec<(String, String)> {
+    let id = format!("cus_{index:04}");
+    // A third are people (contacts), the rest companies.
+    let kind = if index % 3 == 0 {
+        "individual"
+    } else {
+        "company"
+    };
+    let mut lago_customer = customer(&id, Some(kind));
+    let sub = format!("sub_{index:04}");
+    let mut updated = subscription(&sub, &lago_customer, "active");
+    updated["name"] = json!("Pro plan (yearly)");
+    updated["plan_code"] = json!("pro_yearly");
+    let inv = |n: usize| format!("inv_{index:04}_{n}");
+    let mut events = vec![
+        customer_event("customer.created", &lago_customer),
+        subscription_event(
+            "subscription.started",
+            &subscription(&sub, &lago_customer, "active"),
+        ),
+        invoice_event(
+            "invoice.created",
+            &invoice(&inv(1), &lago_customer, "finalized", "pending"),
+        ),
+        subscription_event("subscription.updated", &updated),
+        invoice_event(
+            "invoice.payment_status_updated",
+            &invoice(&inv(1), &lago_customer, "finalized", "succeeded"),
+        ),
+        invoice_event(
+            "invoice.created",
+            &invoice(&inv(2), &lago_customer, "finalized", "pending"),
+        ),
+        invoice_event(
+            "invoice.voided",
+            &invoice(&inv(2), &lago_customer, "voided", "pending"),
+        ),
+        invoice_event(
+            "invoice.created",
+            &invoice(&inv(3), &lago_customer, "finalized", "pending"),
+        ),
+        invoice_event(
+            "invoice.payment_status_updated",
+            &invoice(&inv(3), &lago_customer, "finalized", "failed"),
+        ),
+    ];
+    let mut terminated = subscription(&sub, &lago_customer, "terminated");
+    terminated["name"] = json!("Pro plan (yearly)");
+    terminated["plan_code"] = json!("pro_yearly");
+    events.push(subscription_event("subscription.terminated", &terminated));
+    lago_customer["name"] = json!(format!("Customer {id} (renamed)"));
+    lago_customer["updated_at"] = json!("2026-07-01T08:00:00Z");
+    events.push(customer_event("customer.updated", &lago_customer));
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(n, event)| (format!("{id}-{n:02}"), event.to_string()))
+        .collect()
+}
+
+/// The key property of each synced object type.
+pub const SYNCED_TYPES: [(&str, &str); 4] = [
+    ("companies", "lago_customer_id"),
+    ("contacts", "lago_customer_id"),
+    (
+        lago_hubspot::config::SUBSCRIPTIONS_SCHEMA,
+        "lago_subscription_id",
+    ),
+    (lago_hubspot::config::INVOICES_SCHEMA, "lago_invoice_id"),
+];
+
+/// Properties HubSpot fills itself (ids, timestamps): they differ between two equal syncs.
+const HUBSPOT_OWN_PROPERTIES: [&str; 5] = [
+    "hs_object_id",
+    "createdate",
+    "hs_createdate",
+    "hs_lastmodifieddate",
+    "lastmodifieddate",
+];
+
+/// What HubSpot holds, independent of the ids it assigned: records per object type by their
+/// `lago_*_id`, and associations named by Lago ids on both ends.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HubspotState {
+    /// Object type → Lago id → properties (HubSpot's own ids and timestamps left out).
+    pub records: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    >,
+    /// `"<object type> <lago id>"` of each subscription and invoice → the Lago ids of the
+    /// customers (companies or contacts) it is associated with.
+    pub associations: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Records whose Lago id was already taken by another record of the same type.
+    pub duplicates: Vec<String>,
+    /// Records without their key property.
+    pub unkeyed: usize,
+}
+
+impl HubspotState {
+    pub fn read(hubspot: &Emulator) -> HubspotState {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut state = HubspotState::default();
+        // HubSpot id of each customer record → its Lago id, to name association ends.
+        let mut customers: BTreeMap<(&str, String), String> = BTreeMap::new();
+        for (object_type, key) in SYNCED_TYPES {
+            let by_lago_id = state.records.entry(object_type.to_owned()).or_default();
+            for record in hubspot.records(object_type) {
+                let Some(lago_id) = record.properties.get(key).cloned() else {
+                    state.unkeyed += 1;
+                    continue;
+                };
+                if matches!(object_type, "companies" | "contacts") {
+                    customers.insert((object_type, record.id.clone()), lago_id.clone());
+                }
+                let properties = record
+                    .properties
+                    .into_iter()
+                    .filter(|(name, _)| !HUBSPOT_OWN_PROPERTIES.contains(&name.as_str()))
+                    .collect();
+                if by_lago_id.insert(lago_id.clone(), properties).is_some() {
+                    state.duplicates.push(format!("{object_type} {lago_id}"));
+                }
+            }
+        }
+        for (object_type, key) in &SYNCED_TYPES[2..] {
+            for record in hubspot.records(object_type) {
+                let Some(lago_id) = record.properties.get(*key) else {
+                    continue;
+                };
+                let mut ends = BTreeSet::new();
+                for customer_type in ["companies", "contacts"] {
+                    for id in hubspot.associations(object_type, &record.id, customer_type) {
+                        ends.insert(
+                            customers
+                                .get(&(customer_type, id.clone()))
+                                .cloned()
+                                .unwrap_or_else(|| format!("{customer_type} {id} (no lago id)")),
+                        );
+                    }
+                }
+                state
+                    .associations
+                    .insert(format!("{object_type} {lago_id}"), ends);
+            }
+        }
+        state
+    }
+
+    pub fn count(&self, object_type: &str) -> usize {
+        self.records.get(object_type).map_or(0, |r| r.len())
+    }
+
+    /// Panics with the first differences (not the whole state) when the two differ.
+    pub fn assert_same_as(&self, expected: &HubspotState) {
+        assert!(
+            self.duplicates.is_empty(),
+            "duplicate records: {:?}",
+            self.duplicates
+        );
+        assert_eq!(self.unkeyed, 0, "records without their lago id");
+        let mut differences = Vec::new();
+        for (object_type, _) in SYNCED_TYPES {
+            let empty = Default::default();
+            let ours = self.records.get(object_type).unwrap_or(&empty);
+            let theirs = expected.records.get(object_type).unwrap_or(&empty);
+            for (lago_id, properties) in theirs {
+                match ours.get(lago_id) {
+                    None => differences.push(format!("{object_type} {lago_id}: missing")),
+                    Some(got) if got != properties => {
+                        let changed: Vec<String> = properties
+                            .iter()
+                            .filter(|(k, v)| got.get(*k) != Some(*v))
+                            .map(|(k, v)| format!("{k}: want {v:?}, got {:?}", got.get(k)))
+                            .chain(
+                                got.keys()
+                                    .filter(|k| !properties.contains_key(*k))
+                                    .map(|k| format!("{k}: unexpected {:?}", got[k])),
+                            )
+                            .collect();
+                        differences.push(format!("{object_type} {lago_id}: {changed:?}"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for lago_id in ours.keys().filter(|id| !theirs.contains_key(*id)) {
+                differences.push(format!("{object_type} {lago_id}: unexpected record"));
+            }
+        }
+        for (record, ends) in &expected.associations {
+            if self.associations.get(record) != Some(ends) {
+                differences.push(format!(
+                    "{record}: associated with {:?}, want {ends:?}",
+                    self.associations.get(record)
+                ));
+            }
+        }
+        assert!(
+            differences.is_empty(),
+            "{} difference(s) from the reference run, first ones:\n{}",
+            differences.len(),
+            differences
+                .iter()
+                .take(15)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// The state a clean, sequential sync of `webhooks` leaves in a fresh HubSpot: what any other
+/// way of running the same events must end in.
+pub async fn reference_state(webhooks: &[Vec<(String, String)>]) -> HubspotState {
+    let harness = Harness::deployed().await;
+    for customer in webhooks {
+        for (_, body) in customer {
+            harness
+                .sync_ok(&serde_json::from_str(body).expect("JSON"))
+                .await;
+        }
+    }
+    HubspotState::read(harness.hubspot.emulator())
+}
+
+/// Posts a webhook signed like Lago signs it with `hmac`; `Err` when no answer came back.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    base_url: &str,
+    body: &str,
+    unique_key: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(format!("{base_url}/webhooks/lago"))
+        .header(
+            "X-Lago-Signature",
+            lago_hubspot::signature::hmac_signature(HMAC_KEY, body.as_bytes()),
+        )
+        .header("X-Lago-Signature-Algorithm", "hmac")
+        .header("X-Lago-Unique-Key", unique_key)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
 }

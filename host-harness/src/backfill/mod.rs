@@ -129,6 +129,10 @@ pub struct BackfillArgs {
     /// Send every record again, even those a previous backfill already synced unchanged.
     #[arg(long)]
     pub force: bool,
+    /// One HubSpot request per plan step instead of coalescing records into batch requests
+    /// (for comparison and debugging).
+    #[arg(long)]
+    pub no_batch: bool,
     /// A bar on a terminal, plain lines otherwise (auto), or none.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -163,6 +167,7 @@ impl BackfillArgs {
         RunOptions {
             force: self.force,
             progress: self.progress,
+            batch: !self.no_batch,
         }
     }
 }
@@ -243,7 +248,13 @@ pub struct RunOptions {
     /// Ignore stored hashes and send everything again.
     pub force: bool,
     pub progress: ProgressMode,
+    /// Coalesce records into HubSpot batch requests (`--no-batch` turns it off).
+    pub batch: bool,
 }
+
+/// Records planned and executed together when batching: enough to fill HubSpot's 100-input
+/// batches many times over, small enough that progress stays visible.
+const BATCH_RECORDS: usize = 2000;
 
 /// The `backfill` command: runs, prints the summary, and fails if any record failed or the run
 /// was interrupted.
@@ -319,10 +330,12 @@ pub async fn from_lago(
                     _ => {
                         let mut record = record;
                         if let Err(error) = customers.attach(client, &mut record).await {
-                            return Ok(backfill.interrupted(format!(
-                                "reading a customer of the {} from Lago: {error}",
-                                kind.plural()
-                            )));
+                            return Ok(backfill
+                                .interrupted(format!(
+                                    "reading a customer of the {} from Lago: {error}",
+                                    kind.plural()
+                                ))
+                                .await);
                         }
                         envelope(kind, record)
                     }
@@ -333,15 +346,17 @@ pub async fn from_lago(
             page = match client.page(list, next, lago.per_page, &filters).await {
                 Ok(page) => page,
                 Err(error) => {
-                    return Ok(backfill.interrupted(format!(
-                        "reading page {next} of the {} from Lago: {error}",
-                        kind.plural()
-                    )));
+                    return Ok(backfill
+                        .interrupted(format!(
+                            "reading page {next} of the {} from Lago: {error}",
+                            kind.plural()
+                        ))
+                        .await);
                 }
             };
         }
     }
-    Ok(backfill.finish())
+    Ok(backfill.finish().await)
 }
 
 /// Syncs exported webhook payloads, one JSON payload per line.
@@ -400,7 +415,7 @@ pub async fn from_jsonl(
     for (_, item) in kept {
         backfill.record(item).await;
     }
-    Ok(backfill.finish())
+    Ok(backfill.finish().await)
 }
 
 /// One record to sync.
@@ -470,6 +485,9 @@ impl Item {
 struct Backfill<'a> {
     syncer: &'a Syncer,
     force: bool,
+    batch: bool,
+    /// Records waiting to be sent together, with the hash to store once they synced.
+    waiting: Vec<(Item, Option<String>)>,
     settings: String,
     progress: Progress,
     summary: Summary,
@@ -495,6 +513,8 @@ impl<'a> Backfill<'a> {
         Ok(Backfill {
             syncer,
             force: options.force,
+            batch: options.batch,
+            waiting: Vec::new(),
             settings: canonical_json(&settings),
             progress,
             summary: Summary {
@@ -534,7 +554,49 @@ impl<'a> Backfill<'a> {
                 Err(error) => tracing::warn!("cannot read the backfill state: {error:#}"),
             }
         }
-        let outcome = self.syncer.sync_event(&item.payload).await;
+        if !self.batch {
+            let outcome = self.syncer.sync_event(&item.payload).await;
+            return self.settle(item, stored_under, outcome);
+        }
+        // A new kind starts only when the previous one is in HubSpot (customers before their
+        // subscriptions and invoices), so its records find their customers' ids.
+        if self
+            .waiting
+            .first()
+            .is_some_and(|(first, _)| first.kind != item.kind)
+        {
+            self.flush().await;
+        }
+        self.waiting.push((item, stored_under));
+        if self.waiting.len() >= BATCH_RECORDS {
+            self.flush().await;
+        }
+    }
+
+    /// Sends the waiting records together.
+    async fn flush(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        let payloads: Vec<String> = waiting
+            .iter()
+            .map(|(item, _)| item.payload.clone())
+            .collect();
+        let outcomes = self.syncer.sync_batch(&payloads).await;
+        for ((item, hash), outcome) in waiting.into_iter().zip(outcomes) {
+            self.settle(item, hash, outcome);
+        }
+    }
+
+    /// Counts a record and, when it is in HubSpot (or skipped by rule), remembers its hash.
+    fn settle(
+        &mut self,
+        item: Item,
+        stored_under: Option<String>,
+        outcome: crate::sync::EventOutcome,
+    ) {
+        let code = self.syncer.settings().code.clone();
         let ending = match outcome.status {
             OutcomeStatus::Synced => Ending::Synced,
             OutcomeStatus::Skipped => Ending::Skipped(outcome.detail.clone()),
@@ -578,13 +640,15 @@ impl<'a> Backfill<'a> {
         self.progress.advance(failed);
     }
 
-    fn interrupted(mut self, reason: String) -> Summary {
+    async fn interrupted(mut self, reason: String) -> Summary {
+        self.flush().await;
         self.progress.note(&format!("interrupted: {reason}"));
         self.summary.interrupted = Some(reason);
-        self.finish()
+        self.finish().await
     }
 
-    fn finish(mut self) -> Summary {
+    async fn finish(mut self) -> Summary {
+        self.flush().await;
         self.progress.finish();
         self.summary
     }

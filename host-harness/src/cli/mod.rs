@@ -1,4 +1,5 @@
 //! Subcommands for running the service and operating its queue.
 
+pub mod connections;
 pub mod operate;
 pub mod serve;

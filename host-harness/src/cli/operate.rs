@@ -42,7 +42,10 @@ fn parse_filter(text: &str) -> Result<Filter, String> {
     }
     EventState::parse(text).map(Filter::State).ok_or_else(|| {
         let names: Vec<&str> = EventState::ALL.iter().map(|s| s.as_str()).collect();
-        format!("unknown state {text:?}; one of {}, failed", names.join(", "))
+        format!(
+            "unknown state {text:?}; one of {}, failed",
+            names.join(", ")
+        )
     })
 }
 

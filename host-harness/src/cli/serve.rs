@@ -8,10 +8,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
+use lago_hubspot::connections::fleet::{Fleet, FleetSetup};
+use lago_hubspot::connections::{SecretKey, Vault};
 use lago_hubspot::hubspot_http::Secret;
 use lago_hubspot::metrics::Metrics;
 use lago_hubspot::ratelimit::{Rate, RateBudget};
-use lago_hubspot::server::{DEFAULT_WEBHOOK_PATH, ServeOptions, serve};
+use lago_hubspot::server::{DEFAULT_WEBHOOK_PATH, ServeOptions, serve, serve_connections};
+use lago_hubspot::sync::Syncer;
 use lago_hubspot::signature::WebhookAuth;
 use lago_hubspot::worker::QueuePolicy;
 
@@ -48,6 +51,10 @@ pub struct ServeArgs {
     /// private apps: 100/10000, 190/10000 or 250/10000 by tier).
     #[arg(long, default_value = "110/10000", value_parser = Rate::parse)]
     pub rate_limit: Rate,
+    /// The connection for customers whose payload names none (default: the one marked with
+    /// `connections update CODE --default`, or the only one).
+    #[arg(long)]
+    pub default_connection: Option<String>,
 }
 
 impl ServeArgs {
@@ -126,4 +133,79 @@ pub async fn run(
         options.webhook_path
     );
     serve(syncer, metrics, listener, options, shutdown_signal()).await
+}
+
+/// Every connection recorded by `connect` (plus the `--token` one, if given), on one store.
+pub fn fleet(
+    plugin: Arc<lago_hubspot::runtime::Plugin>,
+    store: Arc<std::sync::Mutex<lago_hubspot::store::Store>>,
+    hubspot: &crate::HubspotArgs,
+    connection: &crate::ConnectionArgs,
+    args: &ServeArgs,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<Fleet>> {
+    let vault = Vault::new(store.clone(), SecretKey::from_env()?);
+    let client_secret = hubspot.client_secret.clone().map(Secret::new);
+    let setup = FleetSetup {
+        plugin: plugin.clone(),
+        vault: &vault,
+        client_secret: client_secret.as_ref(),
+        rate: args.rate_limit,
+        metrics: metrics.clone(),
+    };
+    let mut syncers = setup.syncers()?;
+    // A connection given with --token joins (or overrides its stored access).
+    if let Some(token) = &hubspot.token {
+        let settings = connection.resolve(&vault.store())?;
+        syncers.retain(|s| s.settings().code != settings.code);
+        let client = lago_hubspot::hubspot_http::HubspotClient::new(
+            &hubspot.hubspot_url,
+            Secret::new(token.clone()),
+        )?
+        .with_budget(args.budget())
+        .with_metrics(metrics);
+        syncers.push(Arc::new(Syncer::shared(plugin, client, store.clone(), settings)?));
+    }
+    anyhow::ensure!(
+        !syncers.is_empty(),
+        "no HubSpot connection: add one with `lago-hubspot connect`, or give --token"
+    );
+    let default = match &args.default_connection {
+        Some(code) => Some(code.clone()),
+        None => setup.stored_default()?,
+    };
+    Ok(Arc::new(Fleet::new(store, syncers, default)?))
+}
+
+/// Serves every connection of `fleet`. Set-up runs first; a connection whose deploy fails
+/// (e.g. it needs a reconnect) is deployed later, before its first event.
+pub async fn run_connections(
+    fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    let options = args.options()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    for syncer in fleet.syncers() {
+        let code = &syncer.settings().code;
+        match syncer.deploy_if_needed().await {
+            Ok(Some(report)) => eprintln!("{code}: deployed: {}", report.summary),
+            Ok(None) => {}
+            Err(error) => eprintln!("{code}: deploy failed, will try again later: {error:#}"),
+        }
+    }
+    eprintln!(
+        "serving {} connection(s) ({}), default: {}",
+        fleet.codes().count(),
+        fleet.codes().collect::<Vec<_>>().join(", "),
+        fleet.default_connection().unwrap_or("none")
+    );
+    eprintln!(
+        "listening on http://{}{} (health: /healthz, metrics: /metrics)",
+        listener.local_addr()?,
+        options.webhook_path
+    );
+    serve_connections(fleet, metrics, listener, options, shutdown_signal()).await
 }

@@ -22,6 +22,7 @@ mod builtin;
 mod clock;
 mod errors;
 mod faults;
+mod oauth;
 mod objects;
 mod properties;
 mod records;
@@ -53,6 +54,7 @@ use self::errors::{ApiError, CORRELATION_HEADER, new_correlation_id};
 use self::state::Portal;
 
 pub use self::faults::{FaultArgs, Faults, InjectedFault, RateLimit};
+pub use self::oauth::{KNOWN_SCOPES, OAuthConfig, OAuthStats};
 
 /// Largest request body the emulator accepts (HubSpot rejects far smaller payloads anyway).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -70,6 +72,8 @@ pub struct EmulatorConfig {
     /// Misbehaviour to start with (rate limits, errors, drops…); none by default. Can be
     /// changed later with [`Emulator::set_faults`].
     pub faults: Faults,
+    /// The OAuth app this portal knows; tokens it issues are accepted alongside `tokens`.
+    pub oauth: OAuthConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -78,6 +82,7 @@ impl Default for EmulatorConfig {
             portal_id: 12_345_678,
             tokens: vec!["test-token".to_owned()],
             faults: Faults::default(),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -394,7 +399,9 @@ pub fn router(state: Emulator) -> Router {
             faults::inject,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), hubspot_edge))
-        .with_state(state)
+        .with_state(state.clone())
+        // Outside the edge and fault layers: OAuth authenticates apps, not bearer tokens.
+        .merge(oauth::routes(state))
 }
 
 async fn account_details(State(emulator): State<Emulator>) -> Response {
@@ -458,14 +465,10 @@ async fn hubspot_edge(State(emulator): State<Emulator>, request: Request, next: 
     let body_text = String::from_utf8_lossy(&body_bytes).into_owned();
     let request = Request::from_parts(parts, Body::from(body_bytes));
 
-    let authorized = {
-        let portal = emulator.lock();
-        bearer_token(&request).is_some_and(|token| portal.access_tokens.iter().any(|t| t == token))
-    };
-    let mut response = if !authorized {
-        ApiError::unauthenticated().into_response()
-    } else {
-        next.run(request).await
+    let authorized = oauth::authenticate(&mut emulator.lock(), bearer_token(&request));
+    let mut response = match authorized {
+        Err(refusal) => refusal.into_response(),
+        Ok(()) => next.run(request).await,
     };
     if !response.headers().contains_key(CORRELATION_HEADER)
         && let Ok(value) = HeaderValue::from_str(&new_correlation_id())

@@ -1,0 +1,597 @@
+//! Batched execution: the next steps of many plans that hit the same HubSpot batch endpoint are
+//! sent together — object upserts as one `batch/upsert` (≤ 100 inputs), default associations as
+//! one v4 `batch/associate/default` (≤ 2,000) — instead of one request per step.
+//!
+//! Plans stay per event (dry runs and the sync log are unchanged); only their execution is
+//! coalesced. Results are matched back by the unique id property (HubSpot returns them in any
+//! order), partial failures by `objectWriteTraceId`, and a batch HubSpot rejects as a whole is
+//! split and retried so one bad record cannot sink the others. Plans that share an order key (one
+//! Lago customer) run one after another, so a later event's write always lands last.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::executor::{
+    ExecError, Executor, Progress, StepOutcome, method_name, partial_failure, scalar_to_string,
+    substitute_body, substitute_path,
+};
+use crate::runtime::{HttpMethod, KnownId, Plan, Step};
+
+/// HubSpot's documented input limits per request.
+pub const MAX_UPSERT_INPUTS: usize = 100;
+pub const MAX_ASSOCIATION_INPUTS: usize = 2000;
+
+/// One plan to run, with where it stands (a resumed plan starts mid-way).
+pub struct Job {
+    /// Plans with the same key run in order, one at a time.
+    pub order_key: String,
+    pub plan: Plan,
+    pub progress: Progress,
+}
+
+/// What a coalescable step contributes to a batch.
+enum Piece {
+    Upsert {
+        id_property: String,
+        id: String,
+        input: Value,
+    },
+    Associate {
+        input: Value,
+    },
+}
+
+/// A step ready to send for one job: either on its own or as a piece of a batch.
+struct Ready {
+    job: usize,
+    path: String,
+    body: Option<Bytes>,
+    piece: Option<Piece>,
+}
+
+pub struct BatchExecutor<'a> {
+    executor: Executor<'a>,
+}
+
+type JobResult = Result<Vec<StepOutcome>, ExecError>;
+
+impl<'a> BatchExecutor<'a> {
+    pub fn new(executor: Executor<'a>) -> Self {
+        BatchExecutor { executor }
+    }
+
+    /// Runs every job to its end or its first failure. `checkpoint(job, progress, ids)` is called
+    /// after each step of each job, as in [`Executor::run_from`].
+    pub async fn run(
+        &self,
+        jobs: Vec<Job>,
+        mut checkpoint: impl FnMut(usize, &Progress, &[KnownId]) -> anyhow::Result<()>,
+    ) -> Vec<JobResult> {
+        let count = jobs.len();
+        let mut results: Vec<Option<JobResult>> = (0..count).map(|_| None).collect();
+        let mut outcomes: Vec<Vec<StepOutcome>> = vec![Vec::new(); count];
+        let mut progress: Vec<Progress> = jobs.iter().map(|j| j.progress.clone()).collect();
+        // Per order key, the jobs still to run, in submission order.
+        let mut lines: BTreeMap<&str, VecDeque<usize>> = BTreeMap::new();
+        for (index, job) in jobs.iter().enumerate() {
+            lines
+                .entry(job.order_key.as_str())
+                .or_default()
+                .push_back(index);
+        }
+        loop {
+            // The head of every line takes part in this wave.
+            let mut active = Vec::new();
+            for line in lines.values_mut() {
+                while let Some(&head) = line.front() {
+                    if progress[head].next_step < jobs[head].plan.steps.len() {
+                        active.push(head);
+                        break;
+                    }
+                    if results[head].is_none() {
+                        // A plan with nothing (left) to send still records its learned ids.
+                        if jobs[head].plan.steps.is_empty() && !jobs[head].plan.learned.is_empty() {
+                            if let Err(e) =
+                                checkpoint(head, &progress[head], &jobs[head].plan.learned)
+                            {
+                                results[head] = Some(Err(checkpoint_error(0, &e)));
+                            }
+                        }
+                        if results[head].is_none() {
+                            results[head] = Some(Ok(std::mem::take(&mut outcomes[head])));
+                        }
+                    }
+                    line.pop_front();
+                }
+            }
+            if active.is_empty() {
+                break;
+            }
+            let mut ready = Vec::new();
+            for &job in &active {
+                match prepare(&jobs[job].plan, &progress[job], job) {
+                    Ok(step) => ready.push(step),
+                    Err(error) => results[job] = Some(Err(error)),
+                }
+            }
+            let answered = self.send_wave(&jobs, &progress, ready).await;
+            for (job, answer) in answered {
+                let step_index = progress[job].next_step;
+                let step = &jobs[job].plan.steps[step_index];
+                match answer {
+                    Ok((json, status, attempts, path)) => {
+                        match capture(step, step_index, &json, &mut progress[job]) {
+                            Ok(mut ids) => {
+                                if step_index == 0 {
+                                    ids.splice(0..0, jobs[job].plan.learned.iter().cloned());
+                                }
+                                progress[job].next_step = step_index + 1;
+                                if let Err(e) = checkpoint(job, &progress[job], &ids) {
+                                    results[job] = Some(Err(checkpoint_error(step_index + 1, &e)));
+                                    continue;
+                                }
+                                outcomes[job].push(StepOutcome {
+                                    description: step.description.clone(),
+                                    method: method_name(step.method).to_owned(),
+                                    path,
+                                    status,
+                                    attempts,
+                                });
+                            }
+                            Err(error) => results[job] = Some(Err(error)),
+                        }
+                    }
+                    Err(error) => results[job] = Some(Err(error)),
+                }
+            }
+            // A failed job ends its line: later events of that customer must not overtake it.
+            for line in lines.values_mut() {
+                if let Some(&head) = line.front() {
+                    if matches!(results[head], Some(Err(_))) {
+                        for later in line.drain(1..) {
+                            results[later] = Some(Err(ExecError::Blocked {
+                                step: progress[later].next_step + 1,
+                                description: "waits for an earlier event of the same customer"
+                                    .into(),
+                            }));
+                        }
+                        line.pop_front();
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Ok(Vec::new())))
+            .collect()
+    }
+
+    /// Sends one wave: singles on their own, pieces grouped by endpoint and chunked.
+    async fn send_wave(
+        &self,
+        jobs: &[Job],
+        progress: &[Progress],
+        ready: Vec<Ready>,
+    ) -> Vec<(usize, Result<(Value, u16, u32, String), ExecError>)> {
+        let mut answers = Vec::new();
+        let mut groups: BTreeMap<String, Vec<Ready>> = BTreeMap::new();
+        for step in ready {
+            if step.piece.is_some() {
+                groups.entry(step.path.clone()).or_default().push(step);
+            } else {
+                let plan_step = &jobs[step.job].plan.steps[progress[step.job].next_step];
+                let number = progress[step.job].next_step + 1;
+                let result = self
+                    .send_single(plan_step, number, &step.path, step.body)
+                    .await;
+                answers.push((
+                    step.job,
+                    result.map(|(json, status, attempts)| (json, status, attempts, step.path)),
+                ));
+            }
+        }
+        for (path, pieces) in groups {
+            let limit = match pieces[0].piece {
+                Some(Piece::Associate { .. }) => MAX_ASSOCIATION_INPUTS,
+                _ => MAX_UPSERT_INPUTS,
+            };
+            let mut queue: VecDeque<Vec<Ready>> = VecDeque::new();
+            let mut pieces = pieces;
+            while !pieces.is_empty() {
+                let rest = pieces.split_off(pieces.len().min(limit));
+                queue.push_back(pieces);
+                pieces = rest;
+            }
+            while let Some(chunk) = queue.pop_front() {
+                match self.send_chunk(&path, &chunk).await {
+                    ChunkAnswer::Done(done) => answers.extend(done),
+                    // Rejected as a whole: halve it and try the halves, down to single inputs.
+                    ChunkAnswer::Split if chunk.len() > 1 => {
+                        let mut first = chunk;
+                        let second = first.split_off(first.len() / 2);
+                        queue.push_front(second);
+                        queue.push_front(first);
+                    }
+                    ChunkAnswer::Split => unreachable!("a single input is answered, never split"),
+                }
+            }
+        }
+        answers
+    }
+
+    async fn send_single(
+        &self,
+        step: &Step,
+        number: usize,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(Value, u16, u32), ExecError> {
+        let (response, attempts) = self
+            .executor
+            .send_with_retries(step, number, path, body)
+            .await?;
+        if !(response.is_success() || step.accept_statuses.contains(&response.status)) {
+            return Err(rejected(number, &step.description, &response));
+        }
+        let json = if response.is_success() {
+            response.json().unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
+        if let Some(message) = partial_failure(&json) {
+            return Err(ExecError::Partial {
+                step: number,
+                description: step.description.clone(),
+                message,
+            });
+        }
+        Ok((json, response.status, attempts))
+    }
+
+    async fn send_chunk(&self, path: &str, chunk: &[Ready]) -> ChunkAnswer {
+        let upsert = matches!(chunk[0].piece, Some(Piece::Upsert { .. }));
+        // Duplicate ids in one batch make HubSpot refuse the whole request: the last write wins.
+        let mut inputs: Vec<Value> = Vec::new();
+        let mut slot_of_id: HashMap<String, usize> = HashMap::new();
+        for ready in chunk {
+            match &ready.piece {
+                Some(Piece::Upsert { id, input, .. }) => {
+                    let mut input = input.clone();
+                    input["objectWriteTraceId"] = json!(trace_id(ready.job));
+                    match slot_of_id.get(id) {
+                        Some(&slot) => inputs[slot] = input,
+                        None => {
+                            slot_of_id.insert(id.clone(), inputs.len());
+                            inputs.push(input);
+                        }
+                    }
+                }
+                Some(Piece::Associate { input }) => inputs.push(input.clone()),
+                None => unreachable!("only pieces are chunked"),
+            }
+        }
+        let description = format!(
+            "batch {} of {} input(s)",
+            if upsert { "upsert" } else { "association" },
+            inputs.len()
+        );
+        let batch_step = Step {
+            description: description.clone(),
+            method: HttpMethod::Post,
+            path: path.to_owned(),
+            query: Vec::new(),
+            body: None,
+            accept_statuses: Vec::new(),
+            captures: Vec::new(),
+        };
+        let body = Bytes::from(json!({ "inputs": inputs }).to_string());
+        let sent = self
+            .executor
+            .send_with_retries(&batch_step, 1, path, Some(body))
+            .await;
+        let (response, attempts) = match sent {
+            Ok(sent) => sent,
+            Err(error) => {
+                return ChunkAnswer::Done(
+                    chunk
+                        .iter()
+                        .map(|r| (r.job, Err(clone_error(&error))))
+                        .collect(),
+                );
+            }
+        };
+        if response.status == 400 && chunk.len() > 1 {
+            return ChunkAnswer::Split;
+        }
+        if !response.is_success() {
+            let error = rejected(1, &description, &response);
+            return ChunkAnswer::Done(
+                chunk
+                    .iter()
+                    .map(|r| (r.job, Err(clone_error(&error))))
+                    .collect(),
+            );
+        }
+        let json = response.json().unwrap_or(Value::Null);
+        let failures = failures_by_key(&json);
+        let mut answers = Vec::with_capacity(chunk.len());
+        for ready in chunk {
+            let answer = match &ready.piece {
+                Some(Piece::Upsert {
+                    id_property, id, ..
+                }) => {
+                    if let Some(failure) = failures
+                        .get(&trace_id(ready.job))
+                        .or_else(|| failures.get(id))
+                    {
+                        Err(failure.clone().into_error(&description))
+                    } else {
+                        match find_result(&json, id_property, id) {
+                            Some(result) => Ok((
+                                json!({ "results": [result] }),
+                                response.status,
+                                attempts,
+                                path.to_owned(),
+                            )),
+                            None => Err(ExecError::Partial {
+                                step: 1,
+                                description: description.clone(),
+                                message: format!(
+                                    "HubSpot returned no result for {id_property} {id}"
+                                ),
+                            }),
+                        }
+                    }
+                }
+                Some(Piece::Associate { input }) => {
+                    let from = input
+                        .pointer("/from/id")
+                        .and_then(scalar_to_string)
+                        .unwrap_or_default();
+                    let to = input
+                        .pointer("/to/id")
+                        .and_then(scalar_to_string)
+                        .unwrap_or_default();
+                    match failures
+                        .get(&format!("{from}->{to}"))
+                        .or_else(|| failures.get(&from))
+                    {
+                        Some(failure) => Err(failure.clone().into_error(&description)),
+                        None => Ok((Value::Null, response.status, attempts, path.to_owned())),
+                    }
+                }
+                None => unreachable!("only pieces are chunked"),
+            };
+            answers.push((ready.job, answer));
+        }
+        ChunkAnswer::Done(answers)
+    }
+}
+
+enum ChunkAnswer {
+    Done(Vec<(usize, Result<(Value, u16, u32, String), ExecError>)>),
+    Split,
+}
+
+fn trace_id(job: usize) -> String {
+    format!("job-{job}")
+}
+
+/// The filled-in next step of a job, and whether it can join a batch.
+fn prepare(plan: &Plan, progress: &Progress, job: usize) -> Result<Ready, ExecError> {
+    let step = &plan.steps[progress.next_step];
+    let number = progress.next_step + 1;
+    let path = substitute_path(step, number, &progress.captured)?;
+    let body = substitute_body(step, number, &progress.captured)?;
+    let piece = coalescable(step, &path, body.as_deref());
+    Ok(Ready {
+        job,
+        path,
+        body,
+        piece,
+    })
+}
+
+/// A single-input `batch/upsert` keyed on a unique property, or a single default association.
+fn coalescable(step: &Step, path: &str, body: Option<&[u8]>) -> Option<Piece> {
+    if step.method != HttpMethod::Post || !step.accept_statuses.is_empty() || path.contains('?') {
+        return None;
+    }
+    let json: Value = serde_json::from_slice(body?).ok()?;
+    let inputs = json.get("inputs")?.as_array()?;
+    let [input] = inputs.as_slice() else {
+        return None;
+    };
+    if json.as_object()?.len() != 1 {
+        return None;
+    }
+    if path.ends_with("/batch/upsert") {
+        let id_property = input.get("idProperty")?.as_str()?.to_owned();
+        let id = input.get("id").and_then(scalar_to_string)?;
+        // The capture must be the one result a single-input upsert returns.
+        let captures_ok = step
+            .captures
+            .iter()
+            .all(|c| c.pointer.starts_with("/results/0/"));
+        captures_ok.then(|| Piece::Upsert {
+            id_property,
+            id,
+            input: input.clone(),
+        })
+    } else if path.ends_with("/batch/associate/default") && step.captures.is_empty() {
+        Some(Piece::Associate {
+            input: input.clone(),
+        })
+    } else {
+        None
+    }
+}
+
+/// The result whose unique property (or id) is the input's id.
+fn find_result<'j>(json: &'j Value, id_property: &str, id: &str) -> Option<&'j Value> {
+    json.get("results")?.as_array()?.iter().find(|result| {
+        result
+            .pointer(&format!("/properties/{id_property}"))
+            .and_then(scalar_to_string)
+            .is_some_and(|value| value == id)
+    })
+}
+
+/// One input's failure inside a 207.
+#[derive(Clone)]
+struct InputFailure {
+    category: String,
+    message: String,
+}
+
+impl InputFailure {
+    /// Validation, conflicts and missing records fail again as they are: those are refusals,
+    /// not transient trouble, so callers don't retry them blindly.
+    fn into_error(self, description: &str) -> ExecError {
+        let status = match self.category.as_str() {
+            "VALIDATION_ERROR" => Some(400),
+            "CONFLICT" | "OBJECT_ALREADY_EXISTS" => Some(409),
+            "OBJECT_NOT_FOUND" => Some(404),
+            _ => None,
+        };
+        let message = format!("{}: {}", self.category, self.message);
+        match status {
+            Some(status) => ExecError::Rejected {
+                step: 1,
+                description: description.to_owned(),
+                status,
+                message: format!("HTTP {status} (in a 207 batch answer): {message}"),
+                rate_limit_policy: None,
+            },
+            None => ExecError::Partial {
+                step: 1,
+                description: description.to_owned(),
+                message,
+            },
+        }
+    }
+}
+
+/// `errors[]` of a 207, keyed by trace id, by id, and by `from->to` for associations.
+fn failures_by_key(json: &Value) -> HashMap<String, InputFailure> {
+    let mut failures = HashMap::new();
+    for error in json
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |key: &str, default: &str| {
+            error
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or(default)
+                .to_owned()
+        };
+        let message = InputFailure {
+            category: text("category", "ERROR"),
+            message: text("message", "no message"),
+        };
+        let context = error.get("context");
+        let values = |key: &str| -> Vec<String> {
+            context
+                .and_then(|c| c.get(key))
+                .map(|v| match v {
+                    Value::Array(items) => items.iter().filter_map(scalar_to_string).collect(),
+                    other => scalar_to_string(other).into_iter().collect(),
+                })
+                .unwrap_or_default()
+        };
+        for key in values("objectWriteTraceId")
+            .into_iter()
+            .chain(values("ids"))
+        {
+            failures.insert(key, message.clone());
+        }
+        let (from, to) = (values("fromObjectId"), values("toObjectId"));
+        if let (Some(from), Some(to)) = (from.first(), to.first()) {
+            failures.insert(format!("{from}->{to}"), message.clone());
+        }
+    }
+    failures
+}
+
+/// Applies a step's captures to its (per-job) answer.
+fn capture(
+    step: &Step,
+    index: usize,
+    json: &Value,
+    progress: &mut Progress,
+) -> Result<Vec<KnownId>, ExecError> {
+    let mut ids = Vec::new();
+    for capture in &step.captures {
+        let value = json
+            .pointer(&capture.pointer)
+            .and_then(scalar_to_string)
+            .ok_or_else(|| ExecError::MissingCapture {
+                step: index + 1,
+                description: step.description.clone(),
+                name: capture.name.clone(),
+                pointer: capture.pointer.clone(),
+            })?;
+        if let Some(key) = &capture.store_as {
+            ids.push(KnownId {
+                key: key.clone(),
+                hubspot_id: value.clone(),
+            });
+        }
+        progress.captured.insert(capture.name.clone(), value);
+    }
+    Ok(ids)
+}
+
+fn rejected(
+    step: usize,
+    description: &str,
+    response: &crate::hubspot_http::HubspotResponse,
+) -> ExecError {
+    ExecError::Rejected {
+        step,
+        description: description.to_owned(),
+        status: response.status,
+        message: response.error_summary(),
+        rate_limit_policy: response
+            .json()
+            .and_then(|j| j.get("policyName")?.as_str().map(str::to_owned)),
+    }
+}
+
+fn checkpoint_error(step: usize, error: &anyhow::Error) -> ExecError {
+    ExecError::Checkpoint {
+        step,
+        description: "record progress".into(),
+        reason: format!("{error:#}"),
+    }
+}
+
+/// Errors are shared by every job of a failed chunk; transport errors don't clone, so they are
+/// restated (their text is kept).
+fn clone_error(error: &ExecError) -> ExecError {
+    match error {
+        ExecError::Rejected {
+            step,
+            description,
+            status,
+            message,
+            rate_limit_policy,
+        } => ExecError::Rejected {
+            step: *step,
+            description: description.clone(),
+            status: *status,
+            message: message.clone(),
+            rate_limit_policy: rate_limit_policy.clone(),
+        },
+        other => ExecError::Partial {
+            step: 1,
+            description: "batch".into(),
+            message: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,245 @@
+//! What `serve` runs: one [`Syncer`] per connection on one shared store, events routed to a
+//! connection by the customer's HubSpot `integration_customers` entry, and rate budgets
+//! shared by the connections of one portal (HubSpot's limits are per portal, never global).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+
+use super::Vault;
+use crate::hubspot_http::{HubspotClient, Secret};
+use crate::metrics::Metrics;
+use crate::ratelimit::{Rate, RateBudget};
+use crate::runtime::Plugin;
+use crate::store::Store;
+use crate::sync::{EventRef, Syncer};
+
+pub struct Fleet {
+    store: Arc<Mutex<Store>>,
+    syncers: BTreeMap<String, Arc<Syncer>>,
+    default: Option<String>,
+    /// One connection given on the command line: every event goes to it, as before
+    /// connections existed.
+    single: bool,
+}
+
+impl Fleet {
+    /// The single-connection service: every event goes to `syncer`.
+    pub fn single(syncer: Arc<Syncer>) -> Fleet {
+        let code = syncer.settings().code.clone();
+        Fleet {
+            store: syncer.shared_store(),
+            default: Some(code.clone()),
+            syncers: BTreeMap::from([(code, syncer)]),
+            single: true,
+        }
+    }
+
+    /// Several connections on one store (each syncer must share it). `default` takes
+    /// customers that name no connection.
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        syncers: Vec<Arc<Syncer>>,
+        default: Option<String>,
+    ) -> anyhow::Result<Fleet> {
+        let syncers: BTreeMap<String, Arc<Syncer>> = syncers
+            .into_iter()
+            .map(|s| (s.settings().code.clone(), s))
+            .collect();
+        anyhow::ensure!(!syncers.is_empty(), "no connection to serve");
+        if let Some(code) = &default {
+            anyhow::ensure!(
+                syncers.contains_key(code),
+                "the default connection {code} is not one of the connections served"
+            );
+        }
+        // One connection takes everything unless told otherwise.
+        let default = default.or_else(|| {
+            (syncers.len() == 1).then(|| syncers.keys().next().cloned().unwrap_or_default())
+        });
+        Ok(Fleet {
+            store,
+            syncers,
+            default,
+            single: false,
+        })
+    }
+
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.single
+    }
+
+    pub fn default_connection(&self) -> Option<&str> {
+        self.default.as_deref()
+    }
+
+    pub fn syncers(&self) -> impl Iterator<Item = &Arc<Syncer>> {
+        self.syncers.values()
+    }
+
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.syncers.keys().map(String::as_str)
+    }
+
+    /// The syncer for an event stored under `code` (the single connection takes all).
+    pub fn syncer_for(&self, code: &str) -> Option<&Arc<Syncer>> {
+        match self.syncers.get(code) {
+            Some(syncer) => Some(syncer),
+            None if self.single => self.syncers.values().next(),
+            None => None,
+        }
+    }
+
+    /// True while the connection waits for a person to reconnect it.
+    pub fn needs_reconnect(&self, code: &str) -> bool {
+        self.syncers
+            .get(code)
+            .is_some_and(|s| s.client().needs_reconnect())
+    }
+
+    /// The connection an event belongs to: the customer's HubSpot `integration_code`, else
+    /// where this customer's earlier events went, else the default connection. A code this
+    /// service does not serve is kept as is: its events wait for that connection.
+    /// `Err` says why no connection can take the event.
+    pub fn route(&self, payload: &str, event: &EventRef) -> Result<String, String> {
+        if self.single {
+            return Ok(self.syncers.keys().next().cloned().unwrap_or_default());
+        }
+        let json: Option<Value> = serde_json::from_str(payload).ok();
+        if let Some(code) = json.as_ref().and_then(hubspot_code) {
+            if !self.syncers.contains_key(&code) {
+                tracing::warn!(
+                    connection = %code,
+                    "an event names a HubSpot connection this service does not serve; it waits for it"
+                );
+            }
+            return Ok(code);
+        }
+        if let Some(customer) = event.customer_id.as_deref().filter(|c| !c.is_empty()) {
+            match self.store().customer_connection(customer) {
+                Ok(Some(code)) if self.syncers.contains_key(&code) => return Ok(code),
+                Ok(_) => {}
+                Err(error) => {
+                    return Err(format!(
+                        "cannot look up the customer's connection: {error:#}"
+                    ));
+                }
+            }
+        }
+        self.default.clone().ok_or_else(|| {
+            "the customer names no HubSpot connection and no default connection is set \
+             (lago-hubspot connections update CODE --default)"
+                .to_owned()
+        })
+    }
+}
+
+/// The `integration_code` of the customer's HubSpot entry, from the customer object itself or
+/// the one embedded in a subscription or invoice.
+fn hubspot_code(json: &Value) -> Option<String> {
+    let key = json.get("object_type")?.as_str()?;
+    let object = json.get(key)?;
+    let customer = if key == "customer" {
+        object
+    } else {
+        object.get("customer")?
+    };
+    customer
+        .get("integration_customers")?
+        .as_array()?
+        .iter()
+        .filter(|entry| {
+            [entry.get("type"), entry.get("integration_type")]
+                .into_iter()
+                .flatten()
+                .any(|t| t.as_str() == Some("hubspot"))
+        })
+        .find_map(|entry| {
+            entry
+                .get("integration_code")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+        })
+}
+
+/// How `serve` builds the syncers of stored connections.
+pub struct FleetSetup<'a> {
+    pub plugin: Arc<Plugin>,
+    pub vault: &'a Vault,
+    /// The OAuth app's client secret, needed to refresh OAuth connections.
+    pub client_secret: Option<&'a Secret>,
+    pub rate: Rate,
+    pub metrics: Arc<Metrics>,
+}
+
+impl FleetSetup<'_> {
+    /// A syncer for every connection with recorded access; connections of one portal share
+    /// one rate budget.
+    pub fn syncers(&self) -> anyhow::Result<Vec<Arc<Syncer>>> {
+        let accesses = self.vault.store().accesses()?;
+        let mut budgets: HashMap<String, Arc<RateBudget>> = HashMap::new();
+        let mut syncers = Vec::new();
+        for access in accesses {
+            let settings = self
+                .vault
+                .store()
+                .connection(&access.code)?
+                .ok_or_else(|| anyhow::anyhow!("connection {} has no settings", access.code))?;
+            let tokens = self.vault.token_source(&access.code, self.client_secret)?;
+            let portal = match access.portal_id {
+                Some(portal) => format!("portal {portal}"),
+                None => format!("connection {}", access.code),
+            };
+            let budget = budgets
+                .entry(portal)
+                .or_insert_with(|| Arc::new(RateBudget::new(self.rate)))
+                .clone();
+            let client = HubspotClient::with_tokens(&access.hubspot_url, tokens)?
+                .with_budget(budget)
+                .with_metrics(self.metrics.clone());
+            syncers.push(Arc::new(Syncer::shared(
+                self.plugin.clone(),
+                client,
+                self.vault.shared_store(),
+                settings,
+            )?));
+        }
+        Ok(syncers)
+    }
+
+    /// The stored default connection, if one is marked.
+    pub fn stored_default(&self) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .vault
+            .store()
+            .accesses()?
+            .into_iter()
+            .find(|a| a.is_default)
+            .map(|a| a.code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_connection_code_comes_from_the_customer_or_the_embedded_customer() {
+        let customer = json!({"lago_id": "c1", "integration_customers": [
+            {"type": "netsuite", "integration_code": "ns"},
+            {"type": "hubspot", "integration_code": "hs-eu"}]});
+        let event = json!({"object_type": "customer", "customer": customer});
+        assert_eq!(hubspot_code(&event).as_deref(), Some("hs-eu"));
+        let invoice = json!({"object_type": "invoice", "invoice": {"customer": customer}});
+        assert_eq!(hubspot_code(&invoice).as_deref(), Some("hs-eu"));
+        let bare = json!({"object_type": "invoice", "invoice": {"customer": {"lago_id": "c1"}}});
+        assert_eq!(hubspot_code(&bare), None);
+    }
+}
