@@ -49,13 +49,13 @@ async fn a_thousand_webhooks_through_a_misbehaving_hubspot_end_like_a_clean_run(
         Store::open_in_memory().unwrap(),
         options,
         ClientSetup {
-            // A little above the portal's real limit (another integration shares the portal,
-            // or the budget is set a tier too high), so 429s do happen and are honoured.
+            // The portal's limit, scaled down like the emulator's.
             budget: Some(Rate {
-                max: 50,
+                max: 40,
                 interval: Duration::from_millis(200),
             }),
-            // HubSpot's waits (2 s for 423, Retry-After for 477) scaled down with the limit.
+            // Waits scaled down with the limit (477's Retry-After capped at 300 ms; a 423 still
+            // waits HubSpot's 2 s).
             retry: Some(RetryPolicy {
                 max_attempts: 5,
                 base_delay: Duration::from_millis(5),
@@ -78,10 +78,19 @@ async fn a_thousand_webhooks_through_a_misbehaving_hubspot_end_like_a_clean_run(
         ..Faults::default()
     });
 
+    // Another integration on the same portal spends the window now and then, so the service
+    // meets real 429s even though its own budget keeps it under the limit.
+    let neighbour = tokio::spawn(noisy_neighbour(serve.hubspot.url.clone()));
+
     // Each poster owns some customers and interleaves their events, one customer's events in
     // order (the next is posted once the previous one is acknowledged), like Lago does.
     let client = reqwest::Client::new();
     let webhooks = Arc::new(webhooks);
+    // The clean run needs no HubSpot of ours: let it run meanwhile.
+    let reference = tokio::spawn({
+        let webhooks = webhooks.clone();
+        async move { reference_state(&webhooks).await }
+    });
     let mut posters = tokio::task::JoinSet::new();
     for poster in 0..POSTERS {
         let (client, url, webhooks) = (client.clone(), serve.url.clone(), webhooks.clone());
@@ -119,6 +128,7 @@ async fn a_thousand_webhooks_through_a_misbehaving_hubspot_end_like_a_clean_run(
 
     serve.settled(Duration::from_secs(240)).await;
     let synced_at = started.elapsed();
+    neighbour.abort();
 
     // Nothing lost: every webhook is one row, and every row ended synced (none dead or pending).
     {
@@ -142,7 +152,7 @@ async fn a_thousand_webhooks_through_a_misbehaving_hubspot_end_like_a_clean_run(
     // The faults really happened.
     let log = serve.hubspot.request_log();
     let mut faults = BTreeMap::<&str, usize>::new();
-    for entry in &log {
+    for entry in log.iter().filter(|e| e.path != NEIGHBOUR_PATH) {
         let kind = match entry.fault {
             None => continue,
             Some(InjectedFault::RateLimited) => "429 rate limited",
@@ -164,6 +174,7 @@ async fn a_thousand_webhooks_through_a_misbehaving_hubspot_end_like_a_clean_run(
             "no {kind} in {faults:?}"
         );
     }
+    let log: Vec<_> = log.iter().filter(|e| e.path != NEIGHBOUR_PATH).collect();
     let requeued = serve
         .syncer
         .store()
@@ -175,7 +186,7 @@ async fn a_thousand_webhooks_through_a_misbehaving_hubspot_end_like_a_clean_run(
 
     // Same HubSpot as a clean run: every record once, same properties, same associations.
     let actual = HubspotState::read(serve.hubspot.emulator());
-    let expected = reference_state(&webhooks).await;
+    let expected = reference.await.expect("reference run");
     assert_eq!(expected.count(INVOICES), 3 * CUSTOMERS);
     assert_eq!(
         expected.count("companies") + expected.count("contacts"),
@@ -192,3 +203,134 @@ async fn a_thousand_webhooks_through_a_misbehaving_hubspot_end_like_a_clean_run(
 }
 
 const INVOICES: &str = lago_hubspot::config::INVOICES_SCHEMA;
+const NEIGHBOUR_PATH: &str = "/account-info/v3/details";
+
+async fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Bursts of reads that fill the portal's rolling window, every few hundred milliseconds.
+async fn noisy_neighbour(hubspot_url: String) {
+    let client = reqwest::Client::new();
+    loop {
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let request = client
+                .get(format!("{hubspot_url}{NEIGHBOUR_PATH}"))
+                .bearer_auth(TOKEN)
+                .send();
+            burst.spawn(async move {
+                let _ = request.await;
+            });
+        }
+        burst.join_all().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_outlive_a_database_locked_longer_than_the_busy_timeout() {
+    let dir = std::env::temp_dir().join(format!("lago-hubspot-faults-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.db");
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let serve = ServeHarness::start_with(
+        hubspot,
+        Store::open(&state).unwrap(),
+        ServeOptions {
+            policy: QueuePolicy {
+                max_attempts: 30,
+                base_backoff: Duration::from_millis(1500),
+                max_backoff: Duration::from_secs(2),
+            },
+            ..ServeHarness::hmac_options()
+        },
+        ClientSetup {
+            budget: None,
+            // Give up on a step at once, so the event goes back to the queue to wait.
+            retry: Some(RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            }),
+        },
+    )
+    .await;
+    let event_state = |key: &str| {
+        serve
+            .syncer
+            .store()
+            .events(None, 10)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.unique_key.as_deref() == Some(key))
+            .map(|e| (e.state, e.attempts))
+    };
+    // One customer's event fails once and waits in the queue for its next attempt, due while
+    // the database is locked (the pool must not die on the failed claim)...
+    serve.hubspot.set_faults(Faults {
+        error_rate: 1.0,
+        error_statuses: vec![503],
+        ..Faults::default()
+    });
+    let (waiting_key, body) = &customer_lifecycle(7)[0];
+    assert_eq!(serve.post_signed(body, waiting_key).await.status(), 200);
+    wait_until(
+        "a failed attempt",
+        || matches!(event_state(waiting_key), Some((EventState::Pending, n)) if n >= 1),
+    )
+    .await;
+    // ...and another's is at HubSpot when the lock is taken, so its outcome cannot be recorded
+    // (it must not stay `running`, holding up its customer).
+    serve.hubspot.set_faults(Faults {
+        latency_ms: Some((1500, 1500)),
+        ..Faults::default()
+    });
+    let (running_key, body) = &customer_lifecycle(8)[0];
+    assert_eq!(serve.post_signed(body, running_key).await.status(), 200);
+    wait_until("an event in flight", || {
+        matches!(event_state(running_key), Some((EventState::Running, _)))
+    })
+    .await;
+    // Another process (an operator's sqlite3, a backup tool) holds the write lock for longer
+    // than the store's 5 s busy timeout, twice over.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let db = rusqlite::Connection::open(&state).unwrap();
+        db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(13));
+        db.execute_batch("COMMIT").unwrap();
+    });
+    is_locked.recv().unwrap();
+    serve.hubspot.set_faults(Faults::default());
+    tokio::task::spawn_blocking(move || holder.join().unwrap())
+        .await
+        .unwrap();
+    // Once the lock is gone, both are synced without a restart.
+    serve.settled(Duration::from_secs(60)).await;
+    assert_eq!(
+        serve
+            .syncer
+            .store()
+            .queue_stats()
+            .unwrap()
+            .count(EventState::Synced),
+        2
+    );
+    assert_eq!(
+        serve.hubspot.records("companies").len() + serve.hubspot.records("contacts").len(),
+        2
+    );
+    serve.stop().await.expect("graceful stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}

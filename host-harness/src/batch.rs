@@ -92,12 +92,12 @@ impl<'a> BatchExecutor<'a> {
                     }
                     if results[head].is_none() {
                         // A plan with nothing (left) to send still records its learned ids.
-                        if jobs[head].plan.steps.is_empty() && !jobs[head].plan.learned.is_empty() {
-                            if let Err(e) =
+                        if jobs[head].plan.steps.is_empty()
+                            && !jobs[head].plan.learned.is_empty()
+                            && let Err(e) =
                                 checkpoint(head, &progress[head], &jobs[head].plan.learned)
-                            {
-                                results[head] = Some(Err(checkpoint_error(0, &e)));
-                            }
+                        {
+                            results[head] = Some(Err(checkpoint_error(0, &e)));
                         }
                         if results[head].is_none() {
                             results[head] = Some(Ok(std::mem::take(&mut outcomes[head])));
@@ -148,17 +148,16 @@ impl<'a> BatchExecutor<'a> {
             }
             // A failed job ends its line: later events of that customer must not overtake it.
             for line in lines.values_mut() {
-                if let Some(&head) = line.front() {
-                    if matches!(results[head], Some(Err(_))) {
-                        for later in line.drain(1..) {
-                            results[later] = Some(Err(ExecError::Blocked {
-                                step: progress[later].next_step + 1,
-                                description: "waits for an earlier event of the same customer"
-                                    .into(),
-                            }));
-                        }
-                        line.pop_front();
+                if let Some(&head) = line.front()
+                    && matches!(results[head], Some(Err(_)))
+                {
+                    for later in line.drain(1..) {
+                        results[later] = Some(Err(ExecError::Blocked {
+                            step: progress[later].next_step + 1,
+                            description: "waits for an earlier event of the same customer".into(),
+                        }));
                     }
+                    line.pop_front();
                 }
             }
         }
@@ -174,7 +173,7 @@ impl<'a> BatchExecutor<'a> {
         jobs: &[Job],
         progress: &[Progress],
         ready: Vec<Ready>,
-    ) -> Vec<(usize, Result<(Value, u16, u32, String), ExecError>)> {
+    ) -> Vec<(usize, Answer)> {
         let mut answers = Vec::new();
         let mut groups: BTreeMap<String, Vec<Ready>> = BTreeMap::new();
         for step in ready {
@@ -370,8 +369,11 @@ impl<'a> BatchExecutor<'a> {
     }
 }
 
+/// A job's answer to one step: the JSON its captures read, status, attempts and the path sent.
+type Answer = Result<(Value, u16, u32, String), ExecError>;
+
 enum ChunkAnswer {
-    Done(Vec<(usize, Result<(Value, u16, u32, String), ExecError>)>),
+    Done(Vec<(usize, Answer)>),
     Split,
 }
 

@@ -499,6 +499,27 @@ mod tests {
     }
 
     #[test]
+    fn claims_per_connection_take_only_that_connections_events() {
+        let store = Store::open_in_memory().unwrap();
+        for (key, connection) in [("1", "a"), ("2", "b"), ("3", "a")] {
+            store
+                .insert_event(&NewEvent {
+                    connection: connection.into(),
+                    ..event(key, key)
+                })
+                .unwrap();
+        }
+        let keys = |events: Vec<StoredEvent>| -> Vec<String> {
+            events.into_iter().filter_map(|e| e.unique_key).collect()
+        };
+        assert_eq!(keys(store.claim_ready_in("a", 1, now_ms()).unwrap()), ["1"]);
+        assert_eq!(keys(store.claim_ready_in("b", 5, now_ms()).unwrap()), ["2"]);
+        assert!(store.claim_ready_in("b", 5, now_ms()).unwrap().is_empty());
+        assert!(store.next_due_ms_in("b").unwrap().is_none());
+        assert!(store.next_due_ms_in("a").unwrap().is_some());
+    }
+
+    #[test]
     fn running_events_are_requeued_after_a_crash() {
         let store = Store::open_in_memory().unwrap();
         store.insert_event(&event("1", "a")).unwrap();

@@ -16,10 +16,7 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(name: &str) -> Workspace {
-        let dir = std::env::temp_dir().join(format!(
-            "lago-hubspot-{name}-{}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("lago-hubspot-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Workspace { dir }
@@ -100,10 +97,22 @@ impl Service {
                 .args(["--hubspot-url", hubspot_url])
                 .arg("--state")
                 .arg(workspace.state())
-                .args(["--hmac-key", HMAC_KEY, "--workers", "8", "--retry-base-ms", "20"])
+                .args([
+                    "--hmac-key",
+                    HMAC_KEY,
+                    "--workers",
+                    "8",
+                    "--retry-base-ms",
+                    "20",
+                ])
                 // The emulator's limit is what matters here, not HubSpot's real one.
                 .args(["--rate-limit", "1000000/1000"])
-                .args(["--connection-code", "hubspot-test", "--organization-slug", "acme"])
+                .args([
+                    "--connection-code",
+                    "hubspot-test",
+                    "--organization-slug",
+                    "acme",
+                ])
                 .args(["--lago-app-url", "https://lago.example.com"])
                 .stdout(Stdio::null())
                 .stderr(log)

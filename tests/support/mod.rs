@@ -329,7 +329,7 @@ impl ServeHarness {
 pub fn customer_lifecycle(index: usize) -> Vec<(String, String)> {
     let id = format!("cus_{index:04}");
     // A third are people (contacts), the rest companies.
-    let kind = if index % 3 == 0 {
+    let kind = if index.is_multiple_of(3) {
         "individual"
     } else {
         "company"

@@ -11,10 +11,8 @@ use clap::{Args, Subcommand};
 
 use lago_hubspot::auth::{DEFAULT_TOKEN_URL, OAuthApp};
 use lago_hubspot::config::{ConnectionSettings, DefaultObject};
-use lago_hubspot::connections::authorize::{
-    DEFAULT_AUTHORIZE_URL, OAuthFlow, open_browser, portal_of_token,
-};
-use lago_hubspot::connections::{Access, AuthKind, Credentials, Grant, SecretKey, Vault};
+use lago_hubspot::connections::authorize::{DEFAULT_AUTHORIZE_URL, OAuthFlow, open_browser};
+use lago_hubspot::connections::{Access, AuthKind, SecretKey, Vault, connect_oauth, connect_token};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
 use lago_hubspot::queue::now_ms;
 use lago_hubspot::report::table;
@@ -131,19 +129,13 @@ pub async fn connect(
     let client_secret = args.client_secret.clone().map(Secret::new);
     let access = match &args.token {
         Some(token) => {
-            let token = Secret::new(token.clone());
-            let portal = portal_of_token(&args.hubspot_url, &token).await?;
-            vault.record(
+            connect_token(
+                &vault,
                 &settings,
-                &Grant {
-                    hubspot_url: args.hubspot_url.clone(),
-                    portal_id: Some(portal),
-                    credentials: Credentials::Token(token),
-                    client_id: None,
-                    token_url: None,
-                    scopes: Vec::new(),
-                },
-            )?
+                &args.hubspot_url,
+                Secret::new(token.clone()),
+            )
+            .await?
         }
         None => oauth(&args, &vault, &settings, client_secret.clone()).await?,
     };
@@ -201,50 +193,26 @@ async fn oauth(
     let client_secret =
         client_secret.context("give the OAuth app's --client-secret (or HUBSPOT_CLIENT_SECRET)")?;
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.redirect_port));
-    let flow = OAuthFlow::start(&args.authorize_url, &client_id, listen, &args.redirect_host).await?;
+    let flow =
+        OAuthFlow::start(&args.authorize_url, &client_id, listen, &args.redirect_host).await?;
     println!(
         "Open this URL in a browser and grant access to HubSpot:\n{}",
         flow.authorize_url
     );
-    eprintln!("waiting for HubSpot to send the browser back to {} …", flow.redirect_uri);
+    eprintln!(
+        "waiting for HubSpot to send the browser back to {} …",
+        flow.redirect_uri
+    );
     if !args.no_browser && open_browser(&flow.authorize_url) {
         eprintln!("(opened in your browser)");
     }
     let app = OAuthApp {
-        client_id: client_id.clone(),
+        client_id,
         client_secret,
         token_url: args.token_url.clone(),
     };
-    flow.complete(
-        &app,
-        Duration::from_secs(args.timeout_secs),
-        async |answer| {
-            let portal = answer.hub_id;
-            let scopes = answer.scopes.clone();
-            let tokens = answer
-                .into_tokens(None)
-                .context("HubSpot's token answer has no refresh token")?;
-            let access = vault.record(
-                settings,
-                &Grant {
-                    hubspot_url: args.hubspot_url.clone(),
-                    portal_id: portal,
-                    credentials: Credentials::OAuth(tokens),
-                    client_id: Some(client_id.clone()),
-                    token_url: Some(args.token_url.clone()),
-                    scopes,
-                },
-            )?;
-            let message = format!(
-                "lago-hubspot is connected to HubSpot portal {} as {}. Lago's properties and \
-                 objects are being deployed; you can close this tab.",
-                portal.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-                settings.code
-            );
-            Ok((access, message))
-        },
-    )
-    .await
+    let timeout = Duration::from_secs(args.timeout_secs);
+    connect_oauth(vault, settings, &args.hubspot_url, &app, flow, timeout).await
 }
 
 #[derive(Subcommand)]
@@ -320,11 +288,12 @@ pub fn connections(state: &std::path::Path, command: ConnectionsCommand) -> anyh
                         access
                             .and_then(|a| a.portal_id)
                             .map_or_else(|| "-".into(), |p| p.to_string()),
-                        access.map_or("-", |a| match a.kind {
-                            AuthKind::OAuth => "oauth",
-                            AuthKind::Token => "token",
-                        })
-                        .into(),
+                        access
+                            .map_or("-", |a| match a.kind {
+                                AuthKind::OAuth => "oauth",
+                                AuthKind::Token => "token",
+                            })
+                            .into(),
                         format!("{:?}", s.default_targeted_object).to_lowercase(),
                         if access.is_some_and(|a| a.is_default) {
                             "yes".into()

@@ -14,8 +14,8 @@ use lago_hubspot::hubspot_http::Secret;
 use lago_hubspot::metrics::Metrics;
 use lago_hubspot::ratelimit::{Rate, RateBudget};
 use lago_hubspot::server::{DEFAULT_WEBHOOK_PATH, ServeOptions, serve, serve_connections};
-use lago_hubspot::sync::Syncer;
 use lago_hubspot::signature::WebhookAuth;
+use lago_hubspot::sync::Syncer;
 use lago_hubspot::worker::QueuePolicy;
 
 #[derive(Args)]
@@ -164,7 +164,12 @@ pub fn fleet(
         )?
         .with_budget(args.budget())
         .with_metrics(metrics);
-        syncers.push(Arc::new(Syncer::shared(plugin, client, store.clone(), settings)?));
+        syncers.push(Arc::new(Syncer::shared(
+            plugin,
+            client,
+            store.clone(),
+            settings,
+        )?));
     }
     anyhow::ensure!(
         !syncers.is_empty(),

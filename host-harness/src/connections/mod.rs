@@ -498,3 +498,63 @@ fn restrict_to_owner(store: &Store) {
     #[cfg(not(unix))]
     let _ = store;
 }
+
+/// Waits for the browser to come back through `flow`, exchanges the code, and records the
+/// connection (settings, tokens, portal). The browser is told how it went.
+pub async fn connect_oauth(
+    vault: &Vault,
+    settings: &ConnectionSettings,
+    hubspot_url: &str,
+    app: &OAuthApp,
+    flow: authorize::OAuthFlow,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Access> {
+    flow.complete(app, timeout, async |answer| {
+        let portal = answer.hub_id;
+        let scopes = answer.scopes.clone();
+        let tokens = answer
+            .into_tokens(None)
+            .context("HubSpot's token answer has no refresh token")?;
+        let access = vault.record(
+            settings,
+            &Grant {
+                hubspot_url: hubspot_url.to_owned(),
+                portal_id: portal,
+                credentials: Credentials::OAuth(tokens),
+                client_id: Some(app.client_id.clone()),
+                token_url: Some(app.token_url.clone()),
+                scopes,
+            },
+        )?;
+        let message = format!(
+            "lago-hubspot is connected to HubSpot portal {} as {}. Lago's properties and objects \
+             are being deployed; you can close this tab.",
+            portal.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            settings.code
+        );
+        Ok((access, message))
+    })
+    .await
+}
+
+/// Records a connection that uses a private-app / service-key token; the portal is read from
+/// HubSpot.
+pub async fn connect_token(
+    vault: &Vault,
+    settings: &ConnectionSettings,
+    hubspot_url: &str,
+    token: Secret,
+) -> anyhow::Result<Access> {
+    let portal = authorize::portal_of_token(hubspot_url, &token).await?;
+    vault.record(
+        settings,
+        &Grant {
+            hubspot_url: hubspot_url.to_owned(),
+            portal_id: Some(portal),
+            credentials: Credentials::Token(token),
+            client_id: None,
+            token_url: None,
+            scopes: Vec::new(),
+        },
+    )
+}
