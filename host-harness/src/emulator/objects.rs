@@ -370,7 +370,10 @@ async fn archive_one(
     let index = portal.resolve_object_type(&object_type)?;
     // Archiving an absent record is not an error (HubSpot answers 204 either way).
     if let Ok(id) = object_id.parse::<u64>()
-        && portal.object_types[index].records.remove(&id).is_some()
+        && {
+            portal.object_types[index].unindex_record(id);
+            portal.object_types[index].records.remove(&id).is_some()
+        }
     {
         let type_id = portal.object_types[index].type_id.clone();
         portal.forget_record_associations(&type_id, id);
@@ -626,7 +629,10 @@ async fn batch_archive(
     let type_id = portal.object_types[index].type_id.clone();
     for input in &inputs {
         if let Ok(id) = input.id.0.parse::<u64>()
-            && portal.object_types[index].records.remove(&id).is_some()
+            && {
+                portal.object_types[index].unindex_record(id);
+                portal.object_types[index].records.remove(&id).is_some()
+            }
         {
             portal.forget_record_associations(&type_id, id);
         }

@@ -308,6 +308,7 @@ fn archive_named(object_type: &mut ObjectType, name: &str) -> Result<(), ApiErro
     for record in object_type.records.values_mut() {
         record.properties.remove(name);
     }
+    object_type.unique_index.remove(name);
     Ok(())
 }
 

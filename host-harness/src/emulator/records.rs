@@ -163,6 +163,7 @@ pub(crate) fn create_record_with_id(
             updated_at: now,
         },
     );
+    object_type.index_record(id);
     Ok(id)
 }
 
@@ -192,10 +193,12 @@ pub(crate) fn update_record(
         return Ok(());
     }
     stamp_modification(object_type, &mut properties, now);
+    object_type.unindex_record(id);
     if let Some(record) = object_type.records.get_mut(&id) {
         record.properties = properties;
         record.updated_at = now;
     }
+    object_type.index_record(id);
     Ok(())
 }
 

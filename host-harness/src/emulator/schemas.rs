@@ -1,7 +1,7 @@
 //! Schemas API (`/crm-object-schemas/v3/schemas`, alias `/crm/v3/schemas`): custom object
 //! types with their properties and association definitions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -331,6 +331,7 @@ async fn create_schema(State(emulator): State<Emulator>, body: Bytes) -> ApiResu
         }],
         records: BTreeMap::new(),
         next_record_id: record_id_base(portal.object_types.len() as u64 + 1),
+        unique_index: HashMap::new(),
     };
     let context = DefinitionContext::Schema {
         default_group: &default_group,

@@ -1,7 +1,7 @@
 //! The portal model: object types with their property definitions, groups and records,
 //! association types and the association edges between records.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
@@ -159,6 +159,9 @@ pub(crate) struct ObjectType {
     pub groups: Vec<PropertyGroup>,
     pub records: BTreeMap<u64, StoredRecord>,
     pub next_record_id: u64,
+    /// Value → record id for every unique property (and contact emails), so look-ups by
+    /// `idProperty` and uniqueness checks stay constant-time on large portals.
+    pub unique_index: HashMap<String, HashMap<String, u64>>,
 }
 
 impl ObjectType {
@@ -270,6 +273,41 @@ impl ObjectType {
         }
     }
 
+    fn is_indexed(&self, property: &str) -> bool {
+        (self.is_contacts() && property == "email")
+            || self.property(property).is_some_and(|p| p.has_unique_value)
+    }
+
+    /// Adds a stored record's unique values to the index (after it was written).
+    pub(crate) fn index_record(&mut self, id: u64) {
+        let Some(record) = self.records.get(&id) else {
+            return;
+        };
+        let entries: Vec<(String, String)> = record
+            .properties
+            .iter()
+            .filter(|(name, _)| self.is_indexed(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        for (name, value) in entries {
+            self.unique_index.entry(name).or_default().insert(value, id);
+        }
+    }
+
+    /// Drops a record's unique values from the index (before it changes or goes).
+    pub(crate) fn unindex_record(&mut self, id: u64) {
+        let Some(record) = self.records.get(&id) else {
+            return;
+        };
+        for (name, value) in &record.properties {
+            if let Some(values) = self.unique_index.get_mut(name)
+                && values.get(value) == Some(&id)
+            {
+                values.remove(value);
+            }
+        }
+    }
+
     /// The record whose `property` holds `value`.
     pub(crate) fn find_by_property(&self, property: &str, value: &str) -> Option<u64> {
         if property == "hs_object_id" {
@@ -277,6 +315,9 @@ impl ObjectType {
             return self.records.contains_key(&id).then_some(id);
         }
         let wanted = self.canonical_identifier(property, value);
+        if self.is_indexed(property) {
+            return self.unique_index.get(property)?.get(&wanted).copied();
+        }
         self.records
             .values()
             .find(|record| record.properties.get(property) == Some(&wanted))
@@ -350,6 +391,7 @@ impl Portal {
             groups: builtin::standard_groups(type_id),
             records: BTreeMap::new(),
             next_record_id: record_id_base(ordinal),
+            unique_index: HashMap::new(),
         };
         let contacts = standard_type(CONTACTS_TYPE_ID, "contacts", "contact", 1);
         let companies = standard_type(COMPANIES_TYPE_ID, "companies", "company", 2);
