@@ -290,3 +290,70 @@ async fn health_and_metrics_are_served() {
     }
     serve.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_goes_out_as_batch_requests_with_the_same_result() {
+    let mut writes = Vec::new();
+    let mut states = Vec::new();
+    for burst in [1, 50] {
+        let serve = ServeHarness::start(ServeOptions {
+            workers: 2,
+            burst,
+            ..ServeHarness::hmac_options()
+        })
+        .await;
+        serve.hubspot.clear_request_log();
+        // A slow HubSpot keeps both workers busy while the webhooks arrive: a backlog builds up.
+        serve.hubspot.set_faults(lago_hubspot::emulator::Faults {
+            latency_ms: Some((30, 30)),
+            ..Default::default()
+        });
+        for c in 0..120 {
+            let body = customer_event(
+                "customer.created",
+                &customer(&format!("cus_burst{c}"), Some("company")),
+            );
+            assert_eq!(
+                serve
+                    .post_signed(&body.to_string(), &format!("burst-{c}"))
+                    .await
+                    .status(),
+                200
+            );
+        }
+        serve.settled(Duration::from_secs(60)).await;
+        assert_eq!(
+            serve
+                .syncer
+                .store()
+                .queue_stats()
+                .unwrap()
+                .count(EventState::Synced),
+            120
+        );
+        writes.push(
+            serve
+                .hubspot
+                .request_log()
+                .iter()
+                .filter(|r| r.method != "GET")
+                .count(),
+        );
+        let mut ids: Vec<String> = serve
+            .hubspot
+            .records("companies")
+            .iter()
+            .map(|r| r.properties["lago_customer_id"].clone())
+            .collect();
+        ids.sort();
+        states.push(ids);
+    }
+    assert_eq!(states[0], states[1]);
+    assert_eq!(states[0].len(), 120);
+    assert_eq!(writes[0], 120, "one request per event without batching");
+    assert!(
+        writes[1] < writes[0],
+        "a burst used {} requests for 120 events",
+        writes[1]
+    );
+}

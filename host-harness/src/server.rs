@@ -36,7 +36,12 @@ pub struct ServeOptions {
     pub workers: usize,
     pub policy: QueuePolicy,
     pub drain_timeout: Duration,
+    /// Most events a worker executes together in a burst, as HubSpot batch requests (1 = off).
+    pub burst: usize,
 }
+
+/// Events per worker in a burst: half a HubSpot batch, so a burst's upserts fit one request.
+pub const DEFAULT_BURST: usize = 50;
 
 impl Default for ServeOptions {
     fn default() -> Self {
@@ -47,6 +52,7 @@ impl Default for ServeOptions {
             workers: 8,
             policy: QueuePolicy::default(),
             drain_timeout: Duration::from_secs(30),
+            burst: DEFAULT_BURST,
         }
     }
 }
@@ -94,6 +100,7 @@ pub async fn serve_connections(
         concurrency: options.workers.max(1),
         wake: wake.clone(),
         drain_timeout: options.drain_timeout,
+        burst: options.burst.max(1),
     };
     let workers = tokio::spawn(workers.run(stop_signal));
     let app = App {

@@ -49,6 +49,7 @@ impl QueuePolicy {
 }
 
 /// What became of one attempt.
+#[derive(Clone)]
 enum Verdict {
     Synced {
         summary: String,
@@ -84,6 +85,9 @@ pub struct Workers {
     pub wake: Arc<Notify>,
     /// How long in-flight events may take to finish on shutdown before they are released.
     pub drain_timeout: Duration,
+    /// Most events one worker takes at once during a burst, executed as HubSpot batch requests
+    /// (1 turns batching off).
+    pub burst: usize,
 }
 
 impl Workers {
@@ -103,19 +107,31 @@ impl Workers {
             let now = now_ms();
             parked.retain(|_, until| *until > now);
             let free = self.concurrency.saturating_sub(tasks.len());
-            if free > 0 {
-                for event in self.claim(free, now, &parked, &running)? {
-                    let Some(syncer) = self.fleet.syncer_for(&event.connection).cloned() else {
-                        continue;
-                    };
-                    let connection = event.connection.clone();
-                    let (metrics, policy) = (self.metrics.clone(), self.policy.clone());
-                    let task = tasks
-                        .spawn(async move { process(&syncer, &metrics, &policy, event).await });
-                    running.insert(task.id(), connection);
-                }
+            // A store error (disk full, a lock held by another process beyond the busy timeout)
+            // must not end the pool while the server keeps accepting: log it and try again.
+            let claimed = if free > 0 {
+                self.claim(free, now, &parked, &running)
+                    .unwrap_or_else(|error| {
+                        tracing::error!("could not claim events, will try again: {error:#}");
+                        Vec::new()
+                    })
+            } else {
+                Vec::new()
+            };
+            for group in self.with_bursts(claimed, now) {
+                let Some(syncer) = self.fleet.syncer_for(&group[0].connection).cloned() else {
+                    continue;
+                };
+                let connection = group[0].connection.clone();
+                let (metrics, policy) = (self.metrics.clone(), self.policy.clone());
+                let task =
+                    tasks.spawn(async move { process(&syncer, &metrics, &policy, group).await });
+                running.insert(task.id(), connection);
             }
-            let idle = self.idle_wait(&parked)?;
+            let idle = self.idle_wait(&parked).unwrap_or_else(|error| {
+                tracing::error!("could not read the queue, will try again: {error:#}");
+                Duration::from_secs(1)
+            });
             tokio::select! {
                 _ = self.wake.notified() => {}
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
@@ -148,6 +164,43 @@ impl Workers {
             );
         }
         Ok(())
+    }
+
+    /// One group per claimed slot. In a burst (more events ready than workers), each slot also
+    /// takes further ready events of its connection, up to `burst`, so they go out as HubSpot
+    /// batch requests; a quiet queue keeps one event per worker for the lowest latency.
+    fn with_bursts(&self, claimed: Vec<StoredEvent>, now: i64) -> Vec<Vec<StoredEvent>> {
+        let mut groups: Vec<Vec<StoredEvent>> = claimed.into_iter().map(|e| vec![e]).collect();
+        if self.burst <= 1 {
+            return groups;
+        }
+        let mut connections: Vec<String> = groups.iter().map(|g| g[0].connection.clone()).collect();
+        connections.sort();
+        connections.dedup();
+        for code in connections {
+            let slots: Vec<usize> = (0..groups.len())
+                .filter(|&i| groups[i][0].connection == code)
+                .collect();
+            // Claimed after the heads are `running`, so no extra shares a customer with a head.
+            let extra =
+                match self
+                    .fleet
+                    .store()
+                    .claim_ready_in(&code, slots.len() * (self.burst - 1), now)
+                {
+                    Ok(extra) => extra,
+                    Err(error) => {
+                        tracing::warn!(
+                            "could not claim a burst, running one event per worker: {error:#}"
+                        );
+                        continue;
+                    }
+                };
+            for (n, event) in extra.into_iter().enumerate() {
+                groups[slots[n % slots.len()]].push(event);
+            }
+        }
+        groups
     }
 
     /// Connections whose events may run now: not parked, not waiting for a reconnect.
@@ -220,81 +273,91 @@ impl Workers {
 
 /// Runs one event and records how it ended. Returns the park deadline when HubSpot's daily
 /// budget is spent.
+/// Runs a group of events (one, or a burst executed in batches) and records how each ended.
+/// Returns the park deadline when HubSpot's daily budget is spent.
 async fn process(
     syncer: &Syncer,
     metrics: &Metrics,
     policy: &QueuePolicy,
-    event: StoredEvent,
+    events: Vec<StoredEvent>,
 ) -> Option<i64> {
-    let verdict = attempt(syncer, &event).await;
-    let (status, detail, steps, park) = match settle(syncer, metrics, policy, &event, verdict) {
-        Ok(settled) => settled,
-        Err(error) => {
-            // The database refused the outcome; the event stays `running` and is requeued on restart.
-            tracing::error!(
-                event = event.id,
-                "could not record an event's outcome: {error:#}"
-            );
-            return None;
-        }
+    let verdicts = match events.as_slice() {
+        [event] => vec![attempt(syncer, event).await],
+        _ => attempt_burst(syncer, &events).await,
     };
-    syncer.log(&EventOutcome {
-        webhook_type: event.webhook_type.clone(),
-        lago_id: event.lago_id.clone(),
-        status,
-        detail,
-        steps,
-    });
+    let mut park = None;
+    for (event, verdict) in events.iter().zip(verdicts) {
+        // An event left `running` would hold up its customer's later events until a restart, so
+        // a store that refuses the outcome (a lock held elsewhere, a full disk) is asked again.
+        let (status, detail, steps, parked) = loop {
+            match settle(syncer, metrics, policy, event, verdict.clone()) {
+                Ok(settled) => break settled,
+                Err(error) => {
+                    tracing::error!(
+                        event = event.id,
+                        "could not record an event's outcome, will try again: {error:#}"
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        park = park.max(parked);
+        syncer.log(&EventOutcome {
+            webhook_type: event.webhook_type.clone(),
+            lago_id: event.lago_id.clone(),
+            status,
+            detail,
+            steps,
+        });
+    }
     park
 }
 
+/// A burst: every event's plan, executed together with coalesced batch requests, each event
+/// checkpointed on its own as in [`attempt`].
+async fn attempt_burst(syncer: &Syncer, events: &[StoredEvent]) -> Vec<Verdict> {
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; events.len()];
+    let mut jobs = Vec::new();
+    let mut owners = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        match planned(syncer, event).await {
+            Ok((plan, progress)) => {
+                jobs.push(crate::batch::Job {
+                    order_key: event.order_key.clone(),
+                    plan,
+                    progress,
+                });
+                owners.push(index);
+            }
+            Err(verdict) => verdicts[index] = Some(verdict),
+        }
+    }
+    let summaries: Vec<String> = jobs.iter().map(|j| j.plan.summary.clone()).collect();
+    let code = syncer.settings().code.clone();
+    let results = crate::batch::BatchExecutor::new(syncer.executor())
+        .run(jobs, |job, progress, ids| {
+            syncer
+                .store()
+                .checkpoint(events[owners[job]].id, &code, progress, ids)
+        })
+        .await;
+    for ((index, result), summary) in owners.into_iter().zip(results).zip(summaries) {
+        verdicts[index] = Some(match result {
+            Ok(steps) => Verdict::Synced { summary, steps },
+            Err(error) => classify(error),
+        });
+    }
+    verdicts
+        .into_iter()
+        .map(|v| v.expect("every event of a burst has a verdict"))
+        .collect()
+}
+
 async fn attempt(syncer: &Syncer, event: &StoredEvent) -> Verdict {
-    let plan: Plan = match &event.plan {
-        Some(text) => match serde_json::from_str(text) {
-            Ok(plan) => plan,
-            Err(e) => {
-                return Verdict::Dead {
-                    error: format!("the stored plan cannot be read: {e}"),
-                    status: None,
-                };
-            }
-        },
-        None => match syncer.plan(&event.body).await {
-            Err(error) => {
-                return Verdict::Retry {
-                    error: format!("{error:#}"),
-                    status: None,
-                };
-            }
-            // Set-up may still be running, or never ran (a connection that waited for a
-            // reconnect): deploy now, once for all workers; the retry then finds it deployed.
-            Ok(Err(error @ PlanError::NotDeployed(_))) => {
-                if let Err(deploy) = syncer.deploy_if_needed().await {
-                    tracing::warn!(connection = %syncer.settings().code, "deploy failed: {deploy:#}");
-                }
-                return Verdict::Retry {
-                    error: describe_plan_error(&error),
-                    status: None,
-                };
-            }
-            Ok(Err(error)) => return Verdict::Rejected(describe_plan_error(&error)),
-            Ok(Ok(plan)) if plan.steps.is_empty() => return Verdict::Skipped(plan.summary),
-            Ok(Ok(plan)) => {
-                if let Err(error) = syncer.store().save_plan(event.id, &plan) {
-                    return Verdict::Retry {
-                        error: format!("could not store the plan: {error:#}"),
-                        status: None,
-                    };
-                }
-                plan
-            }
-        },
+    let (plan, progress) = match planned(syncer, event).await {
+        Ok(planned) => planned,
+        Err(verdict) => return verdict,
     };
-    let progress: Progress = event
-        .progress
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or_default();
     let code = syncer.settings().code.clone();
     let result = syncer
         .executor()
@@ -309,6 +372,57 @@ async fn attempt(syncer: &Syncer, event: &StoredEvent) -> Verdict {
         },
         Err(error) => classify(error),
     }
+}
+
+/// The plan an event runs (stored at its first attempt) and how far it got, or why it won't run.
+async fn planned(syncer: &Syncer, event: &StoredEvent) -> Result<(Plan, Progress), Verdict> {
+    let plan: Plan = match &event.plan {
+        Some(text) => match serde_json::from_str(text) {
+            Ok(plan) => plan,
+            Err(e) => {
+                return Err(Verdict::Dead {
+                    error: format!("the stored plan cannot be read: {e}"),
+                    status: None,
+                });
+            }
+        },
+        None => match syncer.plan(&event.body).await {
+            Err(error) => {
+                return Err(Verdict::Retry {
+                    error: format!("{error:#}"),
+                    status: None,
+                });
+            }
+            // Set-up may still be running, or never ran (a connection that waited for a
+            // reconnect): deploy now, once for all workers; the retry then finds it deployed.
+            Ok(Err(error @ PlanError::NotDeployed(_))) => {
+                if let Err(deploy) = syncer.deploy_if_needed().await {
+                    tracing::warn!(connection = %syncer.settings().code, "deploy failed: {deploy:#}");
+                }
+                return Err(Verdict::Retry {
+                    error: describe_plan_error(&error),
+                    status: None,
+                });
+            }
+            Ok(Err(error)) => return Err(Verdict::Rejected(describe_plan_error(&error))),
+            Ok(Ok(plan)) if plan.steps.is_empty() => return Err(Verdict::Skipped(plan.summary)),
+            Ok(Ok(plan)) => {
+                if let Err(error) = syncer.store().save_plan(event.id, &plan) {
+                    return Err(Verdict::Retry {
+                        error: format!("could not store the plan: {error:#}"),
+                        status: None,
+                    });
+                }
+                plan
+            }
+        },
+    };
+    let progress: Progress = event
+        .progress
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    Ok((plan, progress))
 }
 
 /// HubSpot validation or scope errors are not retried blindly; everything transient is.

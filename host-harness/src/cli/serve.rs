@@ -41,6 +41,13 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
     #[arg(long, default_value_t = 8)]
     pub workers: usize,
+    /// During a burst, each worker executes up to this many ready events together as HubSpot
+    /// batch requests.
+    #[arg(long, default_value_t = lago_hubspot::server::DEFAULT_BURST)]
+    pub burst: usize,
+    /// One HubSpot request per plan step, even in a burst.
+    #[arg(long)]
+    pub no_batch: bool,
     /// Attempts before an event is dead (kept, visible in `events list --state dead`).
     #[arg(long, default_value_t = 8)]
     pub max_attempts: u32,
@@ -88,6 +95,7 @@ impl ServeArgs {
                 ..QueuePolicy::default()
             },
             drain_timeout: Duration::from_secs(30),
+            burst: if self.no_batch { 1 } else { self.burst },
         })
     }
 
