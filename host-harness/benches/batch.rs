@@ -5,7 +5,8 @@
 //!     cargo bench -p lago-hubspot --bench batch                 # 2,000 customers, 2,000 subscriptions, 20,000 invoices
 //!     cargo bench -p lago-hubspot --bench batch -- --customers 200   # a quicker look
 //!
-//! Needs the component: `make component`.
+//! Needs the component: `make component`. The state is in memory so that both modes measure
+//! HubSpot traffic, not the disk.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,7 +101,7 @@ async fn run(plugin: Arc<Plugin>, data: &Dataset, batched: bool) -> anyhow::Resu
     let syncer = Syncer::new(
         plugin,
         client,
-        Store::open(&dir.join("state.db"))?,
+        Store::open_in_memory()?,
         ConnectionSettings::default(),
     )?;
     syncer.deploy().await?;
@@ -133,7 +134,6 @@ async fn run(plugin: Arc<Plugin>, data: &Dataset, batched: bool) -> anyhow::Resu
         .iter()
         .filter(|r| r.status == 429)
         .count();
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Run {
         requests,
         rate_limited,

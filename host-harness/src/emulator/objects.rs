@@ -563,7 +563,7 @@ async fn batch_upsert(
     let mut portal = emulator.lock();
     let index = portal.resolve_object_type(&object_type)?;
     let now = portal.clock.tick();
-    let mut draft = portal.object_types[index].clone();
+    let draft = &portal.object_types[index];
     // Every input names a unique property; the record id cannot be upserted on.
     let mut keys = Vec::with_capacity(inputs.len());
     for input in &inputs {
@@ -577,30 +577,44 @@ async fn batch_upsert(
                 "hs_object_id cannot be used as idProperty for upserts; use a unique-value property",
             ));
         }
-        check_id_property(&draft, id_property)?;
+        check_id_property(draft, id_property)?;
         keys.push(draft.canonical_identifier(id_property, &input.id.0));
     }
     reject_duplicate_ids(keys.iter().map(String::as_str))?;
     let traced = every_input_traced(&inputs, |input| input.object_write_trace_id.as_deref());
+    // All or nothing without trace ids: keep a copy to roll back to. A single input is
+    // validated before anything changes, and traced batches keep what succeeded, so they
+    // need no copy (copying a large portal per request made big runs quadratic).
+    let backup = (!traced && inputs.len() > 1).then(|| portal.object_types[index].clone());
+    let draft = &mut portal.object_types[index];
     let mut written = Vec::new();
     let mut errors = Vec::new();
+    let mut failed = None;
     for (input, key) in inputs.iter().zip(&keys) {
         let id_property = input.id_property.as_deref().unwrap_or_default();
         let mut properties = input.properties.clone();
         properties.insert(id_property.to_owned(), Value::String(key.clone()));
         let outcome = match draft.find_by_property(id_property, key) {
-            Some(id) => update_record(&mut draft, id, &properties, now).map(|()| (id, false)),
-            None => create_record(&mut draft, &properties, now).map(|id| (id, true)),
+            Some(id) => update_record(draft, id, &properties, now).map(|()| (id, false)),
+            None => create_record(draft, &properties, now).map(|id| (id, true)),
         };
         match outcome {
             Ok(done) => written.push(done),
             Err(error) if traced => {
                 errors.push(error.batch_entry(input.object_write_trace_id.as_deref()))
             }
-            Err(error) => return Err(error),
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
         }
     }
-    portal.object_types[index] = draft;
+    if let Some(error) = failed {
+        if let Some(backup) = backup {
+            portal.object_types[index] = backup;
+        }
+        return Err(error);
+    }
     let object_type = &portal.object_types[index];
     let results = written
         .iter()
