@@ -259,13 +259,6 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Plain helper for call sites that don't care about the policy.
-pub async fn execute(client: &HubspotClient, plan: &Plan) -> Result<Executed, ExecError> {
-    Executor::new(client, RetryPolicy::default())
-        .run(plan)
-        .await
-}
-
 pub fn method_name(method: HttpMethod) -> &'static str {
     match method {
         HttpMethod::Get => "GET",
