@@ -14,8 +14,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::executor::{
-    ExecError, Executor, Progress, StepOutcome, method_name, partial_failure, scalar_to_string,
-    substitute_body, substitute_path,
+    ExecError, Executor, Progress, StepOutcome, apply_captures, method_name, partial_failure,
+    scalar_to_string, substitute_body, substitute_path,
 };
 use crate::runtime::{HttpMethod, KnownId, Plan, Step};
 
@@ -122,7 +122,7 @@ impl<'a> BatchExecutor<'a> {
                 let step = &jobs[job].plan.steps[step_index];
                 match answer {
                     Ok((json, status, attempts, path)) => {
-                        match capture(step, step_index, &json, &mut progress[job]) {
+                        match apply_captures(step, step_index + 1, &json, &mut progress[job]) {
                             Ok(mut ids) => {
                                 if step_index == 0 {
                                     ids.splice(0..0, jobs[job].plan.learned.iter().cloned());
@@ -232,7 +232,7 @@ impl<'a> BatchExecutor<'a> {
             .send_with_retries(step, number, path, body)
             .await?;
         if !(response.is_success() || step.accept_statuses.contains(&response.status)) {
-            return Err(rejected(number, &step.description, &response));
+            return Err(ExecError::rejected(number, &step.description, &response));
         }
         let json = if response.is_success() {
             response.json().unwrap_or(Value::Null)
@@ -305,7 +305,7 @@ impl<'a> BatchExecutor<'a> {
             return ChunkAnswer::Split;
         }
         if !response.is_success() {
-            let error = rejected(1, &description, &response);
+            let error = ExecError::rejected(1, &description, &response);
             return ChunkAnswer::Done(
                 chunk
                     .iter()
@@ -518,51 +518,6 @@ fn failures_by_key(json: &Value) -> HashMap<String, InputFailure> {
         }
     }
     failures
-}
-
-/// Applies a step's captures to its (per-job) answer.
-fn capture(
-    step: &Step,
-    index: usize,
-    json: &Value,
-    progress: &mut Progress,
-) -> Result<Vec<KnownId>, ExecError> {
-    let mut ids = Vec::new();
-    for capture in &step.captures {
-        let value = json
-            .pointer(&capture.pointer)
-            .and_then(scalar_to_string)
-            .ok_or_else(|| ExecError::MissingCapture {
-                step: index + 1,
-                description: step.description.clone(),
-                name: capture.name.clone(),
-                pointer: capture.pointer.clone(),
-            })?;
-        if let Some(key) = &capture.store_as {
-            ids.push(KnownId {
-                key: key.clone(),
-                hubspot_id: value.clone(),
-            });
-        }
-        progress.captured.insert(capture.name.clone(), value);
-    }
-    Ok(ids)
-}
-
-fn rejected(
-    step: usize,
-    description: &str,
-    response: &crate::hubspot_http::HubspotResponse,
-) -> ExecError {
-    ExecError::Rejected {
-        step,
-        description: description.to_owned(),
-        status: response.status,
-        message: response.error_summary(),
-        rate_limit_policy: response
-            .json()
-            .and_then(|j| j.get("policyName")?.as_str().map(str::to_owned)),
-    }
 }
 
 fn checkpoint_error(step: usize, error: &anyhow::Error) -> ExecError {

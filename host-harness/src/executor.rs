@@ -94,6 +94,19 @@ pub enum ExecError {
 }
 
 impl ExecError {
+    /// HubSpot refused a step: its status, message and correlation id, and the 429 policy.
+    pub(crate) fn rejected(step: usize, description: &str, response: &HubspotResponse) -> Self {
+        ExecError::Rejected {
+            step,
+            description: description.to_owned(),
+            status: response.status,
+            message: response.error_summary(),
+            rate_limit_policy: response
+                .json()
+                .and_then(|j| j.get("policyName")?.as_str().map(str::to_owned)),
+        }
+    }
+
     /// The HTTP status HubSpot answered, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -141,15 +154,7 @@ impl<'a> Executor<'a> {
             let (response, attempts) = self.send_with_retries(step, number, &path, body).await?;
             let accepted = response.is_success() || step.accept_statuses.contains(&response.status);
             if !accepted {
-                return Err(ExecError::Rejected {
-                    step: number,
-                    description: step.description.clone(),
-                    status: response.status,
-                    message: response.error_summary(),
-                    rate_limit_policy: response
-                        .json()
-                        .and_then(|j| j.get("policyName")?.as_str().map(str::to_owned)),
-                });
+                return Err(ExecError::rejected(number, &step.description, &response));
             }
             let mut ids = if index == 0 {
                 plan.learned.clone()
@@ -165,24 +170,7 @@ impl<'a> Executor<'a> {
                         message,
                     });
                 }
-                for capture in &step.captures {
-                    let value = json
-                        .pointer(&capture.pointer)
-                        .and_then(scalar_to_string)
-                        .ok_or_else(|| ExecError::MissingCapture {
-                            step: number,
-                            description: step.description.clone(),
-                            name: capture.name.clone(),
-                            pointer: capture.pointer.clone(),
-                        })?;
-                    if let Some(key) = &capture.store_as {
-                        ids.push(KnownId {
-                            key: key.clone(),
-                            hubspot_id: value.clone(),
-                        });
-                    }
-                    progress.captured.insert(capture.name.clone(), value);
-                }
+                ids.extend(apply_captures(step, number, &json, &mut progress)?);
             }
             progress.next_step = index + 1;
             checkpoint(&progress, &ids).map_err(|e| ExecError::Checkpoint {
@@ -277,6 +265,35 @@ pub(crate) fn to_method(method: HttpMethod) -> Method {
         HttpMethod::Patch => Method::PATCH,
         HttpMethod::Delete => Method::DELETE,
     }
+}
+
+/// Takes a step's captures from its answer into `progress`; returns those to store.
+pub(crate) fn apply_captures(
+    step: &Step,
+    number: usize,
+    json: &Value,
+    progress: &mut Progress,
+) -> Result<Vec<KnownId>, ExecError> {
+    let mut ids = Vec::new();
+    for capture in &step.captures {
+        let value = json
+            .pointer(&capture.pointer)
+            .and_then(scalar_to_string)
+            .ok_or_else(|| ExecError::MissingCapture {
+                step: number,
+                description: step.description.clone(),
+                name: capture.name.clone(),
+                pointer: capture.pointer.clone(),
+            })?;
+        if let Some(key) = &capture.store_as {
+            ids.push(KnownId {
+                key: key.clone(),
+                hubspot_id: value.clone(),
+            });
+        }
+        progress.captured.insert(capture.name.clone(), value);
+    }
+    Ok(ids)
 }
 
 /// A 207 (or 200) batch answer whose `errors` say some inputs were not written.
