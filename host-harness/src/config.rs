@@ -50,6 +50,42 @@ impl Default for ConnectionSettings {
     }
 }
 
+/// Connection settings given as flags; each one given overrides the stored or file value.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingsFlags {
+    /// The HubSpot object Lago customers without a customer type become.
+    #[arg(long, value_enum)]
+    pub default_object: Option<DefaultObject>,
+    #[arg(long)]
+    pub lago_app_url: Option<String>,
+    #[arg(long)]
+    pub organization_slug: Option<String>,
+    #[arg(long)]
+    pub no_sync_subscriptions: bool,
+    #[arg(long)]
+    pub no_sync_invoices: bool,
+    /// Only sync customers that carry a HubSpot `integration_customers` entry.
+    #[arg(long)]
+    pub linked_customers_only: bool,
+}
+
+impl SettingsFlags {
+    pub fn apply(&self, settings: &mut ConnectionSettings) {
+        if let Some(object) = self.default_object {
+            settings.default_targeted_object = object;
+        }
+        if let Some(url) = &self.lago_app_url {
+            settings.lago_app_url = url.clone();
+        }
+        if let Some(slug) = &self.organization_slug {
+            settings.organization_slug = slug.clone();
+        }
+        settings.sync_subscriptions &= !self.no_sync_subscriptions;
+        settings.sync_invoices &= !self.no_sync_invoices;
+        settings.sync_unlinked_customers &= !self.linked_customers_only;
+    }
+}
+
 impl ConnectionSettings {
     pub fn from_toml_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
-use lago_hubspot::config::{ConnectionSettings, DefaultObject};
+use lago_hubspot::config::{ConnectionSettings, SettingsFlags};
 use lago_hubspot::connections::{SecretKey, Vault};
 use lago_hubspot::emulator::{Emulator, EmulatorConfig, OAuthConfig};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
@@ -163,19 +163,8 @@ struct ConnectionArgs {
     config: Option<PathBuf>,
     #[arg(long)]
     connection_code: Option<String>,
-    #[arg(long, value_enum)]
-    default_object: Option<DefaultObject>,
-    #[arg(long)]
-    lago_app_url: Option<String>,
-    #[arg(long)]
-    organization_slug: Option<String>,
-    #[arg(long)]
-    no_sync_subscriptions: bool,
-    #[arg(long)]
-    no_sync_invoices: bool,
-    /// Only sync customers that carry a HubSpot `integration_customers` entry.
-    #[arg(long)]
-    linked_customers_only: bool,
+    #[command(flatten)]
+    settings: SettingsFlags,
 }
 
 impl ConnectionArgs {
@@ -193,18 +182,7 @@ impl ConnectionArgs {
         if let Some(code) = &self.connection_code {
             settings.code = code.clone();
         }
-        if let Some(object) = self.default_object {
-            settings.default_targeted_object = object;
-        }
-        if let Some(url) = &self.lago_app_url {
-            settings.lago_app_url = url.clone();
-        }
-        if let Some(slug) = &self.organization_slug {
-            settings.organization_slug = slug.clone();
-        }
-        settings.sync_subscriptions &= !self.no_sync_subscriptions;
-        settings.sync_invoices &= !self.no_sync_invoices;
-        settings.sync_unlinked_customers &= !self.linked_customers_only;
+        self.settings.apply(&mut settings);
         Ok(settings)
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use lago_hubspot::auth::{DEFAULT_TOKEN_URL, OAuthApp};
-use lago_hubspot::config::{ConnectionSettings, DefaultObject};
+use lago_hubspot::config::{ConnectionSettings, DefaultObject, SettingsFlags};
 use lago_hubspot::connections::authorize::{DEFAULT_AUTHORIZE_URL, OAuthFlow, open_browser};
 use lago_hubspot::connections::{Access, AuthKind, SecretKey, Vault, connect_oauth, connect_token};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
@@ -29,20 +29,8 @@ pub struct ConnectArgs {
     /// A name for people; defaults to the code.
     #[arg(long)]
     pub name: Option<String>,
-    /// The HubSpot object Lago customers without a customer type become.
-    #[arg(long, value_enum)]
-    pub default_object: Option<DefaultObject>,
-    #[arg(long)]
-    pub lago_app_url: Option<String>,
-    #[arg(long)]
-    pub organization_slug: Option<String>,
-    #[arg(long)]
-    pub no_sync_subscriptions: bool,
-    #[arg(long)]
-    pub no_sync_invoices: bool,
-    /// Only sync customers that carry a HubSpot `integration_customers` entry.
-    #[arg(long)]
-    pub linked_customers_only: bool,
+    #[command(flatten)]
+    pub settings: SettingsFlags,
     /// Make this the connection for customers that name none.
     #[arg(long)]
     pub default: bool,
@@ -92,18 +80,7 @@ impl ConnectArgs {
         if let Some(name) = &self.name {
             settings.name = name.clone();
         }
-        if let Some(object) = self.default_object {
-            settings.default_targeted_object = object;
-        }
-        if let Some(url) = &self.lago_app_url {
-            settings.lago_app_url = url.clone();
-        }
-        if let Some(slug) = &self.organization_slug {
-            settings.organization_slug = slug.clone();
-        }
-        settings.sync_subscriptions &= !self.no_sync_subscriptions;
-        settings.sync_invoices &= !self.no_sync_invoices;
-        settings.sync_unlinked_customers &= !self.linked_customers_only;
+        self.settings.apply(&mut settings);
         settings
     }
 }
