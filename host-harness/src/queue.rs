@@ -206,29 +206,7 @@ impl Store {
 
     /// Claims up to `limit` events that are due and first in line for their customer.
     pub fn claim_ready(&self, limit: usize, now: i64) -> anyhow::Result<Vec<StoredEvent>> {
-        let tx = self.db.unchecked_transaction()?;
-        let events: Vec<StoredEvent> = {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events e
-                 WHERE e.state = 'pending' AND e.next_attempt_ms <= ?1
-                   AND NOT EXISTS (SELECT 1 FROM events p
-                       WHERE p.order_key = e.order_key AND p.id < e.id
-                         AND p.state IN ('pending', 'running'))
-                 ORDER BY e.id LIMIT ?2"
-            ))?;
-            stmt.query_map(params![now, limit as i64], row_to_event)?
-                .collect::<Result<_, _>>()?
-        };
-        {
-            let mut claim = tx.prepare_cached(
-                "UPDATE events SET state = 'running', updated_at_ms = ?2 WHERE id = ?1",
-            )?;
-            for event in &events {
-                claim.execute(params![event.id, now])?;
-            }
-        }
-        tx.commit()?;
-        Ok(events)
+        self.claim(None, limit, now)
     }
 
     /// Like [`Store::claim_ready`], for the events of one connection only: `serve` with many
@@ -239,6 +217,15 @@ impl Store {
         limit: usize,
         now: i64,
     ) -> anyhow::Result<Vec<StoredEvent>> {
+        self.claim(Some(connection), limit, now)
+    }
+
+    fn claim(
+        &self,
+        connection: Option<&str>,
+        limit: usize,
+        now: i64,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -246,7 +233,8 @@ impl Store {
         let events: Vec<StoredEvent> = {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM events e
-                 WHERE e.state = 'pending' AND e.connection = ?3 AND e.next_attempt_ms <= ?1
+                 WHERE e.state = 'pending' AND e.next_attempt_ms <= ?1
+                   AND (?3 IS NULL OR e.connection = ?3)
                    AND NOT EXISTS (SELECT 1 FROM events p
                        WHERE p.order_key = e.order_key AND p.id < e.id
                          AND p.state IN ('pending', 'running'))
