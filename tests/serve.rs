@@ -181,9 +181,17 @@ async fn jwt_signed_webhooks_are_verified_against_lagos_public_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unusable_payloads_are_kept_with_their_reason_and_acknowledged() {
     let serve = ServeHarness::start(ServeHarness::hmac_options()).await;
-    for (n, body) in [
-        "{ not json",
-        r#"{"webhook_type":"plan.created","object_type":"plan","plan":{}}"#,
+    for (n, (body, status)) in [
+        ("{ not json", "rejected"),
+        (
+            r#"{"webhook_type":"customer.created","object_type":"customer"}"#,
+            "rejected",
+        ),
+        // A type the sync deliberately ignores is a success with a reason, not an error.
+        (
+            r#"{"webhook_type":"plan.created","object_type":"plan","plan":{}}"#,
+            "skipped",
+        ),
     ]
     .iter()
     .enumerate()
@@ -194,15 +202,28 @@ async fn unusable_payloads_are_kept_with_their_reason_and_acknowledged() {
             200,
             "acknowledged so Lago stops redelivering"
         );
-        assert_eq!(
-            response.json::<Value>().await.unwrap()["status"],
-            "rejected"
-        );
+        let answer = response.json::<Value>().await.unwrap();
+        assert_eq!(answer["status"], *status, "{body}");
+        assert!(answer["reason"].as_str().is_some_and(|r| !r.is_empty()));
     }
-    // A payload that routes but the guest refuses (no customer object) is rejected by the worker.
-    let missing = r#"{"webhook_type":"customer.created","object_type":"customer"}"#;
-    serve.post_signed(missing, "bad-2").await;
+    // A payload that routes but the guest refuses (no customer lago_id) is rejected by the worker.
+    let missing =
+        r#"{"webhook_type":"customer.created","object_type":"customer","customer":{"name":"x"}}"#;
+    serve.post_signed(missing, "bad-3").await;
     serve.settled(Duration::from_secs(30)).await;
+    let skipped = serve
+        .syncer
+        .store()
+        .events(Some(EventState::Skipped), 10)
+        .unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(
+        skipped[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("plan.created is not synced")
+    );
     let rejected = serve
         .syncer
         .store()

@@ -2,16 +2,18 @@
 //! resolution that subscriptions and invoices share.
 
 use crate::hubspot;
-use crate::lago::{Customer, IntegrationCustomer, parse_event, required};
+use crate::lago::{Customer, Incoming, IntegrationCustomer, read_event, required};
 use crate::plan::{
     Connection, KnownId, Plan, PlanError, RecordKey, Step, TargetedObject, find_known,
 };
 use crate::properties::{Source, customer_properties, values};
-
-const EVENTS: &[&str] = &["customer.created", "customer.updated"];
+use crate::webhooks::Handler;
 
 pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan, PlanError> {
-    let customer = parse_event::<Customer>(payload, "customer", EVENTS)?.object;
+    let customer = match read_event::<Customer>(payload, Handler::Customer)? {
+        Incoming::Object(event) => event.object,
+        Incoming::Skip(reason) => return Ok(Plan::skip(reason)),
+    };
     let lago_id = required(&customer.lago_id, "customer.lago_id")?;
     let target = match decide(conn, known, &customer, lago_id)? {
         Decision::Skip(reason) => return Ok(Plan::skip(reason)),
@@ -467,7 +469,10 @@ mod tests {
         ));
         match err(&event("invoice.created", "invoice", json!({}))) {
             PlanError::UnsupportedEvent(m) => {
-                assert!(m.contains("customer.created, customer.updated"), "{m}")
+                assert!(
+                    m.contains("planned by on-invoice, not by on-customer"),
+                    "{m}"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -94,29 +94,23 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
-/// Digits after the decimal point of an ISO 4217 currency.
-pub fn currency_exponent(currency: &str) -> u32 {
-    match currency.trim().to_ascii_uppercase().as_str() {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        "CLF" | "UYW" => 4,
-        _ => 2,
-    }
-}
-
-/// Minor units (Lago's `*_amount_cents`) as a major-unit decimal string: 12345 EUR → `123.45`,
-/// 500 JPY → `500`, -5 EUR → `-0.05`. Integer arithmetic only, so no float rounding.
-pub fn major_units(minor: i64, currency: &str) -> String {
-    let exponent = currency_exponent(currency);
+/// An amount in subunits (Lago's `*_amount_cents`) as a major-unit decimal string, given how many
+/// subunits make a unit (see [`crate::currency::subunit_to_unit`]): 12345 at 100 → `123.45`,
+/// 1951 at 1 → `1951`, 12345 at 1000 → `12.345`, -5 at 100 → `-0.05`. Integer arithmetic only, so
+/// the decimals are exact. `subunit_to_unit` is a power of ten, as it is for every Lago currency.
+pub fn major_units(minor: i64, subunit_to_unit: u32) -> String {
+    debug_assert!(
+        subunit_to_unit > 0 && 10u64.pow(subunit_to_unit.ilog10()) == u64::from(subunit_to_unit),
+        "{subunit_to_unit} is not a power of ten"
+    );
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
-    if exponent == 0 {
+    let unit = u64::from(subunit_to_unit.max(1));
+    let decimals = unit.ilog10() as usize;
+    if decimals == 0 {
         return format!("{sign}{abs}");
     }
-    let unit = 10u64.pow(exponent);
-    let width = exponent as usize;
-    format!("{sign}{}.{:0width$}", abs / unit, abs % unit)
+    format!("{sign}{}.{:0decimals$}", abs / unit, abs % unit)
 }
 
 /// The first address of Lago's comma-separated `email` field.
@@ -216,17 +210,22 @@ mod tests {
     }
 
     #[test]
-    fn amounts_use_the_currency_exponent() {
-        assert_eq!(major_units(12345, "EUR"), "123.45");
-        assert_eq!(major_units(5, "usd"), "0.05");
-        assert_eq!(major_units(500, "JPY"), "500");
-        assert_eq!(major_units(12345, "KWD"), "12.345");
-        assert_eq!(major_units(12345, "CLF"), "1.2345");
-        assert_eq!(major_units(-5, "EUR"), "-0.05");
-        assert_eq!(major_units(-1200, "JPY"), "-1200");
-        assert_eq!(major_units(0, "EUR"), "0.00");
-        assert_eq!(major_units(0, "JPY"), "0");
-        assert_eq!(major_units(i64::MIN, "EUR"), "-92233720368547758.08");
+    fn amounts_divide_by_subunit_to_unit() {
+        assert_eq!(major_units(1951, 1), "1951");
+        assert_eq!(major_units(250_000, 1), "250000");
+        assert_eq!(major_units(12345, 100), "123.45");
+        assert_eq!(major_units(5, 100), "0.05");
+        assert_eq!(major_units(12345, 1000), "12.345");
+        assert_eq!(major_units(7, 1000), "0.007");
+        assert_eq!(major_units(12345, 10000), "1.2345");
+        assert_eq!(major_units(-5, 100), "-0.05");
+        assert_eq!(major_units(-1200, 1), "-1200");
+        assert_eq!(major_units(-12345, 10000), "-1.2345");
+        assert_eq!(major_units(0, 100), "0.00");
+        assert_eq!(major_units(0, 1), "0");
+        assert_eq!(major_units(i64::MIN, 100), "-92233720368547758.08");
+        assert_eq!(major_units(i64::MIN, 1), "-9223372036854775808");
+        assert_eq!(major_units(i64::MAX, 10000), "922337203685477.5807");
     }
 
     #[test]

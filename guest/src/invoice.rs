@@ -1,22 +1,18 @@
 //! `invoice.*` → a LagoInvoices record associated with its customer.
 
+use crate::currency;
 use crate::customer::{Ownership, owner};
 use crate::hubspot;
-use crate::lago::{Invoice, parse_event, required};
+use crate::lago::{Incoming, Invoice, read_event, required};
 use crate::plan::{Connection, KnownId, Plan, PlanError, RecordKey, RecordKind};
 use crate::properties::{INVOICES, Source, values};
-
-const EVENTS: &[&str] = &[
-    "invoice.created",
-    "invoice.generated",
-    "invoice.payment_status_updated",
-    "invoice.payment_overdue",
-    "invoice.voided",
-    "invoice.resynced",
-];
+use crate::webhooks::Handler;
 
 pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan, PlanError> {
-    let invoice = parse_event::<Invoice>(payload, "invoice", EVENTS)?.object;
+    let invoice = match read_event::<Invoice>(payload, Handler::Invoice)? {
+        Incoming::Object(event) => event.object,
+        Incoming::Skip(reason) => return Ok(Plan::skip(reason)),
+    };
     let lago_id = required(&invoice.lago_id, "invoice.lago_id")?;
     let name = invoice
         .number
@@ -67,6 +63,8 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
         Ownership::Skip(reason) => return Ok(Plan::skip(reason)),
         Ownership::Ready(owner) => owner,
     };
+    // Every amount property is in the invoice currency: refuse rather than guess its unit.
+    currency::require(invoice.currency.as_deref(), "invoice.currency")?;
 
     let source = Source {
         lago: &invoice,
@@ -194,23 +192,102 @@ mod tests {
 
     #[test]
     fn amounts_follow_the_currency() {
-        let mut object = invoice("finalized");
-        object["currency"] = json!("JPY");
-        object["total_amount_cents"] = json!(5500);
-        object["sub_total_excluding_taxes_amount_cents"] = json!(5000);
-        object["total_due_amount_cents"] = json!(0);
-        let properties = properties_of(&run(&conn(), "invoice.created", object).unwrap());
-        assert_eq!(properties["lago_invoice_total_amount"], "5500");
-        assert_eq!(properties["lago_invoice_subtotal_excluding_taxes"], "5000");
-        assert_eq!(properties["lago_invoice_total_due_amount"], "0");
+        let amounts = |currency: &str, total: i64, subtotal: i64, due: Value| {
+            let mut object = invoice("finalized");
+            object["currency"] = json!(currency);
+            object["total_amount_cents"] = json!(total);
+            object["sub_total_excluding_taxes_amount_cents"] = json!(subtotal);
+            object["total_due_amount_cents"] = due;
+            let properties = properties_of(&run(&conn(), "invoice.created", object).unwrap());
+            [
+                "lago_invoice_total_amount",
+                "lago_invoice_subtotal_excluding_taxes",
+                "lago_invoice_total_due_amount",
+            ]
+            .map(|name| properties[name].as_str().unwrap().to_owned())
+        };
+        // HUF and MGA amounts are whole units in Lago (ISO 4217 would say 2 decimals).
+        assert_eq!(
+            amounts("HUF", 1951, 1600, json!(1951)),
+            ["1951", "1600", "1951"]
+        );
+        assert_eq!(
+            amounts("MGA", 250_000, 200_000, json!(0)),
+            ["250000", "200000", "0"]
+        );
+        assert_eq!(amounts("JPY", 5500, 5000, json!(0)), ["5500", "5000", "0"]);
+        assert_eq!(
+            amounts("EUR", 12345, 10000, json!(5)),
+            ["123.45", "100.00", "0.05"]
+        );
+        assert_eq!(
+            amounts("KWD", -12345, 7, json!(null)),
+            ["-12.345", "0.007", ""]
+        );
+        assert_eq!(
+            amounts("CLF", 12345, 10000, json!(1)),
+            ["1.2345", "1.0000", "0.0001"]
+        );
+    }
 
+    #[test]
+    fn an_invoice_without_a_currency_is_refused() {
+        for currency in [json!(null), json!(""), json!(" ")] {
+            let mut object = invoice("finalized");
+            object["currency"] = currency;
+            let error = run(&conn(), "invoice.created", object).unwrap_err();
+            assert!(
+                matches!(&error, PlanError::MissingField(m) if m.contains("invoice.currency")),
+                "{error:?}"
+            );
+        }
+        // A draft is skipped before its currency matters.
+        let mut object = invoice("draft");
+        object["currency"] = json!(null);
+        assert!(run(&conn(), "invoice.created", object).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_currency_is_refused_by_name() {
         let mut object = invoice("finalized");
-        object["currency"] = json!("KWD");
-        object["total_amount_cents"] = json!(-12345);
-        object["total_due_amount_cents"] = json!(null);
-        let properties = properties_of(&run(&conn(), "invoice.created", object).unwrap());
-        assert_eq!(properties["lago_invoice_total_amount"], "-12.345");
-        assert_eq!(properties["lago_invoice_total_due_amount"], "");
+        object["currency"] = json!("XYZ");
+        let error = run(&conn(), "invoice.created", object).unwrap_err();
+        let PlanError::MalformedPayload(message) = &error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            message.contains("\"XYZ\"")
+                && message.contains("not one of the 142 currencies Lago accepts"),
+            "{message}"
+        );
+        assert!(error.to_string().contains("XYZ"), "{error}");
+    }
+
+    #[test]
+    fn one_off_and_prepaid_credit_invoices_are_pushed_like_created() {
+        let created = run(&conn(), "invoice.created", invoice("finalized")).unwrap();
+        for (webhook_type, invoice_type) in [
+            ("invoice.one_off_created", "one_off"),
+            ("invoice.paid_credit_added", "credit"),
+        ] {
+            let mut object = invoice("finalized");
+            object["invoice_type"] = json!(invoice_type);
+            let plan = run(&conn(), webhook_type, object).unwrap();
+            assert_eq!(plan.steps.len(), created.steps.len(), "{webhook_type}");
+            assert_eq!(properties_of(&plan)["lago_invoice_type"], invoice_type);
+            assert_eq!(plan.steps[0].path, created.steps[0].path);
+        }
+    }
+
+    #[test]
+    fn a_lost_dispute_updates_the_invoice_it_nests() {
+        let payload = json!({
+            "webhook_type": "invoice.payment_dispute_lost", "object_type": "payment_dispute_lost",
+            "payment_dispute_lost": {"invoice": invoice("finalized"), "provider_error": {"message": "lost"}},
+        });
+        let known = [known(RecordKind::Company, ACME, "501")];
+        let plan = plan(&conn(), &known, &payload.to_string()).unwrap();
+        assert_eq!(properties_of(&plan)["lago_invoice_id"], INV);
     }
 
     #[test]
@@ -276,7 +353,7 @@ mod tests {
         assert!(
             matches!(run(&conn(), "invoice.created", object), Err(PlanError::MissingField(m)) if m.contains("invoice.status"))
         );
-        let error = run(&conn(), "invoice.drafted", invoice("draft")).unwrap_err();
-        assert!(matches!(error, PlanError::UnsupportedEvent(m) if m.contains("invoice.drafted")));
+        let plan = run(&conn(), "invoice.drafted", invoice("draft")).unwrap();
+        assert!(plan.steps.is_empty() && plan.summary.contains("invoice.drafted is not synced"));
     }
 }

@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::plan::PlanError;
+use crate::webhooks::{Envelope, Handler, Route};
 
 /// A parsed webhook: its type and the object it carries.
 #[derive(Debug)]
@@ -14,50 +14,41 @@ pub struct Event<T> {
     pub object: T,
 }
 
-/// Parse `{"webhook_type": …, "object_type": …, "<object_type>": {…}}` for a handler that takes
-/// the webhook types in `accepted` and reads the object under `key`.
-pub fn parse_event<T: DeserializeOwned>(
+/// What a handler gets from a payload: its object, or the reason the type is not pushed.
+#[derive(Debug)]
+pub enum Incoming<T> {
+    Object(Event<T>),
+    Skip(String),
+}
+
+/// Read a payload for `handler` through the one envelope reader ([`Envelope::read`]): types the
+/// webhook table skips come back as [`Incoming::Skip`]; a type another handler plans is an
+/// [`PlanError::UnsupportedEvent`] (the host routed it wrongly).
+pub fn read_event<T: DeserializeOwned>(
     payload: &str,
-    key: &str,
-    accepted: &[&str],
-) -> Result<Event<T>, PlanError> {
-    let envelope: Value = serde_json::from_str(payload)
-        .map_err(|e| PlanError::MalformedPayload(format!("the payload is not JSON ({e})")))?;
-    let Value::Object(mut envelope) = envelope else {
-        return Err(PlanError::MalformedPayload(
-            "the payload is not a JSON object; expected a Lago webhook body".into(),
-        ));
-    };
-    let webhook_type = match envelope.get("webhook_type") {
-        Some(Value::String(t)) if !t.is_empty() => t.clone(),
-        // Without it this is not a Lago webhook at all, rather than one lacking a field.
-        _ => {
-            return Err(PlanError::MalformedPayload(
-                "no `webhook_type`: this is not a Lago webhook body; send it exactly as Lago posts it"
-                    .into(),
-            ));
-        }
-    };
-    if !accepted.contains(&webhook_type.as_str()) {
-        return Err(PlanError::UnsupportedEvent(format!(
-            "{webhook_type} is not handled here; this handler takes {}",
-            accepted.join(", ")
-        )));
-    }
-    let object = match envelope.remove(key) {
-        Some(object @ Value::Object(_)) => object,
-        _ => {
-            return Err(PlanError::MissingField(format!(
-                "{key}: the {webhook_type} payload carries no `{key}` object"
+    handler: Handler,
+) -> Result<Incoming<T>, PlanError> {
+    let envelope = Envelope::read(payload)?;
+    match envelope.route {
+        Route::Skip(reason) => return Ok(Incoming::Skip(reason)),
+        Route::Push { handler: h, .. } if h != handler => {
+            return Err(PlanError::UnsupportedEvent(format!(
+                "{} is planned by {}, not by {}",
+                envelope.webhook_type,
+                h.export(),
+                handler.export()
             )));
         }
-    };
-    let object = serde_json::from_value(object)
-        .map_err(|e| PlanError::MalformedPayload(format!("the `{key}` object: {e}")))?;
-    Ok(Event {
-        webhook_type,
+        Route::Push { .. } => {}
+    }
+    let object = envelope.require_object()?.clone();
+    let object = serde_json::from_value(object).map_err(|e| {
+        PlanError::MalformedPayload(format!("the {} object: {e}", envelope.webhook_type))
+    })?;
+    Ok(Incoming::Object(Event {
+        webhook_type: envelope.webhook_type,
         object,
-    })
+    }))
 }
 
 /// A field the mapping cannot do without; `what` names it as in Lago's payload.

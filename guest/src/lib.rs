@@ -2,6 +2,7 @@
 //! HubSpot request [`Plan`]; the host executes it. Plain Rust, so it is tested natively; the
 //! component glue lives in `wasm.rs`.
 
+pub mod currency;
 pub mod format;
 pub mod lago;
 pub mod plan;
@@ -12,6 +13,7 @@ mod deploy;
 mod hubspot;
 mod invoice;
 mod subscription;
+pub mod webhooks;
 
 #[cfg(test)]
 mod test_support;

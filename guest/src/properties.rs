@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::currency;
 use crate::format;
 use crate::lago::{Customer, Invoice, Subscription};
 use crate::plan::{Connection, TargetedObject};
@@ -440,11 +441,9 @@ pub static INVOICES: CustomObject<Invoice> = CustomObject {
     properties: &INVOICE_PROPERTIES,
 };
 
+/// An invoice amount in the invoice's currency (checked up front by `invoice::plan`).
 fn amount(cents: Option<i64>, invoice: &Invoice) -> Option<String> {
-    Some(format::major_units(
-        cents?,
-        invoice.currency.as_deref().unwrap_or_default(),
-    ))
+    currency::amount(cents, invoice.currency.as_deref())
 }
 
 static INVOICE_PROPERTIES: [Property<Invoice>; 15] = [

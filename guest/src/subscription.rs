@@ -2,20 +2,16 @@
 
 use crate::customer::{Ownership, owner};
 use crate::hubspot;
-use crate::lago::{Subscription, parse_event, required};
+use crate::lago::{Incoming, Subscription, read_event, required};
 use crate::plan::{Connection, KnownId, Plan, PlanError, RecordKey, RecordKind};
 use crate::properties::{SUBSCRIPTIONS, Source, values};
-
-const EVENTS: &[&str] = &[
-    "subscription.started",
-    "subscription.updated",
-    "subscription.terminated",
-    "subscription.canceled",
-    "subscription.trial_ended",
-];
+use crate::webhooks::Handler;
 
 pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan, PlanError> {
-    let subscription = parse_event::<Subscription>(payload, "subscription", EVENTS)?.object;
+    let subscription = match read_event::<Subscription>(payload, Handler::Subscription)? {
+        Incoming::Object(event) => event.object,
+        Incoming::Skip(reason) => return Ok(Plan::skip(reason)),
+    };
     let lago_id = required(&subscription.lago_id, "subscription.lago_id")?;
     let name = subscription
         .external_id
@@ -27,6 +23,18 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
     if matches!(status, "pending" | "incomplete") {
         return Ok(Plan::skip(format!(
             "subscription {name} is {status}: not pushed until active"
+        )));
+    }
+    // Terminating a pending subscription, or a failed activation payment, ends it `canceled`
+    // without a start (lago-api `subscriptions/terminate_service.rb`; `lago.md` §7.2): Lago's own
+    // integration never shows those, whichever webhook announces them.
+    let started = subscription
+        .started_at
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty());
+    if status == "canceled" && !started {
+        return Ok(Plan::skip(format!(
+            "subscription {name} was canceled before it started: only subscriptions that became active are pushed"
         )));
     }
     if !conn.sync_subscriptions {
@@ -258,16 +266,50 @@ mod tests {
     }
 
     #[test]
-    fn other_events_are_refused() {
-        let error = run(
+    fn never_started_subscriptions_stay_out_whatever_the_webhook() {
+        let known = [known(RecordKind::Company, ACME, "501")];
+        for webhook_type in ["subscription.canceled", "subscription.terminated"] {
+            let mut object = subscription("canceled");
+            object["started_at"] = json!(null);
+            object["canceled_at"] = json!("2026-03-02T10:00:00Z");
+            let plan = run(&conn(), &known, webhook_type, object).unwrap();
+            assert!(plan.steps.is_empty(), "{webhook_type}: {plan:?}");
+            assert!(
+                plan.summary.contains("canceled before it started"),
+                "{}",
+                plan.summary
+            );
+        }
+        // One that did start and then ended is updated as usual.
+        let plan = run(
+            &conn(),
+            &known,
+            "subscription.terminated",
+            subscription("terminated"),
+        )
+        .unwrap();
+        assert_eq!(plan.steps.len(), 2);
+    }
+
+    #[test]
+    fn skipped_types_and_other_handlers_types() {
+        let plan = run(
+            &conn(),
+            &[],
+            "subscription.termination_alert",
+            subscription("active"),
+        )
+        .unwrap();
+        assert!(plan.steps.is_empty() && plan.summary.contains("reminder"));
+        let plan = run(
             &conn(),
             &[],
             "subscription.incomplete",
             subscription("incomplete"),
         )
-        .unwrap_err();
-        assert!(
-            matches!(error, PlanError::UnsupportedEvent(m) if m.contains("subscription.started"))
-        );
+        .unwrap();
+        assert!(plan.steps.is_empty() && plan.summary.contains("not pushed until active"));
+        let error = run(&conn(), &[], "invoice.created", subscription("active")).unwrap_err();
+        assert!(matches!(error, PlanError::UnsupportedEvent(m) if m.contains("on-invoice")));
     }
 }

@@ -88,8 +88,32 @@ pub struct NewEvent {
     pub webhook_type: String,
     pub lago_id: String,
     pub body: String,
-    /// `Some(reason)` stores the event as rejected right away.
-    pub rejected: Option<String>,
+    /// `Some` settles the event at intake, with its reason: nothing for a worker to do.
+    pub settled: Option<Settled>,
+}
+
+/// How an event that needs no worker ends at intake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// A webhook type the sync deliberately does not push (the guest crate's table says why).
+    Skipped(String),
+    /// Signed correctly but not a usable Lago webhook (not JSON, no `webhook_type`, no route).
+    Rejected(String),
+}
+
+impl Settled {
+    pub fn state(&self) -> EventState {
+        match self {
+            Settled::Skipped(_) => EventState::Skipped,
+            Settled::Rejected(_) => EventState::Rejected,
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Settled::Skipped(reason) | Settled::Rejected(reason) => reason,
+        }
+    }
 }
 
 /// A stored event, as workers and operators see it.
@@ -175,11 +199,10 @@ impl Store {
     /// Commits the event durably; a redelivery with a known unique key is not stored twice.
     pub fn insert_event(&self, event: &NewEvent) -> anyhow::Result<Inserted> {
         let now = now_ms();
-        let state = if event.rejected.is_some() {
-            EventState::Rejected
-        } else {
-            EventState::Pending
-        };
+        let state = event
+            .settled
+            .as_ref()
+            .map_or(EventState::Pending, Settled::state);
         let changed = self.db.execute(
             "INSERT INTO events (unique_key, received_at_ms, connection, order_key, webhook_type,
                  lago_id, body, state, last_error, updated_at_ms)
@@ -194,7 +217,7 @@ impl Store {
                 event.lago_id,
                 event.body,
                 state.as_str(),
-                event.rejected
+                event.settled.as_ref().map(Settled::reason)
             ],
         )?;
         Ok(if changed == 0 {
@@ -437,7 +460,7 @@ mod tests {
             webhook_type: "customer.updated".into(),
             lago_id: order.into(),
             body: "{}".into(),
-            rejected: None,
+            settled: None,
         }
     }
 

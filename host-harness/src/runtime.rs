@@ -16,6 +16,8 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
+use lago_hubspot_guest::webhooks::{Envelope, Handler, Route};
+
 use crate::hubspot_http::HubspotClient;
 
 wasmtime::component::bindgen!({
@@ -168,16 +170,31 @@ impl Plugin {
             .map_err(|trap| trapped(trap, &stderr))
     }
 
-    /// Plans one Lago webhook, routed by `object_type`. The guest gets no network access here.
+    /// Plans one Lago webhook, routed by its `webhook_type` through the guest crate's table
+    /// ([`lago_hubspot_guest::webhooks`]): a type the sync skips gets an empty plan with the
+    /// reason, without instantiating the component. The guest gets no network access here.
     pub async fn plan_event(
         &self,
         connection: &Connection,
         known: &[KnownId],
         payload: &str,
     ) -> anyhow::Result<Result<Plan, PlanError>> {
-        let handler = match Handler::for_payload(payload) {
-            Ok(handler) => handler,
-            Err(error) => return Ok(Err(error)),
+        let handler = match Envelope::read(payload) {
+            Err(error) => return Ok(Err(plan_error(error))),
+            Ok(Envelope {
+                route: Route::Skip(reason),
+                ..
+            }) => {
+                return Ok(Ok(Plan {
+                    summary: reason,
+                    steps: Vec::new(),
+                    learned: Vec::new(),
+                }));
+            }
+            Ok(Envelope {
+                route: Route::Push { handler, .. },
+                ..
+            }) => handler,
         };
         let (mut store, bindings, stderr) = self.instantiate(None).await?;
         let planner = bindings.lago_hubspot_planner();
@@ -198,6 +215,9 @@ impl Plugin {
                     .call_on_invoice(store, connection, known, payload)
                     .await
             }
+            Handler::CreditNote => Ok(Err(PlanError::UnsupportedEvent(
+                "credit notes are not synced yet".into(),
+            ))),
         }
         .map_err(|trap| trapped(trap, &stderr))
     }
@@ -234,38 +254,15 @@ fn trapped(trap: wasmtime::Error, stderr: &MemoryOutputPipe) -> anyhow::Error {
     }
 }
 
-/// Which export handles a payload, from its `object_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handler {
-    Customer,
-    Subscription,
-    Invoice,
-}
-
-impl Handler {
-    pub fn for_payload(payload: &str) -> Result<Handler, PlanError> {
-        let json: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
-            PlanError::MalformedPayload(format!("the webhook body is not JSON: {e}"))
-        })?;
-        let object_type = json
-            .get("object_type")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| {
-                PlanError::MalformedPayload(
-                    "the webhook body has no \"object_type\"; Lago sends {webhook_type, object_type, organization_id, <object>}".into(),
-                )
-            })?;
-        match object_type {
-            "customer" => Ok(Handler::Customer),
-            "subscription" => Ok(Handler::Subscription),
-            "invoice" => Ok(Handler::Invoice),
-            other => Err(PlanError::UnsupportedEvent(format!(
-                "object_type {other:?} ({}) is not synced to HubSpot; only customer, subscription and invoice events are",
-                json.get("webhook_type")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("no webhook_type")
-            ))),
-        }
+/// The guest crate's error, as the component would return it.
+pub fn plan_error(error: lago_hubspot_guest::PlanError) -> PlanError {
+    use lago_hubspot_guest::PlanError as Guest;
+    match error {
+        Guest::MalformedPayload(m) => PlanError::MalformedPayload(m),
+        Guest::UnsupportedEvent(m) => PlanError::UnsupportedEvent(m),
+        Guest::MissingField(m) => PlanError::MissingField(m),
+        Guest::NotDeployed(m) => PlanError::NotDeployed(m),
+        Guest::HubspotReadFailed(m) => PlanError::HubspotReadFailed(m),
     }
 }
 

@@ -14,14 +14,15 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use lago_hubspot_guest::webhooks::{Envelope, Route};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::connections::fleet::Fleet;
 use crate::metrics::Metrics;
-use crate::queue::{Inserted, NewEvent};
-use crate::runtime::Handler;
+use crate::queue::{Inserted, NewEvent, Settled};
+use crate::runtime::plan_error;
 use crate::signature::WebhookAuth;
 use crate::sync::{EventRef, Syncer, describe_plan_error};
 use crate::worker::{QueuePolicy, Workers};
@@ -142,9 +143,19 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     }
     let text = String::from_utf8_lossy(&body).into_owned();
     let event = EventRef::from_payload(&text);
-    let rejected = Handler::for_payload(&text)
-        .err()
-        .map(|error| describe_plan_error(&error));
+    // Types the sync deliberately does not push are settled here: no worker, no guest call.
+    let settled = match Envelope::read(&text) {
+        Err(error) => Some(Settled::Rejected(describe_plan_error(&plan_error(error)))),
+        Ok(Envelope {
+            route: Route::Skip(reason),
+            ..
+        }) => Some(Settled::Skipped(reason)),
+        // A pushed type without its object can never be planned: say so now.
+        Ok(envelope) => envelope
+            .require_object()
+            .err()
+            .map(|error| Settled::Rejected(describe_plan_error(&plan_error(error)))),
+    };
     let unique_key = headers
         .get(UNIQUE_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -163,9 +174,9 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     // async threads.
     let fleet = app.fleet.clone();
     let inserted = tokio::task::spawn_blocking(move || {
-        let (connection, rejected) = match fleet.route(&text, &event) {
-            Ok(code) => (code, rejected),
-            Err(reason) => (String::new(), rejected.or(Some(reason))),
+        let (connection, settled) = match fleet.route(&text, &event) {
+            Ok(code) => (code, settled),
+            Err(reason) => (String::new(), settled.or(Some(Settled::Rejected(reason)))),
         };
         let new = NewEvent {
             unique_key,
@@ -174,24 +185,32 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
             webhook_type: event.webhook_type,
             lago_id: event.lago_id,
             body: text,
-            rejected: rejected.clone(),
+            settled: settled.clone(),
         };
         fleet
             .store()
             .insert_event(&new)
-            .map(|inserted| (inserted, rejected))
+            .map(|inserted| (inserted, settled))
     })
     .await;
     match inserted {
-        Ok(Ok((Inserted::New(id), rejected))) => {
+        Ok(Ok((Inserted::New(id), settled))) => {
             app.metrics.events_received.inc();
-            match rejected {
-                Some(reason) => {
+            match settled {
+                Some(Settled::Rejected(reason)) => {
                     app.metrics.events_rejected.inc();
                     tracing::warn!(event = id, "kept an unusable webhook: {reason}");
                     answer(
                         StatusCode::OK,
                         json!({"status": "rejected", "id": id, "reason": reason}),
+                    )
+                }
+                Some(Settled::Skipped(reason)) => {
+                    app.metrics.events_skipped.inc();
+                    tracing::info!(event = id, "skipped: {reason}");
+                    answer(
+                        StatusCode::OK,
+                        json!({"status": "skipped", "id": id, "reason": reason}),
                     )
                 }
                 None => {

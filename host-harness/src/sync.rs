@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::Value;
 
+use lago_hubspot_guest::webhooks::Envelope;
+
 use crate::config::{ConnectionSettings, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
 use crate::executor::{Executor, StepOutcome};
 use crate::hubspot_http::HubspotClient;
@@ -24,29 +26,23 @@ pub struct EventRef {
 }
 
 impl EventRef {
-    /// Best effort: a payload too broken to read still gets a log line, just with empty ids.
+    /// Read through the one envelope reader ([`Envelope::read`]). Best effort: a payload too
+    /// broken to read still gets a log line, just with empty ids.
     pub fn from_payload(payload: &str) -> EventRef {
-        let Ok(json) = serde_json::from_str::<Value>(payload) else {
-            return EventRef {
-                webhook_type: "(not JSON)".into(),
+        match Envelope::read(payload) {
+            Ok(envelope) => EventRef {
+                lago_id: envelope.lago_id(),
+                customer_id: envelope.customer_lago_id(),
+                webhook_type: envelope.webhook_type,
+            },
+            Err(_) => EventRef {
+                webhook_type: if serde_json::from_str::<Value>(payload).is_ok() {
+                    "(unknown)".into()
+                } else {
+                    "(not JSON)".into()
+                },
                 ..EventRef::default()
-            };
-        };
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-        let object = json
-            .get("object_type")
-            .and_then(Value::as_str)
-            .and_then(|key| json.get(key));
-        let lago_id = text(object.and_then(|o| o.get("lago_id"))).unwrap_or_default();
-        let customer_id = match json.get("object_type").and_then(Value::as_str) {
-            Some("customer") => Some(lago_id.clone()),
-            _ => text(object.and_then(|o| o.get("lago_customer_id")))
-                .or_else(|| text(object.and_then(|o| o.pointer("/customer/lago_id")))),
-        };
-        EventRef {
-            webhook_type: text(json.get("webhook_type")).unwrap_or_else(|| "(unknown)".into()),
-            lago_id,
-            customer_id,
+            },
         }
     }
 }
