@@ -1,16 +1,19 @@
-//! Connection set-up: the `lago_*` properties on companies and contacts and the two custom objects.
-//! Reads what the account has and plans only what is missing, so a second run plans nothing.
+//! Connection set-up: the `lago_*` properties on companies and contacts, the custom objects
+//! (LagoSubscriptions, LagoInvoices, and LagoCreditNotes when credit notes sync) and the association
+//! definitions between them. Reads what the account has and plans only what is missing, so a
+//! second run plans nothing.
 
 use std::collections::HashSet;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::hubspot::{SCHEMAS_PATH, create_properties, properties_path};
+use crate::hubspot::{SCHEMAS_PATH, create_properties, properties_path, reference};
 use crate::plan::{
     Connection, HttpMethod, KnownId, Plan, PlanError, RecordKey, RecordKind, Step, TargetedObject,
 };
 use crate::properties::{
-    CUSTOMER_PROPERTIES, CustomObject, INVOICES, Property, SUBSCRIPTIONS, customer_property_group,
+    CREDIT_NOTES, CREDIT_NOTES_TO_INVOICES, CUSTOMER_PROPERTIES, CustomObject, INVOICES,
+    INVOICES_TO_SUBSCRIPTIONS, ObjectAssociation, Property, SUBSCRIPTIONS, customer_property_group,
 };
 
 /// The reads deploy makes. Paths are on the HubSpot API (`/crm/v3/...`); the component build
@@ -42,8 +45,26 @@ pub fn plan(conn: &Connection, reader: &mut impl HubspotReader) -> Result<Plan, 
 
     let response = reader.get_json(SCHEMAS_PATH)?;
     let schemas = results(&response, SCHEMAS_PATH)?;
-    deploy_object(&SUBSCRIPTIONS, schemas, &mut plan, &mut planned)?;
-    deploy_object(&INVOICES, schemas, &mut plan, &mut planned)?;
+    let subscriptions = deploy_object(&SUBSCRIPTIONS, schemas, &mut plan, &mut planned)?;
+    let invoices = deploy_object(&INVOICES, schemas, &mut plan, &mut planned)?;
+    deploy_association(
+        &INVOICES_TO_SUBSCRIPTIONS,
+        (&invoices, &subscriptions),
+        schemas,
+        &mut plan,
+        &mut planned,
+    );
+    // Opt-in: a portal of a connection that does not sync credit notes holds what Lago documents.
+    if conn.sync_credit_notes {
+        let credit_notes = deploy_object(&CREDIT_NOTES, schemas, &mut plan, &mut planned)?;
+        deploy_association(
+            &CREDIT_NOTES_TO_INVOICES,
+            (&credit_notes, &invoices),
+            schemas,
+            &mut plan,
+            &mut planned,
+        );
+    }
 
     plan.summary = if planned.is_empty() {
         format!("everything is in place on connection {}", conn.code)
@@ -53,6 +74,23 @@ pub fn plan(conn: &Connection, reader: &mut impl HubspotReader) -> Result<Plan, 
     Ok(plan)
 }
 
+/// A custom object's type id as later steps of the plan see it.
+enum TypeId {
+    /// The account has the object.
+    Existing(String),
+    /// Created by this plan: the `{{capture}}` of its `objectTypeId`.
+    Created(&'static str),
+}
+
+impl TypeId {
+    fn text(&self) -> String {
+        match self {
+            Self::Existing(id) => id.clone(),
+            Self::Created(capture) => reference(capture),
+        }
+    }
+}
+
 /// Create the custom object, or learn its type id and add the properties it lacks (Lago itself
 /// never adds later properties to an existing object, so old accounts reject newer fields).
 fn deploy_object<T>(
@@ -60,7 +98,7 @@ fn deploy_object<T>(
     schemas: &[Value],
     plan: &mut Plan,
     planned: &mut Vec<String>,
-) -> Result<(), PlanError> {
+) -> Result<TypeId, PlanError> {
     let key = RecordKey::new(RecordKind::ObjectSchema, object.name);
     let Some(schema) = schemas.iter().find(|s| s["name"] == object.name) else {
         planned.push(format!(
@@ -77,7 +115,7 @@ fn deploy_object<T>(
             .json(&object.schema())
             .capture(object.type_id_capture, "/objectTypeId", Some(key)),
         );
-        return Ok(());
+        return Ok(TypeId::Created(object.type_id_capture));
     };
     let type_id = schema["objectTypeId"]
         .as_str()
@@ -116,7 +154,66 @@ fn deploy_object<T>(
             format!("add missing properties to {}", object.name),
         ));
     }
-    Ok(())
+    Ok(TypeId::Existing(type_id.to_owned()))
+}
+
+/// Define the association between two custom objects unless the account has it: a schema
+/// created by this plan has none yet; an existing one lists its definitions under `associations`
+/// (in either direction: HubSpot lists a pair on both schemas). A definition found is learned
+/// under its key, so the host knows this portal has it.
+fn deploy_association(
+    association: &ObjectAssociation,
+    (from, to): (&TypeId, &TypeId),
+    schemas: &[Value],
+    plan: &mut Plan,
+    planned: &mut Vec<String>,
+) {
+    let key = RecordKey::new(RecordKind::ObjectSchema, association.key);
+    if let (TypeId::Existing(from), TypeId::Existing(to)) = (from, to)
+        && let Some(id) = existing_association(schemas, from, to)
+    {
+        plan.learned.push(KnownId {
+            key,
+            hubspot_id: id,
+        });
+        return;
+    }
+    planned.push(format!(
+        "association {} ↔ {}",
+        association.from, association.to
+    ));
+    let (from, to) = (from.text(), to.text());
+    plan.steps.push(
+        Step::new(
+            HttpMethod::Post,
+            format!("{SCHEMAS_PATH}/{from}/associations"),
+            format!(
+                "define the association {} ↔ {}",
+                association.from, association.to
+            ),
+        )
+        .json(&json!({"fromObjectTypeId": from, "toObjectTypeId": to}))
+        .capture(association.capture, "/id", Some(key)),
+    );
+}
+
+/// The id of a definition between `a` and `b` in any schema's `associations`, if there is one.
+fn existing_association(schemas: &[Value], a: &str, b: &str) -> Option<String> {
+    schemas
+        .iter()
+        .filter_map(|schema| schema["associations"].as_array())
+        .flatten()
+        .find(|definition| {
+            let from = definition["fromObjectTypeId"].as_str();
+            let to = definition["toObjectTypeId"].as_str();
+            (from, to) == (Some(a), Some(b)) || (from, to) == (Some(b), Some(a))
+        })
+        .map(|definition| match &definition["id"] {
+            Value::String(id) if !id.is_empty() => id.clone(),
+            Value::Number(id) => id.to_string(),
+            // Defined, whatever its id: the host only needs to know it is there.
+            _ => format!("{a}/{b}"),
+        })
 }
 
 fn results<'v>(response: &'v Value, path: &str) -> Result<&'v [Value], PlanError> {
@@ -178,6 +275,29 @@ mod tests {
                "properties": property_list(&names)["results"]})
     }
 
+    /// `schema` with an association definition listed, as HubSpot lists them on a schema.
+    fn associated(mut schema: Value, from: &str, to: &str, id: &str) -> Value {
+        let definition = json!({"id": id, "fromObjectTypeId": from, "toObjectTypeId": to,
+                                "name": format!("{from}_to_{to}")});
+        match schema["associations"].as_array_mut() {
+            Some(list) => list.push(definition),
+            None => schema["associations"] = json!([definition]),
+        }
+        schema
+    }
+
+    /// LagoSubscriptions and LagoInvoices as this release deploys them (with their association).
+    fn deployed_objects() -> Vec<Value> {
+        vec![
+            schema(&SUBSCRIPTIONS, "2-100", &[]),
+            associated(schema(&INVOICES, "2-200", &[]), "2-100", "2-200", "51"),
+        ]
+    }
+
+    fn paths(plan: &Plan) -> Vec<&str> {
+        plan.steps.iter().map(|s| s.path.as_str()).collect()
+    }
+
     fn account(companies: &[&str], contacts: &[&str], schemas: Vec<Value>) -> Fixtures {
         Fixtures(HashMap::from([
             ("/crm/v3/properties/companies", property_list(companies)),
@@ -206,14 +326,14 @@ mod tests {
             &mut account(&["name", "domain"], &["email"], vec![]),
         )
         .unwrap();
-        let paths: Vec<_> = plan.steps.iter().map(|s| s.path.as_str()).collect();
         assert_eq!(
-            paths,
+            paths(&plan),
             [
                 "/crm/v3/properties/companies/batch/create",
                 "/crm/v3/properties/contacts/batch/create",
                 "/crm-object-schemas/v3/schemas",
                 "/crm-object-schemas/v3/schemas",
+                "/crm-object-schemas/v3/schemas/{{invoices_object_type_id}}/associations",
             ]
         );
         assert!(plan.learned.is_empty());
@@ -303,15 +423,43 @@ mod tests {
         assert_eq!(invoice_url["label"], "Lago Invoice Link");
         assert_eq!(plan.steps[3].captures[0].name, "invoices_object_type_id");
         assert!(plan.summary.contains("LagoInvoices"), "{}", plan.summary);
+
+        // Both objects are created by this plan: the definition takes both captured type ids.
+        let association = &plan.steps[4];
+        assert_eq!(
+            body(association),
+            json!({"fromObjectTypeId": "{{invoices_object_type_id}}",
+                   "toObjectTypeId": "{{subscriptions_object_type_id}}"})
+        );
+        assert_eq!(
+            (
+                association.captures[0].pointer.as_str(),
+                association.captures[0].store_as.clone()
+            ),
+            (
+                "/id",
+                Some(RecordKey::new(
+                    RecordKind::ObjectSchema,
+                    "LagoInvoices/LagoSubscriptions"
+                ))
+            )
+        );
+        assert!(
+            plan.summary.contains("LagoInvoices ↔ LagoSubscriptions"),
+            "{}",
+            plan.summary
+        );
+        assert!(
+            !plan.summary.contains("LagoCreditNotes"),
+            "credit notes are opt-in: {}",
+            plan.summary
+        );
     }
 
     #[test]
     fn set_up_account_needs_nothing() {
-        let schemas = vec![
-            json!({"name": "Unrelated", "objectTypeId": "2-9"}),
-            schema(&SUBSCRIPTIONS, "2-100", &[]),
-            schema(&INVOICES, "2-200", &[]),
-        ];
+        let mut schemas = deployed_objects();
+        schemas.insert(0, json!({"name": "Unrelated", "objectTypeId": "2-9"}));
         let plan = plan(&conn(), &mut account(&ALL_CUSTOMER, &ALL_CUSTOMER, schemas)).unwrap();
         assert!(plan.steps.is_empty(), "{:?}", plan.steps);
         assert!(plan.summary.contains("everything is in place"));
@@ -326,6 +474,10 @@ mod tests {
                     key: RecordKey::new(RecordKind::ObjectSchema, "LagoInvoices"),
                     hubspot_id: "2-200".into()
                 },
+                KnownId {
+                    key: RecordKey::new(RecordKind::ObjectSchema, "LagoInvoices/LagoSubscriptions"),
+                    hubspot_id: "51".into()
+                },
             ]
         );
     }
@@ -335,7 +487,7 @@ mod tests {
         let missing = ["lago_invoice_purchase_order_number", "lago_invoice_url"];
         let schemas = vec![
             schema(&SUBSCRIPTIONS, "2-100", &[]),
-            schema(&INVOICES, "2-200", &missing),
+            associated(schema(&INVOICES, "2-200", &missing), "2-100", "2-200", "51"),
         ];
         let plan = plan(&conn(), &mut account(&ALL_CUSTOMER, &ALL_CUSTOMER, schemas)).unwrap();
         let [step] = plan.steps.as_slice() else {
@@ -354,7 +506,7 @@ mod tests {
                 .iter()
                 .all(|p| p["groupName"] == "lagoinvoices_information")
         );
-        assert_eq!(plan.learned.len(), 2);
+        assert_eq!(plan.learned.len(), 3);
     }
 
     #[test]
@@ -363,16 +515,173 @@ mod tests {
             .into_iter()
             .filter(|n| *n != "lago_tax_identification_number")
             .collect();
-        let schemas = vec![
-            schema(&SUBSCRIPTIONS, "2-100", &[]),
-            schema(&INVOICES, "2-200", &[]),
-        ];
-        let plan = plan(&conn(), &mut account(&ALL_CUSTOMER, &contacts, schemas)).unwrap();
+        let plan = plan(
+            &conn(),
+            &mut account(&ALL_CUSTOMER, &contacts, deployed_objects()),
+        )
+        .unwrap();
         assert_eq!(plan.steps.len(), 1);
         assert_eq!(
             body(&plan.steps[0])["inputs"][0]["name"],
             "lago_tax_identification_number"
         );
+    }
+
+    fn credit_notes_on() -> Connection {
+        Connection {
+            sync_credit_notes: true,
+            ..conn()
+        }
+    }
+
+    #[test]
+    fn credit_notes_on_an_empty_account_get_their_object_and_associations() {
+        let plan = plan(
+            &credit_notes_on(),
+            &mut account(&["name"], &["email"], vec![]),
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&plan)[4..],
+            [
+                "/crm-object-schemas/v3/schemas/{{invoices_object_type_id}}/associations",
+                "/crm-object-schemas/v3/schemas",
+                "/crm-object-schemas/v3/schemas/{{credit_notes_object_type_id}}/associations",
+            ]
+        );
+        let credit_notes = body(&plan.steps[5]);
+        assert_eq!(credit_notes["name"], "LagoCreditNotes");
+        assert_eq!(
+            credit_notes["labels"],
+            json!({"singular": "LagoCreditNote", "plural": "LagoCreditNotes"})
+        );
+        assert_eq!(
+            credit_notes["primaryDisplayProperty"],
+            "lago_credit_note_number"
+        );
+        assert_eq!(
+            credit_notes["requiredProperties"],
+            json!(["lago_credit_note_id"])
+        );
+        assert_eq!(
+            credit_notes["associatedObjects"],
+            json!(["COMPANY", "CONTACT"])
+        );
+        let properties = credit_notes["properties"].as_array().unwrap();
+        assert_eq!(properties.len(), 14);
+        let unique: Vec<_> = properties
+            .iter()
+            .filter(|p| p["hasUniqueValue"] == true)
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(unique, ["lago_credit_note_id"]);
+        assert!(
+            properties
+                .iter()
+                .filter(|p| p["searchableInGlobalSearch"] == true)
+                .count()
+                <= 3
+        );
+        let capture = &plan.steps[5].captures[0];
+        assert_eq!(
+            (capture.name.as_str(), capture.store_as.clone()),
+            (
+                "credit_notes_object_type_id",
+                Some(RecordKey::new(RecordKind::ObjectSchema, "LagoCreditNotes"))
+            )
+        );
+        assert_eq!(
+            body(&plan.steps[6]),
+            json!({"fromObjectTypeId": "{{credit_notes_object_type_id}}",
+                   "toObjectTypeId": "{{invoices_object_type_id}}"})
+        );
+        assert_eq!(
+            plan.steps[6].captures[0].store_as,
+            Some(RecordKey::new(
+                RecordKind::ObjectSchema,
+                "LagoCreditNotes/LagoInvoices"
+            ))
+        );
+    }
+
+    /// A portal deployed by the previous release: both objects, no association definition, no
+    /// LagoCreditNotes. Existing type ids go in as they are, new ones as captures.
+    #[test]
+    fn a_portal_deployed_before_gets_the_definitions_and_credit_notes_it_lacks() {
+        let schemas = vec![
+            schema(&SUBSCRIPTIONS, "2-100", &[]),
+            // Company and contact definitions only, as Lago's own deploy leaves them.
+            associated(schema(&INVOICES, "2-200", &[]), "0-2", "2-200", "40"),
+        ];
+        let plan = plan(
+            &credit_notes_on(),
+            &mut account(&ALL_CUSTOMER, &ALL_CUSTOMER, schemas),
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&plan),
+            [
+                "/crm-object-schemas/v3/schemas/2-200/associations",
+                "/crm-object-schemas/v3/schemas",
+                "/crm-object-schemas/v3/schemas/{{credit_notes_object_type_id}}/associations",
+            ]
+        );
+        assert_eq!(
+            body(&plan.steps[0]),
+            json!({"fromObjectTypeId": "2-200", "toObjectTypeId": "2-100"})
+        );
+        assert_eq!(
+            body(&plan.steps[2]),
+            json!({"fromObjectTypeId": "{{credit_notes_object_type_id}}", "toObjectTypeId": "2-200"})
+        );
+        assert_eq!(plan.learned.len(), 2, "{:?}", plan.learned);
+    }
+
+    #[test]
+    fn definitions_are_found_in_either_direction_on_either_schema() {
+        let schemas = vec![
+            // As the subscriptions schema lists the pair: from the other side.
+            associated(schema(&SUBSCRIPTIONS, "2-100", &[]), "2-200", "2-100", "61"),
+            schema(&INVOICES, "2-200", &[]),
+            associated(schema(&CREDIT_NOTES, "2-300", &[]), "2-300", "2-200", "62"),
+        ];
+        let plan = plan(
+            &credit_notes_on(),
+            &mut account(&ALL_CUSTOMER, &ALL_CUSTOMER, schemas),
+        )
+        .unwrap();
+        assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+        let learned: Vec<_> = plan
+            .learned
+            .iter()
+            .map(|k| (k.key.lago_id.as_str(), k.hubspot_id.as_str()))
+            .collect();
+        assert_eq!(
+            learned,
+            [
+                ("LagoSubscriptions", "2-100"),
+                ("LagoInvoices", "2-200"),
+                ("LagoInvoices/LagoSubscriptions", "61"),
+                ("LagoCreditNotes", "2-300"),
+                ("LagoCreditNotes/LagoInvoices", "62"),
+            ]
+        );
+        // The same portal, credit notes off: LagoCreditNotes is left alone, not even learned.
+        let plan = super::plan(
+            &conn(),
+            &mut account(
+                &ALL_CUSTOMER,
+                &ALL_CUSTOMER,
+                vec![
+                    associated(schema(&SUBSCRIPTIONS, "2-100", &[]), "2-200", "2-100", "61"),
+                    schema(&INVOICES, "2-200", &[]),
+                    schema(&CREDIT_NOTES, "2-300", &["lago_credit_note_reason"]),
+                ],
+            ),
+        )
+        .unwrap();
+        assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+        assert_eq!(plan.learned.len(), 3);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::plan::{HttpMethod, RecordKey, Step};
+use crate::plan::{HttpMethod, KnownId, RecordKey, RecordKind, Step, find_known};
 
 pub const SCHEMAS_PATH: &str = "/crm-object-schemas/v3/schemas";
 
@@ -78,4 +78,66 @@ pub fn associate(
 /// `{{name}}`: a value captured by an earlier step of the same plan.
 pub fn reference(capture: &str) -> String {
     format!("{{{{{capture}}}}}")
+}
+
+/// A record of a custom object another plan step associates with, by its Lago id.
+pub struct Target<'a> {
+    /// The HubSpot object type id of the record (`2-…`).
+    pub object_type: &'a str,
+    /// Its unique property, e.g. `lago_invoice_id`.
+    pub id_property: &'a str,
+    pub lago_id: &'a str,
+    pub kind: RecordKind,
+    /// Capture name for its id when it has to be upserted first.
+    pub capture: &'a str,
+    /// How summaries and step descriptions name it, e.g. `LagoInvoice ACM-0001`.
+    pub noun: String,
+}
+
+/// Associate `from_id` (a record of `from_type`, often a `{{capture}}`) with `target`: directly
+/// when the host knows the target's HubSpot id, else after an upsert of the target that carries
+/// only its unique id property. That upsert creates a stub the target's own event fills later, or
+/// finds the record already there; it writes no other property, so it never overwrites anything.
+pub fn associate_with(
+    from_type: &str,
+    from_id: &str,
+    from_noun: &str,
+    target: &Target<'_>,
+    known: &[KnownId],
+) -> Vec<Step> {
+    let description = format!("associate {from_noun} with {}", target.noun);
+    match find_known(known, target.kind, target.lago_id) {
+        Some(id) => vec![associate(
+            from_type,
+            from_id,
+            target.object_type,
+            id,
+            description,
+        )],
+        None => {
+            let mut only_id = Map::new();
+            only_id.insert(
+                target.id_property.to_owned(),
+                Value::String(target.lago_id.to_owned()),
+            );
+            vec![
+                upsert(
+                    target.object_type,
+                    target.id_property,
+                    target.lago_id,
+                    only_id,
+                    target.capture,
+                    RecordKey::new(target.kind, target.lago_id),
+                    format!("find or create {} by its id", target.noun),
+                ),
+                associate(
+                    from_type,
+                    from_id,
+                    target.object_type,
+                    &reference(target.capture),
+                    description,
+                ),
+            ]
+        }
+    }
 }

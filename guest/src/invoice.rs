@@ -4,8 +4,9 @@ use crate::currency;
 use crate::customer::{Ownership, owner};
 use crate::hubspot;
 use crate::lago::{Incoming, Invoice, read_event, required};
-use crate::plan::{Connection, KnownId, Plan, PlanError, RecordKey, RecordKind};
+use crate::plan::{Connection, KnownId, Plan, PlanError, RecordKey, RecordKind, Step};
 use crate::properties::{INVOICES, Source, values};
+use crate::subscription;
 use crate::webhooks::Handler;
 
 pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan, PlanError> {
@@ -92,13 +93,82 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
             owner.object.noun()
         ),
     );
-    let summary = format!(
+    let (subscription_steps, subscriptions) =
+        subscription_associations(conn, known, &invoice, type_id, name);
+    let mut summary = format!(
         "upsert LagoInvoice {name} and associate it with {}",
         owner.describe()
     );
+    if !subscriptions.is_empty() {
+        summary.push_str(&format!(
+            " and LagoSubscription {}",
+            subscriptions.join(", ")
+        ));
+    }
     let mut steps = owner.steps;
     steps.extend([upsert, associate]);
+    steps.extend(subscription_steps);
     Ok(Plan::new(summary, steps))
+}
+
+/// Steps associating the invoice (`{{invoice}}`) with the LagoSubscriptions records of the
+/// subscriptions its payload lists, and their names. Only subscriptions that are pushed (see
+/// [`subscription::is_pushed`]) and only when subscriptions sync on a deployed LagoSubscriptions;
+/// payloads without a `subscriptions` list (`invoice.generated`, payment updates) add none.
+fn subscription_associations(
+    conn: &Connection,
+    known: &[KnownId],
+    invoice: &Invoice,
+    invoices_type_id: &str,
+    name: &str,
+) -> (Vec<Step>, Vec<String>) {
+    let subscriptions_type_id = conn
+        .subscriptions_object_type_id
+        .as_deref()
+        .filter(|id| !id.is_empty());
+    let (Some(subscriptions_type_id), true) = (subscriptions_type_id, conn.sync_subscriptions)
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut seen = Vec::new();
+    let mut steps = Vec::new();
+    let mut names = Vec::new();
+    for subscription in invoice.subscriptions.iter().flatten() {
+        let Some(lago_id) = subscription
+            .lago_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+        else {
+            continue;
+        };
+        if !subscription::is_pushed(subscription) || seen.contains(&lago_id) {
+            continue;
+        }
+        seen.push(lago_id);
+        let display = subscription
+            .external_id
+            .as_deref()
+            .filter(|id| !id.trim().is_empty())
+            .unwrap_or(lago_id);
+        let target = hubspot::Target {
+            object_type: subscriptions_type_id,
+            id_property: "lago_subscription_id",
+            lago_id,
+            kind: RecordKind::Subscription,
+            capture: &format!("subscription_{}", seen.len()),
+            noun: format!("LagoSubscription {display}"),
+        };
+        steps.extend(hubspot::associate_with(
+            invoices_type_id,
+            &hubspot::reference("invoice"),
+            &format!("LagoInvoice {name}"),
+            &target,
+            known,
+        ));
+        names.push(display.to_owned());
+    }
+    (steps, names)
 }
 
 #[cfg(test)]
@@ -344,6 +414,102 @@ mod tests {
             body(&plan.steps[2])["inputs"][0]["to"]["id"],
             "{{customer}}"
         );
+    }
+
+    /// The subscriptions an `invoice.created` payload lists (`V1::SubscriptionSerializer`).
+    fn billing(object: &mut Value, subscriptions: Value) {
+        object["subscriptions"] = subscriptions;
+    }
+
+    fn sub(lago_id: &str, status: &str, started_at: Value) -> Value {
+        json!({"lago_id": lago_id, "external_id": format!("ext-{lago_id}"), "lago_customer_id": ACME,
+               "plan_code": "pro", "status": status, "started_at": started_at})
+    }
+
+    #[test]
+    fn the_invoice_is_associated_with_the_subscriptions_it_bills() {
+        let mut object = invoice("finalized");
+        billing(
+            &mut object,
+            json!([
+                sub("sub-known", "active", json!("2026-02-01T00:00:00Z")),
+                sub("sub-new", "terminated", json!("2026-01-01T00:00:00Z")),
+                sub("sub-known", "active", json!("2026-02-01T00:00:00Z")),
+                // Never started: never pushed, so never associated.
+                sub("sub-pending", "pending", json!(null)),
+                sub("sub-canceled", "canceled", json!(null)),
+            ]),
+        );
+        let known = [
+            known(RecordKind::Company, ACME, "501"),
+            known(RecordKind::Subscription, "sub-known", "8001"),
+        ];
+        let plan = plan(
+            &conn(),
+            &known,
+            &event("invoice.created", "invoice", object),
+        )
+        .unwrap();
+        let paths: Vec<_> = plan.steps.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/crm/v3/objects/2-200/batch/upsert",
+                "/crm/v4/associations/2-200/companies/batch/associate/default",
+                "/crm/v4/associations/2-200/2-100/batch/associate/default",
+                "/crm/v3/objects/2-100/batch/upsert",
+                "/crm/v4/associations/2-200/2-100/batch/associate/default",
+            ]
+        );
+        assert_eq!(
+            body(&plan.steps[2]),
+            json!({"inputs": [{"from": {"id": "{{invoice}}"}, "to": {"id": "8001"}}]})
+        );
+        // Unknown: found or created by its id alone, never overwriting what its own events wrote.
+        assert_eq!(
+            body(&plan.steps[3]),
+            json!({"inputs": [{"idProperty": "lago_subscription_id", "id": "sub-new",
+                               "properties": {"lago_subscription_id": "sub-new"}}]})
+        );
+        assert_eq!(plan.steps[3].captures[0].name, "subscription_2");
+        assert_eq!(
+            plan.steps[3].captures[0].store_as,
+            Some(RecordKey::new(RecordKind::Subscription, "sub-new"))
+        );
+        assert_eq!(
+            body(&plan.steps[4])["inputs"][0]["to"]["id"],
+            "{{subscription_2}}"
+        );
+        assert!(
+            plan.summary.contains("ext-sub-known") && plan.summary.contains("ext-sub-new"),
+            "{}",
+            plan.summary
+        );
+    }
+
+    #[test]
+    fn no_subscription_association_without_subscription_sync_or_a_list() {
+        let mut object = invoice("finalized");
+        billing(
+            &mut object,
+            json!([sub("sub-1", "active", json!("2026-02-01T00:00:00Z"))]),
+        );
+        for c in [
+            Connection {
+                sync_subscriptions: false,
+                ..conn()
+            },
+            Connection {
+                subscriptions_object_type_id: None,
+                ..conn()
+            },
+        ] {
+            let plan = run(&c, "invoice.created", object.clone()).unwrap();
+            assert_eq!(plan.steps.len(), 2, "{plan:?}");
+        }
+        // `invoice.generated` and payment updates carry no `subscriptions`.
+        let plan = run(&conn(), "invoice.generated", invoice("finalized")).unwrap();
+        assert_eq!(plan.steps.len(), 2);
     }
 
     #[test]

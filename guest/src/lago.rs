@@ -136,4 +136,37 @@ pub struct Invoice {
     pub customer: Option<Customer>,
     /// Not in Lago's serializer today; read in case a payload names the customer without embedding it.
     pub lago_customer_id: Option<String>,
+    /// The subscriptions the invoice bills (`V1::SubscriptionSerializer` objects), in the payloads
+    /// that include them (`invoice.created`, `invoice.voided`); `None` when not included.
+    pub subscriptions: Option<Vec<Subscription>>,
+}
+
+/// A credit note (lago-api `V1::CreditNoteSerializer`, with its `customer` included as in the
+/// `credit_note.*` webhooks). Amounts are in the credit note's `currency`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreditNote {
+    pub lago_id: Option<String>,
+    pub number: Option<String>,
+    /// The invoice the credit note is issued on.
+    pub lago_invoice_id: Option<String>,
+    pub invoice_number: Option<String>,
+    pub issuing_date: Option<String>,
+    /// `available`, `consumed` or `voided`.
+    pub credit_status: Option<String>,
+    /// `pending`, `succeeded` or `failed`; null without a refund.
+    pub refund_status: Option<String>,
+    /// `duplicated_charge`, `product_unsatisfactory`, `order_change`, `order_cancellation`,
+    /// `fraudulent_charge` or `other`.
+    pub reason: Option<String>,
+    pub currency: Option<String>,
+    pub total_amount_cents: Option<i64>,
+    pub credit_amount_cents: Option<i64>,
+    pub refund_amount_cents: Option<i64>,
+    pub balance_amount_cents: Option<i64>,
+    pub file_url: Option<String>,
+    /// Whether the invoice it credits is self-billed.
+    pub self_billed: Option<bool>,
+    pub customer: Option<Customer>,
+    /// Not in Lago's serializer; read in case a payload names the customer without embedding it.
+    pub lago_customer_id: Option<String>,
 }

@@ -8,6 +8,7 @@ pub mod lago;
 pub mod plan;
 pub mod properties;
 
+mod credit_note;
 mod customer;
 mod deploy;
 mod hubspot;
@@ -28,7 +29,8 @@ pub use plan::{
 };
 
 /// Plan the connection set-up: what `reader` shows missing among the Lago properties on companies
-/// and contacts and the LagoSubscriptions / LagoInvoices custom objects.
+/// and contacts, the LagoSubscriptions / LagoInvoices custom objects (and LagoCreditNotes when the
+/// connection syncs credit notes), and the association definitions between those objects.
 pub fn deploy(conn: &Connection, reader: &mut impl HubspotReader) -> Result<Plan, PlanError> {
     deploy::plan(conn, reader)
 }
@@ -50,6 +52,15 @@ pub fn on_subscription(
 /// `invoice.created|generated|payment_status_updated|payment_overdue|voided|resynced`.
 pub fn on_invoice(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan, PlanError> {
     invoice::plan(conn, known, payload)
+}
+
+/// `credit_note.created|generated`, when the connection syncs credit notes (a skip otherwise).
+pub fn on_credit_note(
+    conn: &Connection,
+    known: &[KnownId],
+    payload: &str,
+) -> Result<Plan, PlanError> {
+    credit_note::plan(conn, known, payload)
 }
 
 #[cfg(test)]
@@ -149,6 +160,16 @@ mod tests {
             "2026-10-01"
         );
         assert_eq!(properties(4, 0)["lago_invoice_total_amount"], "118.80");
+        // Sample 05 bills sample 04's subscription, whose id is known by then: associated directly.
+        let billed = plans[4].steps.last().unwrap();
+        assert_eq!(
+            billed.path,
+            "/crm/v4/associations/2-200/2-100/batch/associate/default"
+        );
+        assert_eq!(
+            body(billed)["inputs"][0]["to"]["id"],
+            "hs-a7f3e9c1-4b2d-4e6a-9c8f-3d1b5e7a2c90"
+        );
         assert_eq!(properties(5, 0)["lago_invoice_payment_status"], "succeeded");
         assert_eq!(properties(5, 0)["lago_invoice_total_due_amount"], "0.00");
         assert_eq!(properties(6, 0)["lago_invoice_total_amount"], "5500");
@@ -186,14 +207,18 @@ mod tests {
             ("customer.created", "customer"),
             ("subscription.started", "subscription"),
             ("invoice.created", "invoice"),
+            ("credit_note.created", "credit_note"),
         ];
-        let c = conn();
+        let c = Connection {
+            sync_credit_notes: true,
+            ..conn()
+        };
         for object in objects {
             for (webhook_type, key) in kinds {
                 let payload = format!(
                     r#"{{"webhook_type":"{webhook_type}","object_type":"{key}","{key}":{object}}}"#
                 );
-                for handler in [on_customer, on_subscription, on_invoice] {
+                for handler in [on_customer, on_subscription, on_invoice, on_credit_note] {
                     let _ = handler(&c, &[], &payload);
                 }
             }
@@ -205,7 +230,7 @@ mod tests {
             r#"{"webhook_type": 5}"#,
             r#"{"webhook_type": "customer.created", "customer": []}"#,
         ] {
-            for handler in [on_customer, on_subscription, on_invoice] {
+            for handler in [on_customer, on_subscription, on_invoice, on_credit_note] {
                 assert!(handler(&c, &[], payload).is_err(), "{payload:?}");
             }
         }

@@ -52,8 +52,12 @@ pub struct Connection {
     pub organization_slug: String,
     pub subscriptions_object_type_id: Option<String>,
     pub invoices_object_type_id: Option<String>,
+    /// LagoCreditNotes, deployed only when `sync_credit_notes` is on.
+    pub credit_notes_object_type_id: Option<String>,
     pub sync_subscriptions: bool,
     pub sync_invoices: bool,
+    /// Opt-in: credit notes are not part of Lago's own integration.
+    pub sync_credit_notes: bool,
     pub sync_unlinked_customers: bool,
 }
 
@@ -63,7 +67,9 @@ pub enum RecordKind {
     Contact,
     Subscription,
     Invoice,
+    /// A schema name, or two joined by `/` for an association definition between them.
     ObjectSchema,
+    CreditNote,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

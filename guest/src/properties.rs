@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::currency;
 use crate::format;
-use crate::lago::{Customer, Invoice, Subscription};
+use crate::lago::{CreditNote, Customer, Invoice, Subscription};
 use crate::plan::{Connection, TargetedObject};
 
 /// What a row's value function reads: the Lago object, the connection (for links) and the Lago id
@@ -569,6 +569,165 @@ static INVOICE_PROPERTIES: [Property<Invoice>; 15] = [
     ),
 ];
 
+/// An association definition between two of the custom objects, which `deploy` adds (HubSpot
+/// refuses to associate two custom objects whose pair is not defined). The host stores the
+/// definition's id under the `object-schema` key [`ObjectAssociation::key`], so it can tell a
+/// portal deployed before the definition existed.
+pub struct ObjectAssociation {
+    /// The schema the definition is created on.
+    pub from: &'static str,
+    pub to: &'static str,
+    /// `from/to`, the store key.
+    pub key: &'static str,
+    /// Capture name of the created definition's id.
+    pub capture: &'static str,
+}
+
+/// A LagoInvoices record is associated with the LagoSubscriptions records it bills.
+pub const INVOICES_TO_SUBSCRIPTIONS: ObjectAssociation = ObjectAssociation {
+    from: "LagoInvoices",
+    to: "LagoSubscriptions",
+    key: "LagoInvoices/LagoSubscriptions",
+    capture: "invoices_subscriptions_association_id",
+};
+
+/// A LagoCreditNotes record is associated with the LagoInvoices record it credits.
+pub const CREDIT_NOTES_TO_INVOICES: ObjectAssociation = ObjectAssociation {
+    from: "LagoCreditNotes",
+    to: "LagoInvoices",
+    key: "LagoCreditNotes/LagoInvoices",
+    capture: "credit_notes_invoices_association_id",
+};
+
+// ---------------------------------------------------------------------------------------------
+// Credit notes (opt-in: `sync_credit_notes`)
+
+pub static CREDIT_NOTES: CustomObject<CreditNote> = CustomObject {
+    name: "LagoCreditNotes",
+    singular: "LagoCreditNote",
+    plural: "LagoCreditNotes",
+    description: "Credit notes issued by Lago billing engine",
+    primary_display: "lago_credit_note_number",
+    secondary_display: &["lago_credit_note_credit_status", "lago_credit_note_id"],
+    required: &["lago_credit_note_id"],
+    searchable: &["lago_credit_note_number", "lago_credit_note_id"],
+    associated_objects: &["COMPANY", "CONTACT"],
+    property_group: "lagocreditnotes_information",
+    type_id_capture: "credit_notes_object_type_id",
+    properties: &CREDIT_NOTE_PROPERTIES,
+};
+
+/// A credit note amount in the credit note's currency (checked up front by `credit_note::plan`).
+fn credit_note_amount(cents: Option<i64>, credit_note: &CreditNote) -> Option<String> {
+    currency::amount(cents, credit_note.currency.as_deref())
+}
+
+static CREDIT_NOTE_PROPERTIES: [Property<CreditNote>; 14] = [
+    unique(lago(
+        "lago_credit_note_id",
+        "Lago Credit Note Id",
+        Field::Text,
+        "credit_note.lago_id",
+        |s| s.lago.lago_id.clone(),
+    )),
+    lago(
+        "lago_credit_note_number",
+        "Lago Credit Note Number",
+        Field::Text,
+        "credit_note.number",
+        |s| s.lago.number.clone(),
+    ),
+    lago(
+        "lago_credit_note_invoice_number",
+        "Lago Credit Note Invoice Number",
+        Field::Text,
+        "credit_note.invoice_number (the invoice it credits)",
+        |s| s.lago.invoice_number.clone(),
+    ),
+    lago(
+        "lago_credit_note_issuing_date",
+        "Lago Credit Note Issuing Date",
+        Field::Date,
+        "credit_note.issuing_date",
+        |s| day(&s.lago.issuing_date),
+    ),
+    lago(
+        "lago_credit_note_credit_status",
+        "Lago Credit Note Credit Status",
+        Field::Text,
+        "credit_note.credit_status",
+        |s| s.lago.credit_status.clone(),
+    ),
+    lago(
+        "lago_credit_note_refund_status",
+        "Lago Credit Note Refund Status",
+        Field::Text,
+        "credit_note.refund_status",
+        |s| s.lago.refund_status.clone(),
+    ),
+    lago(
+        "lago_credit_note_reason",
+        "Lago Credit Note Reason",
+        Field::Text,
+        "credit_note.reason",
+        |s| s.lago.reason.clone(),
+    ),
+    lago(
+        "lago_credit_note_currency",
+        "Lago Credit Note Currency",
+        Field::Text,
+        "credit_note.currency",
+        |s| s.lago.currency.clone(),
+    ),
+    lago(
+        "lago_credit_note_total_amount",
+        "Lago Credit Note Total Amount",
+        Field::Number,
+        "credit_note.total_amount_cents in major units",
+        |s| credit_note_amount(s.lago.total_amount_cents, s.lago),
+    ),
+    lago(
+        "lago_credit_note_credit_amount",
+        "Lago Credit Note Credit Amount",
+        Field::Number,
+        "credit_note.credit_amount_cents in major units",
+        |s| credit_note_amount(s.lago.credit_amount_cents, s.lago),
+    ),
+    lago(
+        "lago_credit_note_refund_amount",
+        "Lago Credit Note Refund Amount",
+        Field::Number,
+        "credit_note.refund_amount_cents in major units",
+        |s| credit_note_amount(s.lago.refund_amount_cents, s.lago),
+    ),
+    lago(
+        "lago_credit_note_balance_amount",
+        "Lago Credit Note Balance Amount",
+        Field::Number,
+        "credit_note.balance_amount_cents (credit left to use) in major units",
+        |s| credit_note_amount(s.lago.balance_amount_cents, s.lago),
+    ),
+    // As for invoices, the PDF exists a little after the credit note (`credit_note.generated`).
+    when_present(lago(
+        "lago_credit_note_file_url",
+        "Lago Credit Note File URL",
+        Field::File,
+        "credit_note.file_url (the PDF)",
+        |s| s.lago.file_url.clone(),
+    )),
+    lago(
+        "lago_credit_note_link",
+        "Lago Credit Note Link",
+        Field::Text,
+        "the credit note's page in the Lago app",
+        |s| {
+            let customer = format::customer_link(s.conn, s.customer_lago_id)?;
+            let id = s.lago.lago_id.as_deref().filter(|id| !id.is_empty())?;
+            Some(format!("{customer}/credit-notes/{id}"))
+        },
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,6 +744,7 @@ mod tests {
         check(&CUSTOMER_PROPERTIES);
         check(SUBSCRIPTIONS.properties);
         check(INVOICES.properties);
+        check(CREDIT_NOTES.properties);
     }
 
     #[test]
@@ -607,6 +767,7 @@ mod tests {
         }
         check(&SUBSCRIPTIONS);
         check(&INVOICES);
+        check(&CREDIT_NOTES);
     }
 
     #[test]

@@ -99,6 +99,21 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
     Ok(Plan::new(summary, steps))
 }
 
+/// Whether [`plan`] pushes the subscription by its content (the statuses it skips aside, it is
+/// the same rule): not while `pending` or `incomplete`, never when it was `canceled` before it
+/// started. Invoices associate only with subscriptions this holds for.
+pub(crate) fn is_pushed(subscription: &Subscription) -> bool {
+    let started = subscription
+        .started_at
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty());
+    match subscription.status.as_deref().unwrap_or_default() {
+        "pending" | "incomplete" => false,
+        "canceled" => started,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -289,6 +304,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.steps.len(), 2);
+    }
+
+    /// `is_pushed` (what invoices associate with) agrees with what `plan` pushes.
+    #[test]
+    fn is_pushed_is_the_rule_plan_applies() {
+        let known = [known(RecordKind::Company, ACME, "501")];
+        for status in ["active", "pending", "incomplete", "canceled", "terminated"] {
+            for started_at in [json!("2026-03-01T09:30:12Z"), json!(null), json!(" ")] {
+                let mut object = subscription(status);
+                object["started_at"] = started_at.clone();
+                let pushed = !run(&conn(), &known, "subscription.updated", object.clone())
+                    .unwrap()
+                    .steps
+                    .is_empty();
+                let parsed: Subscription = serde_json::from_value(object).unwrap();
+                assert_eq!(is_pushed(&parsed), pushed, "{status} {started_at}");
+            }
+        }
     }
 
     #[test]

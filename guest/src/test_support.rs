@@ -15,8 +15,11 @@ pub fn conn() -> Connection {
         organization_slug: "acme-org".into(),
         subscriptions_object_type_id: Some("2-100".into()),
         invoices_object_type_id: Some("2-200".into()),
+        credit_notes_object_type_id: Some("2-300".into()),
         sync_subscriptions: true,
         sync_invoices: true,
+        // Off by default, as on a host connection; credit-note tests turn it on.
+        sync_credit_notes: false,
         sync_unlinked_customers: true,
     }
 }

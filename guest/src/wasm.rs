@@ -55,6 +55,18 @@ impl Guest for Planner {
             &payload,
         ))
     }
+
+    fn on_credit_note(
+        connection: wit::Connection,
+        known: Vec<wit::KnownId>,
+        payload: String,
+    ) -> Result<wit::Plan, wit::PlanError> {
+        convert(crate::on_credit_note(
+            &connection.into(),
+            &known_ids(known),
+            &payload,
+        ))
+    }
 }
 
 export!(Planner);
@@ -166,8 +178,10 @@ impl From<wit::Connection> for p::Connection {
             organization_slug: c.organization_slug,
             subscriptions_object_type_id: c.subscriptions_object_type_id,
             invoices_object_type_id: c.invoices_object_type_id,
+            credit_notes_object_type_id: c.credit_notes_object_type_id,
             sync_subscriptions: c.sync_subscriptions,
             sync_invoices: c.sync_invoices,
+            sync_credit_notes: c.sync_credit_notes,
             sync_unlinked_customers: c.sync_unlinked_customers,
         }
     }
@@ -181,6 +195,7 @@ impl From<wit::RecordKey> for p::RecordKey {
             wit::RecordKind::Subscription => p::RecordKind::Subscription,
             wit::RecordKind::Invoice => p::RecordKind::Invoice,
             wit::RecordKind::ObjectSchema => p::RecordKind::ObjectSchema,
+            wit::RecordKind::CreditNote => p::RecordKind::CreditNote,
         };
         Self {
             kind,
@@ -197,6 +212,7 @@ impl From<p::RecordKey> for wit::RecordKey {
             p::RecordKind::Subscription => wit::RecordKind::Subscription,
             p::RecordKind::Invoice => wit::RecordKind::Invoice,
             p::RecordKind::ObjectSchema => wit::RecordKind::ObjectSchema,
+            p::RecordKind::CreditNote => wit::RecordKind::CreditNote,
         };
         Self {
             kind,

@@ -318,6 +318,39 @@ impl Envelope {
         }
     }
 
+    /// Lago ids of the other records the object refers to and a handler associates it with, so
+    /// the host can pass their HubSpot ids: a credit note's `lago_invoice_id`, an invoice's
+    /// `subscriptions[].lago_id`. Empty for a skipped type.
+    pub fn referenced_lago_ids(&self) -> Vec<String> {
+        let handler = match &self.route {
+            Route::Push { handler, .. } => *handler,
+            Route::Skip(_) => return Vec::new(),
+        };
+        let mut ids = Vec::new();
+        match handler {
+            Handler::CreditNote => ids.extend(self.text("/lago_invoice_id")),
+            Handler::Invoice => {
+                let subscriptions = self
+                    .object
+                    .as_ref()
+                    .and_then(|o| o.get("subscriptions"))
+                    .and_then(Value::as_array);
+                for subscription in subscriptions.into_iter().flatten() {
+                    if let Some(id) = subscription
+                        .get("lago_id")
+                        .and_then(Value::as_str)
+                        .map(str::trim)
+                        .filter(|id| !id.is_empty() && !ids.iter().any(|known| known == id))
+                    {
+                        ids.push(id.to_owned());
+                    }
+                }
+            }
+            Handler::Customer | Handler::Subscription => {}
+        }
+        ids
+    }
+
     fn text(&self, pointer: &str) -> Option<String> {
         self.object
             .as_ref()?
@@ -357,6 +390,30 @@ mod tests {
         let envelope = Envelope::read(body).unwrap();
         assert_eq!(envelope.lago_id(), "inv-1");
         assert_eq!(envelope.customer_lago_id().as_deref(), Some("cus-1"));
+    }
+
+    #[test]
+    fn referenced_ids_are_the_credit_notes_invoice_and_the_invoices_subscriptions() {
+        let credit_note = r#"{"webhook_type":"credit_note.created","object_type":"credit_note",
+            "credit_note":{"lago_id":"cn-1","lago_invoice_id":"inv-1","customer":{"lago_id":"cus-1"}}}"#;
+        let envelope = Envelope::read(credit_note).unwrap();
+        assert_eq!(envelope.referenced_lago_ids(), ["inv-1"]);
+        assert_eq!(envelope.customer_lago_id().as_deref(), Some("cus-1"));
+        let invoice = r#"{"webhook_type":"invoice.created","object_type":"invoice",
+            "invoice":{"lago_id":"inv-1","subscriptions":[{"lago_id":"sub-1"},{"lago_id":"sub-2"},
+            {"lago_id":"sub-1"},{"lago_id":null},{}]}}"#;
+        assert_eq!(
+            Envelope::read(invoice).unwrap().referenced_lago_ids(),
+            ["sub-1", "sub-2"]
+        );
+        let skipped = r#"{"webhook_type":"credit_note.provider_refund_failure","object_type":"credit_note",
+            "credit_note":{"lago_id":"cn-1","lago_invoice_id":"inv-1"}}"#;
+        assert!(
+            Envelope::read(skipped)
+                .unwrap()
+                .referenced_lago_ids()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::hubspot_http::Secret;
-use crate::queue::now_ms;
+use crate::clock::now_ms;
+use crate::secret::Secret;
 
 /// HubSpot's token endpoint.
 pub const DEFAULT_TOKEN_URL: &str = "https://api.hubapi.com/oauth/v1/token";

@@ -251,7 +251,9 @@ impl<'a> BatchExecutor<'a> {
 
     async fn send_chunk(&self, path: &str, chunk: &[Ready]) -> ChunkAnswer {
         let upsert = matches!(chunk[0].piece, Some(Piece::Upsert { .. }));
-        // Duplicate ids in one batch make HubSpot refuse the whole request: the last write wins.
+        // Duplicate ids in one batch make HubSpot refuse the whole request: they become one input
+        // whose properties are the earlier ones overridden by the later ones, as sending them in
+        // turn would leave the record (an id-only upsert then adds nothing to a full one).
         let mut inputs: Vec<Value> = Vec::new();
         let mut slot_of_id: HashMap<String, usize> = HashMap::new();
         for ready in chunk {
@@ -260,7 +262,17 @@ impl<'a> BatchExecutor<'a> {
                     let mut input = input.clone();
                     input["objectWriteTraceId"] = json!(trace_id(ready.job));
                     match slot_of_id.get(id) {
-                        Some(&slot) => inputs[slot] = input,
+                        Some(&slot) => {
+                            if let (Some(earlier), Some(later)) = (
+                                inputs[slot]["properties"].as_object(),
+                                input["properties"].as_object(),
+                            ) {
+                                let mut merged = earlier.clone();
+                                merged.extend(later.clone());
+                                input["properties"] = Value::Object(merged);
+                            }
+                            inputs[slot] = input;
+                        }
                         None => {
                             slot_of_id.insert(id.clone(), inputs.len());
                             inputs.push(input);
@@ -301,7 +313,9 @@ impl<'a> BatchExecutor<'a> {
                 );
             }
         };
-        if response.status == 400 && chunk.len() > 1 {
+        if crate::retry::classify_response(&response, chunk.len())
+            == crate::retry::Action::SplitBatch
+        {
             return ChunkAnswer::Split;
         }
         if !response.is_success() {
@@ -466,6 +480,7 @@ impl InputFailure {
                 status,
                 message: format!("HTTP {status} (in a 207 batch answer): {message}"),
                 rate_limit_policy: None,
+                category: Some(self.category.clone()),
             },
             None => ExecError::Partial {
                 step: 1,
@@ -538,12 +553,14 @@ fn clone_error(error: &ExecError) -> ExecError {
             status,
             message,
             rate_limit_policy,
+            category,
         } => ExecError::Rejected {
             step: *step,
             description: description.clone(),
             status: *status,
             message: message.clone(),
             rate_limit_policy: rate_limit_policy.clone(),
+            category: category.clone(),
         },
         other => ExecError::Partial {
             step: 1,

@@ -11,6 +11,14 @@ use crate::runtime::{Connection, TargetedObject};
 /// Names of the custom object schemas the guest deploys; their type ids are stored under these.
 pub const SUBSCRIPTIONS_SCHEMA: &str = "LagoSubscriptions";
 pub const INVOICES_SCHEMA: &str = "LagoInvoices";
+/// Deployed only on connections that sync credit notes.
+pub const CREDIT_NOTES_SCHEMA: &str = "LagoCreditNotes";
+/// Association definitions between the custom objects, whose ids deploy stores under these
+/// (object-schema kind); a portal without them was deployed by an earlier release.
+pub const INVOICES_SUBSCRIPTIONS_ASSOCIATION: &str =
+    lago_hubspot_guest::properties::INVOICES_TO_SUBSCRIPTIONS.key;
+pub const CREDIT_NOTES_INVOICES_ASSOCIATION: &str =
+    lago_hubspot_guest::properties::CREDIT_NOTES_TO_INVOICES.key;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +39,9 @@ pub struct ConnectionSettings {
     pub organization_slug: String,
     pub sync_subscriptions: bool,
     pub sync_invoices: bool,
+    /// Sync credit notes to a LagoCreditNotes custom object. Off by default (and in settings
+    /// stored before it existed), so the portal holds only what Lago's integration documents.
+    pub sync_credit_notes: bool,
     /// Sync customers that carry no HubSpot `integration_customers` entry (self-hosted Lago has none).
     pub sync_unlinked_customers: bool,
 }
@@ -45,6 +56,7 @@ impl Default for ConnectionSettings {
             organization_slug: "default".into(),
             sync_subscriptions: true,
             sync_invoices: true,
+            sync_credit_notes: false,
             sync_unlinked_customers: true,
         }
     }
@@ -64,6 +76,9 @@ pub struct SettingsFlags {
     pub no_sync_subscriptions: bool,
     #[arg(long)]
     pub no_sync_invoices: bool,
+    /// Also sync credit notes, to a LagoCreditNotes custom object (deployed with the others).
+    #[arg(long)]
+    pub sync_credit_notes: bool,
     /// Only sync customers that carry a HubSpot `integration_customers` entry.
     #[arg(long)]
     pub linked_customers_only: bool,
@@ -82,6 +97,7 @@ impl SettingsFlags {
         }
         settings.sync_subscriptions &= !self.no_sync_subscriptions;
         settings.sync_invoices &= !self.no_sync_invoices;
+        settings.sync_credit_notes |= self.sync_credit_notes;
         settings.sync_unlinked_customers &= !self.linked_customers_only;
     }
 }
@@ -99,6 +115,7 @@ impl ConnectionSettings {
         &self,
         subscriptions_object_type_id: Option<String>,
         invoices_object_type_id: Option<String>,
+        credit_notes_object_type_id: Option<String>,
     ) -> Connection {
         Connection {
             code: self.code.clone(),
@@ -110,8 +127,10 @@ impl ConnectionSettings {
             organization_slug: self.organization_slug.clone(),
             subscriptions_object_type_id,
             invoices_object_type_id,
+            credit_notes_object_type_id,
             sync_subscriptions: self.sync_subscriptions,
             sync_invoices: self.sync_invoices,
+            sync_credit_notes: self.sync_credit_notes,
             sync_unlinked_customers: self.sync_unlinked_customers,
         }
     }
@@ -129,5 +148,47 @@ mod tests {
         assert_eq!(settings.default_targeted_object, DefaultObject::Contacts);
         assert!(settings.sync_invoices);
         assert!(toml::from_str::<ConnectionSettings>("sync_invoice = false").is_err());
+    }
+
+    /// Settings stored by the release before credit notes load, with credit notes off; the flag
+    /// turns them on and leaving it out never turns them off.
+    #[test]
+    fn credit_notes_are_opt_in() {
+        assert!(!ConnectionSettings::default().sync_credit_notes);
+        let stored = r#"{"code":"hs","name":"HubSpot","default_targeted_object":"companies",
+            "lago_app_url":"https://app.lago.test","organization_slug":"acme",
+            "sync_subscriptions":true,"sync_invoices":true,"sync_unlinked_customers":true}"#;
+        let mut settings: ConnectionSettings = serde_json::from_str(stored).unwrap();
+        assert!(!settings.sync_credit_notes);
+        assert!(settings.sync_invoices);
+        SettingsFlags::default().apply(&mut settings);
+        assert!(!settings.sync_credit_notes);
+        let flags = SettingsFlags {
+            sync_credit_notes: true,
+            ..SettingsFlags::default()
+        };
+        flags.apply(&mut settings);
+        assert!(settings.sync_credit_notes);
+        SettingsFlags::default().apply(&mut settings);
+        assert!(settings.sync_credit_notes);
+        let wit = settings.to_wit(None, None, Some("2-3".into()));
+        assert!(wit.sync_credit_notes);
+        assert_eq!(wit.credit_notes_object_type_id.as_deref(), Some("2-3"));
+    }
+
+    #[test]
+    fn store_keys_match_the_guests_objects() {
+        use lago_hubspot_guest::properties::{CREDIT_NOTES, INVOICES, SUBSCRIPTIONS};
+        assert_eq!(SUBSCRIPTIONS_SCHEMA, SUBSCRIPTIONS.name);
+        assert_eq!(INVOICES_SCHEMA, INVOICES.name);
+        assert_eq!(CREDIT_NOTES_SCHEMA, CREDIT_NOTES.name);
+        assert_eq!(
+            INVOICES_SUBSCRIPTIONS_ASSOCIATION,
+            format!("{INVOICES_SCHEMA}/{SUBSCRIPTIONS_SCHEMA}")
+        );
+        assert_eq!(
+            CREDIT_NOTES_INVOICES_ASSOCIATION,
+            format!("{CREDIT_NOTES_SCHEMA}/{INVOICES_SCHEMA}")
+        );
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::hubspot_http::{HubspotClient, HubspotResponse, TransportError};
-use crate::retry::{Decision, RetryPolicy};
+use crate::retry::{Action, Answer, Decision, RetryPolicy, classify};
 use crate::runtime::{HttpMethod, KnownId, Plan, Step};
 
 /// What one step did, for the sync log and the CLI.
@@ -48,6 +48,8 @@ pub enum ExecError {
         message: String,
         /// `policyName` of a 429 (`DAILY`, `TEN_SECONDLY_ROLLING`, …).
         rate_limit_policy: Option<String>,
+        /// HubSpot's error `category` (`VALIDATION_ERROR`, `EXPIRED_AUTHENTICATION`, …).
+        category: Option<String>,
     },
     #[error("step {step} ({description}): {source}")]
     Transport {
@@ -104,6 +106,33 @@ impl ExecError {
             rate_limit_policy: response
                 .json()
                 .and_then(|j| j.get("policyName")?.as_str().map(str::to_owned)),
+            category: response
+                .json()
+                .and_then(|j| j.get("category")?.as_str().map(str::to_owned)),
+        }
+    }
+
+    /// What the one retry table ([`crate::retry::RULES`]) says about this failure, for a plan
+    /// that stopped on it (one input per request).
+    pub fn action(&self) -> Action {
+        match self {
+            ExecError::Rejected {
+                status,
+                rate_limit_policy,
+                category,
+                ..
+            } => classify(&Answer {
+                status: Some(*status),
+                category: category.as_deref(),
+                policy_name: rate_limit_policy.as_deref(),
+                inputs: 1,
+            }),
+            // No answer: what the table says of a network error.
+            ExecError::Transport {
+                source: TransportError::Network { .. },
+                ..
+            } => classify(&Answer::default()),
+            _ => Action::GiveUp,
         }
     }
 

@@ -6,83 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
-use serde_json::Value;
+use http::Method;
+
+pub use crate::response::HubspotResponse;
+pub use crate::secret::Secret;
 
 use crate::auth::{AuthError, StaticToken, TokenSource};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateBudget;
 
 pub const DEFAULT_HUBSPOT_URL: &str = "https://api.hubapi.com";
-
-/// A bearer token that never prints itself.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
-
-/// An answer from HubSpot, whatever its status.
-#[derive(Debug, Clone)]
-pub struct HubspotResponse {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl HubspotResponse {
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    /// HubSpot's own words for a failure: its `message`, plus the correlation id support asks for.
-    pub fn error_summary(&self) -> String {
-        let json = self.json();
-        let message = json
-            .as_ref()
-            .and_then(|j| j.get("message"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                String::from_utf8_lossy(&self.body)
-                    .chars()
-                    .take(300)
-                    .collect()
-            });
-        let correlation = json
-            .as_ref()
-            .and_then(|j| j.get("correlationId"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| {
-                self.headers
-                    .get("x-hubspot-correlation-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            });
-        match correlation {
-            Some(id) => format!("HTTP {}: {message} (correlation id {id})", self.status),
-            None => format!("HTTP {}: {message}", self.status),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -256,11 +189,7 @@ impl HubspotClient {
     }
 }
 
-/// HubSpot's 401 for an OAuth access token past its lifetime.
+/// HubSpot's 401 for an OAuth access token past its lifetime, by the one retry table.
 fn is_expired_token(response: &HubspotResponse) -> bool {
-    response.status == 401
-        && response
-            .json()
-            .and_then(|j| j.get("category")?.as_str().map(str::to_owned))
-            .is_some_and(|c| c == "EXPIRED_AUTHENTICATION")
+    crate::retry::classify_response(response, 1) == crate::retry::Action::RefreshAuth
 }

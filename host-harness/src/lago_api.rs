@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::hubspot_http::Secret;
 use crate::retry::RetryPolicy;
+use crate::secret::Secret;
 
 /// Records asked for per page; Lago's own default is 20, which makes large backfills chatty.
 pub const DEFAULT_PER_PAGE: u32 = 100;
@@ -216,12 +216,7 @@ impl LagoClient {
             let wait = match sent {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after = crate::retry::retry_after(response.headers());
                     let body = response
                         .bytes()
                         .await

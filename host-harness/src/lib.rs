@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod backfill;
 pub mod batch;
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod demo;
@@ -28,8 +29,10 @@ pub mod metrics;
 pub mod queue;
 pub mod ratelimit;
 pub mod report;
+pub mod response;
 pub mod retry;
 pub mod runtime;
+pub mod secret;
 pub mod server;
 pub mod signature;
 pub mod store;

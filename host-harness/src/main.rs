@@ -268,6 +268,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .unwrap_or("-"),
                 report.invoices_object_type_id.as_deref().unwrap_or("-")
             );
+            if let Some(credit_notes) = &report.credit_notes_object_type_id {
+                println!("LagoCreditNotes: {credit_notes}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Sync {

@@ -9,8 +9,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::queue::{EventState, QueueStats, now_ms};
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     /// HTTP status, or 0 when the request got no answer (network error, dropped connection).
@@ -123,15 +121,12 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the queue gauges read from the database at scrape time.
-    pub fn render(&self, stats: &QueueStats) -> String {
-        let depth = stats.count(EventState::Pending) + stats.count(EventState::Running);
-        self.queue_depth.set(depth as i64);
-        let age = stats
-            .oldest_pending_ms
-            .map(|at| (now_ms() - at).max(0) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        self.oldest_pending_age_seconds.set(age);
+    /// The text exposition, with the queue gauges as read from the database at scrape time:
+    /// events pending or running, and the age of the oldest pending one in seconds.
+    pub fn render(&self, queue_depth: u64, oldest_pending_age_seconds: f64) -> String {
+        self.queue_depth.set(queue_depth as i64);
+        self.oldest_pending_age_seconds
+            .set(oldest_pending_age_seconds);
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out

@@ -4,37 +4,13 @@
 //! event with the same `order_key` is pending or running); different customers run concurrently.
 //! A running event records its plan and how far it got, so a restart resumes instead of redoing.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::executor::Progress;
 use crate::runtime::{KnownId, Plan};
 use crate::store::Store;
-
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    unique_key      TEXT UNIQUE,
-    received_at_ms  INTEGER NOT NULL,
-    connection      TEXT NOT NULL,
-    order_key       TEXT NOT NULL,
-    webhook_type    TEXT NOT NULL,
-    lago_id         TEXT NOT NULL,
-    body            TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
-    plan            TEXT,
-    progress        TEXT,
-    last_error      TEXT,
-    last_status     INTEGER,
-    updated_at_ms   INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_state ON events (state, next_attempt_ms);
-CREATE INDEX IF NOT EXISTS events_by_order ON events (order_key, id);
-";
 
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -146,13 +122,6 @@ pub enum Inserted {
     Duplicate,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 const COLUMNS: &str =
     "id, unique_key, received_at_ms, connection, order_key, webhook_type, lago_id, body,
     state, attempts, next_attempt_ms, plan, progress, last_error, last_status";
@@ -186,6 +155,18 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
+    /// Events pending or running.
+    pub fn depth(&self) -> u64 {
+        self.count(EventState::Pending) + self.count(EventState::Running)
+    }
+
+    /// Seconds since the oldest pending event arrived (0 when none waits).
+    pub fn oldest_pending_age_seconds(&self) -> f64 {
+        self.oldest_pending_ms
+            .map(|at| (now_ms() - at).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0)
+    }
+
     pub fn count(&self, state: EventState) -> u64 {
         self.counts
             .iter()

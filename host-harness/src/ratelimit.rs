@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::hubspot_http::HubspotResponse;
+use crate::response::HubspotResponse;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {

@@ -215,9 +215,11 @@ impl Plugin {
                     .call_on_invoice(store, connection, known, payload)
                     .await
             }
-            Handler::CreditNote => Ok(Err(PlanError::UnsupportedEvent(
-                "credit notes are not synced yet".into(),
-            ))),
+            Handler::CreditNote => {
+                planner
+                    .call_on_credit_note(store, connection, known, payload)
+                    .await
+            }
         }
         .map_err(|trap| trapped(trap, &stderr))
     }

@@ -259,7 +259,8 @@ async fn metrics_text(State(app): State<App>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(&stats),
+        app.metrics
+            .render(stats.depth(), stats.oldest_pending_age_seconds()),
     )
         .into_response()
 }

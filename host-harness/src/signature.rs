@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::hubspot_http::Secret;
+use crate::secret::Secret;
 
 pub const SIGNATURE_HEADER: &str = "x-lago-signature";
 pub const ALGORITHM_HEADER: &str = "x-lago-signature-algorithm";

@@ -5,37 +5,11 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use rusqlite::{OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
 use serde::Serialize;
 
 use crate::config::ConnectionSettings;
 use crate::runtime::{KnownId, RecordKey, RecordKind};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS connections (
-    code       TEXT PRIMARY KEY,
-    settings   TEXT NOT NULL,
-    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
-CREATE TABLE IF NOT EXISTS id_map (
-    connection TEXT NOT NULL,
-    kind       TEXT NOT NULL,
-    lago_id    TEXT NOT NULL,
-    hubspot_id TEXT NOT NULL,
-    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (connection, kind, lago_id)
-);
-CREATE TABLE IF NOT EXISTS sync_log (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    at           TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    connection   TEXT NOT NULL,
-    webhook_type TEXT NOT NULL,
-    lago_id      TEXT NOT NULL,
-    outcome      TEXT NOT NULL,
-    detail       TEXT NOT NULL,
-    steps        TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sync_log_by_object ON sync_log (connection, lago_id);
-";
 
 /// One line of the sync log: what was sent for a Lago object and what HubSpot answered.
 #[derive(Debug, Clone, Serialize)]
@@ -50,16 +24,32 @@ pub struct SyncLogEntry {
     pub steps: String,
 }
 
-/// Every module that keeps state adds its tables here; they all live in one database file.
-const SCHEMAS: &[&str] = &[
-    SCHEMA,
-    crate::queue::SCHEMA,
-    crate::backfill::SCHEMA,
-    crate::connections::SCHEMA,
+/// Every version of the state schema, oldest first, applied in order on open; the version reached
+/// is SQLite's `user_version`. A released step is never edited: a schema change is a new file, so
+/// a state file written by any earlier release opens, upgrades and keeps working.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_release_0_1_0.sql"),
+    include_str!("migrations/0002_lookup_indexes.sql"),
 ];
 
+/// The schema version this build writes (SQLite `user_version` after [`Store::open`]).
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+fn migrate(db: &mut rusqlite::Connection) -> anyhow::Result<()> {
+    let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+    migrations.to_latest(db).map_err(|error| match error {
+        rusqlite_migration::Error::MigrationDefinition(
+            rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
+        ) => anyhow::anyhow!(
+            "the state database was written by a newer lago-hubspot (its schema is past version {SCHEMA_VERSION}); use that release or a newer one"
+        ),
+        other => anyhow::Error::new(other).context("cannot upgrade the state database"),
+    })
+}
+
 /// The state database. Modules with their own tables extend it with `impl Store` blocks of their
-/// own (see `SCHEMAS`), so one connection and one transaction can span ids, events and progress.
+/// own (their tables are created by [`MIGRATIONS`]), so one connection and one transaction can
+/// span ids, events and progress.
 pub struct Store {
     pub(crate) db: rusqlite::Connection,
 }
@@ -76,15 +66,21 @@ impl Store {
         Self::init(rusqlite::Connection::open_in_memory()?)
     }
 
-    fn init(db: rusqlite::Connection) -> anyhow::Result<Self> {
+    fn init(mut db: rusqlite::Connection) -> anyhow::Result<Self> {
         // WAL keeps readers off the writer's back; FULL makes every commit durable.
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
-        for schema in SCHEMAS {
-            db.execute_batch(schema)?;
-        }
+        migrate(&mut db)?;
         Ok(Store { db })
+    }
+
+    /// The schema version of the open database (SQLite `user_version`).
+    pub fn schema_version(&self) -> anyhow::Result<usize> {
+        let version: i64 = self
+            .db
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        Ok(usize::try_from(version)?)
     }
 
     pub fn save_connection(&self, settings: &ConnectionSettings) -> anyhow::Result<()> {
@@ -290,6 +286,7 @@ pub fn kind_name(kind: RecordKind) -> &'static str {
         RecordKind::Subscription => "subscription",
         RecordKind::Invoice => "invoice",
         RecordKind::ObjectSchema => "object-schema",
+        RecordKind::CreditNote => "credit-note",
     }
 }
 
@@ -300,6 +297,7 @@ fn kind_from_name(name: &str) -> Option<RecordKind> {
         "subscription" => RecordKind::Subscription,
         "invoice" => RecordKind::Invoice,
         "object-schema" => RecordKind::ObjectSchema,
+        "credit-note" => RecordKind::CreditNote,
         _ => return None,
     })
 }
@@ -307,6 +305,152 @@ fn kind_from_name(name: &str) -> Option<RecordKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every statement an event runs through the store (intake, routing, claim, plan,
+    /// checkpoints, ids, sync log, outcome, backfill hashes), captured as SQLite runs it and
+    /// checked with `EXPLAIN QUERY PLAN`: none may scan a whole table.
+    #[test]
+    fn every_per_event_query_is_indexed() {
+        use std::sync::Mutex;
+
+        use crate::backfill::ObjectKind;
+        use crate::queue::{EventState, NewEvent};
+        use crate::sync::OutcomeStatus;
+
+        static TRACED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        // The statement text as prepared (`?` placeholders): its plan is the one SQLite runs.
+        fn trace(event: rusqlite::trace::TraceEvent<'_>) {
+            if let rusqlite::trace::TraceEvent::Stmt(_, sql) = event {
+                TRACED.lock().unwrap().push(sql.to_owned());
+            }
+        }
+
+        let mut store = Store::open_in_memory().unwrap();
+        store.db.trace_v2(
+            rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(trace),
+        );
+        let event = NewEvent {
+            unique_key: Some("key-1".into()),
+            connection: "a".into(),
+            order_key: "cus_1".into(),
+            webhook_type: "invoice.created".into(),
+            lago_id: "inv_1".into(),
+            body: "{}".into(),
+            settled: None,
+        };
+        store.insert_event(&event).unwrap();
+        store.customer_connection("cus_1").unwrap();
+        store.customer_connection("cus_unknown").unwrap();
+        let claimed = store.claim_ready(8, i64::MAX).unwrap();
+        store.claim_ready_in("a", 8, i64::MAX).unwrap();
+        let id = claimed[0].id;
+        store
+            .known_ids("a", &["inv_1".into(), "cus_1".into()])
+            .unwrap();
+        store.hubspot_id("a", RecordKind::Company, "cus_1").unwrap();
+        store
+            .checkpoint(
+                id,
+                "a",
+                &Default::default(),
+                &[id_of(RecordKind::Invoice, "inv_1", "9")],
+            )
+            .unwrap();
+        store
+            .put_ids("a", &[id_of(RecordKind::Company, "cus_1", "1")])
+            .unwrap();
+        store
+            .retry_later(id, 1, 0, "HubSpot answered 503", Some(503))
+            .unwrap();
+        store
+            .finish_event(id, EventState::Synced, None, None)
+            .unwrap();
+        store.event(id).unwrap();
+        store
+            .log_sync(
+                "a",
+                &SyncLogEntry {
+                    at: String::new(),
+                    webhook_type: "invoice.created".into(),
+                    lago_id: "inv_1".into(),
+                    outcome: "synced".into(),
+                    detail: String::new(),
+                    steps: "[]".into(),
+                },
+            )
+            .unwrap();
+        store.sync_log("a", "inv_1").unwrap();
+        store
+            .backfill_hash("a", ObjectKind::Invoices, "inv_1")
+            .unwrap();
+        store
+            .put_backfill_hash(
+                "a",
+                ObjectKind::Invoices,
+                "inv_1",
+                "h",
+                OutcomeStatus::Synced,
+            )
+            .unwrap();
+        store
+            .db
+            .trace_v2(rusqlite::trace::TraceEventCodes::empty(), None);
+
+        let traced = std::mem::take(&mut *TRACED.lock().unwrap());
+        let queries: Vec<&String> = traced
+            .iter()
+            .filter(|sql| {
+                let head = sql.trim_start().to_ascii_uppercase();
+                ["SELECT", "UPDATE", "DELETE", "INSERT"]
+                    .iter()
+                    .any(|verb| head.starts_with(verb))
+            })
+            .collect();
+        assert!(queries.len() >= 15, "{queries:#?}");
+        for sql in queries {
+            let mut plan = store
+                .db
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let unbound = vec![rusqlite::types::Null; plan.parameter_count()];
+            let details: Vec<String> = plan
+                .query_map(rusqlite::params_from_iter(unbound), |row| {
+                    row.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for detail in &details {
+                let full_scan = detail.starts_with("SCAN ") && !detail.contains(" USING ");
+                assert!(!full_scan, "{sql}\n  scans a whole table: {details:?}");
+                // A search on columns every row of a connection shares is a scan too.
+                if let Some((_, constraints)) = detail
+                    .strip_prefix("SEARCH ")
+                    .and_then(|d| d.rsplit_once('('))
+                {
+                    let selective = constraints
+                        .trim_end_matches(')')
+                        .split(" AND ")
+                        .map(|c| c.split(['=', '<', '>']).next().unwrap_or_default().trim())
+                        .any(|column| {
+                            !["connection", "state", "kind", "object_kind"].contains(&column)
+                        });
+                    assert!(selective, "{sql}\n  is not selective: {details:?}");
+                }
+            }
+        }
+    }
+
+    fn id_of(kind: RecordKind, lago: &str, hubspot: &str) -> KnownId {
+        KnownId {
+            key: RecordKey {
+                kind,
+                lago_id: lago.into(),
+            },
+            hubspot_id: hubspot.into(),
+        }
+    }
 
     fn id(kind: RecordKind, lago: &str, hubspot: &str) -> KnownId {
         KnownId {

@@ -8,7 +8,10 @@ use serde_json::Value;
 
 use lago_hubspot_guest::webhooks::Envelope;
 
-use crate::config::{ConnectionSettings, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
+use crate::config::{
+    CREDIT_NOTES_INVOICES_ASSOCIATION, CREDIT_NOTES_SCHEMA, ConnectionSettings, INVOICES_SCHEMA,
+    INVOICES_SUBSCRIPTIONS_ASSOCIATION, SUBSCRIPTIONS_SCHEMA,
+};
 use crate::executor::{Executor, StepOutcome};
 use crate::hubspot_http::HubspotClient;
 use crate::retry::RetryPolicy;
@@ -23,6 +26,9 @@ pub struct EventRef {
     pub lago_id: String,
     /// The Lago id of the customer the object belongs to.
     pub customer_id: Option<String>,
+    /// Lago ids of the records the object is associated with besides its customer (a credit
+    /// note's invoice, an invoice's subscriptions), so their HubSpot ids are looked up too.
+    pub referenced_ids: Vec<String>,
 }
 
 impl EventRef {
@@ -33,6 +39,7 @@ impl EventRef {
             Ok(envelope) => EventRef {
                 lago_id: envelope.lago_id(),
                 customer_id: envelope.customer_lago_id(),
+                referenced_ids: envelope.referenced_lago_ids(),
                 webhook_type: envelope.webhook_type,
             },
             Err(_) => EventRef {
@@ -83,6 +90,8 @@ pub struct DeployReport {
     pub writes: usize,
     pub subscriptions_object_type_id: Option<String>,
     pub invoices_object_type_id: Option<String>,
+    /// Only deployed on connections that sync credit notes.
+    pub credit_notes_object_type_id: Option<String>,
 }
 
 pub struct Syncer {
@@ -172,9 +181,11 @@ impl Syncer {
         let store = self.store();
         let type_id =
             |schema| store.hubspot_id(&self.settings.code, RecordKind::ObjectSchema, schema);
-        Ok(self
-            .settings
-            .to_wit(type_id(SUBSCRIPTIONS_SCHEMA)?, type_id(INVOICES_SCHEMA)?))
+        Ok(self.settings.to_wit(
+            type_id(SUBSCRIPTIONS_SCHEMA)?,
+            type_id(INVOICES_SCHEMA)?,
+            type_id(CREDIT_NOTES_SCHEMA)?,
+        ))
     }
 
     /// Plans the set-up with the guest (which reads what exists), executes it, stores type ids.
@@ -200,20 +211,42 @@ impl Syncer {
             writes: executed.steps.len(),
             subscriptions_object_type_id: connection.subscriptions_object_type_id,
             invoices_object_type_id: connection.invoices_object_type_id,
+            credit_notes_object_type_id: connection.credit_notes_object_type_id,
         })
     }
 
-    /// Deploys when the store knows no custom object type ids yet, as Lago deploys lazily before
-    /// its first write. Returns the report when it deployed.
+    /// Deploys when the store lacks a custom object type id or association definition this
+    /// connection needs (none yet, a portal deployed by an earlier release, or credit notes just
+    /// turned on), as Lago deploys lazily before its first write. Returns the report when it
+    /// deployed.
     pub async fn deploy_if_needed(&self) -> anyhow::Result<Option<DeployReport>> {
         let _one_at_a_time = self.deploying.lock().await;
-        let connection = self.connection()?;
-        if connection.subscriptions_object_type_id.is_some()
-            && connection.invoices_object_type_id.is_some()
-        {
+        if self.deployed()? {
             return Ok(None);
         }
         self.deploy().await.map(Some)
+    }
+
+    /// Whether the store holds every id deploy learns for this connection's settings.
+    fn deployed(&self) -> anyhow::Result<bool> {
+        let mut needed = vec![
+            SUBSCRIPTIONS_SCHEMA,
+            INVOICES_SCHEMA,
+            INVOICES_SUBSCRIPTIONS_ASSOCIATION,
+        ];
+        if self.settings.sync_credit_notes {
+            needed.extend([CREDIT_NOTES_SCHEMA, CREDIT_NOTES_INVOICES_ASSOCIATION]);
+        }
+        let store = self.store();
+        for key in needed {
+            if store
+                .hubspot_id(&self.settings.code, RecordKind::ObjectSchema, key)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Dry run: the plan for one event, with what the store knows. Sends nothing.
@@ -368,6 +401,7 @@ impl Syncer {
         let lago_ids: Vec<String> = [Some(event.lago_id.clone()), event.customer_id.clone()]
             .into_iter()
             .flatten()
+            .chain(event.referenced_ids.iter().cloned())
             .filter(|id| !id.is_empty())
             .collect();
         let known = self.store().known_ids(&self.settings.code, &lago_ids)?;
@@ -416,5 +450,13 @@ mod tests {
             Some("cus_2")
         );
         assert_eq!(EventRef::from_payload("nope").webhook_type, "(not JSON)");
+        let credit_note = r#"{"webhook_type":"credit_note.created","object_type":"credit_note",
+            "credit_note":{"lago_id":"cn_1","lago_invoice_id":"inv_1","customer":{"lago_id":"cus_3"}}}"#;
+        let event = EventRef::from_payload(credit_note);
+        assert_eq!(
+            (event.lago_id.as_str(), event.customer_id.as_deref()),
+            ("cn_1", Some("cus_3"))
+        );
+        assert_eq!(event.referenced_ids, ["inv_1"]);
     }
 }

@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::clock::now_ms;
 use crate::connections::fleet::Fleet;
 use crate::executor::{ExecError, Progress, StepOutcome};
 use crate::hubspot_http::TransportError;
 use crate::metrics::Metrics;
-use crate::queue::{EventState, StoredEvent, now_ms};
+use crate::queue::{EventState, StoredEvent};
+use crate::retry::Action;
 use crate::runtime::{Plan, PlanError};
 use crate::sync::{EventOutcome, OutcomeStatus, Syncer, describe_plan_error};
 
@@ -37,14 +38,9 @@ impl Default for QueuePolicy {
 }
 
 impl QueuePolicy {
-    /// Exponential with jitter, so a burst of failures doesn't come back all at once.
+    /// The one backoff ([`crate::retry::backoff`]) with the queue's bounds.
     fn backoff(&self, attempts: u32) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1 << attempts.saturating_sub(1).min(20))
-            .min(self.max_backoff);
-        let half = exp / 2;
-        half + rand::rng().random_range(Duration::ZERO..=half)
+        crate::retry::backoff(self.base_backoff, self.max_backoff, attempts)
     }
 }
 
@@ -425,50 +421,46 @@ async fn planned(syncer: &Syncer, event: &StoredEvent) -> Result<(Plan, Progress
     Ok((plan, progress))
 }
 
-/// HubSpot validation or scope errors are not retried blindly; everything transient is.
+/// What the queue does with an event whose plan stopped on `error`: by the one retry table
+/// ([`crate::retry::RULES`]), plus what only the queue knows (a connection waiting for a person
+/// to reconnect it; results that could not be recorded).
 fn classify(error: ExecError) -> Verdict {
     let message = error.to_string();
+    let status = error.status();
     match &error {
         ExecError::Transport {
             source: TransportError::Auth(auth),
             ..
-        } if auth.needs_reconnect() => Verdict::AwaitReconnect(message),
-        ExecError::Rejected {
-            status: 429,
-            rate_limit_policy: Some(policy),
-            ..
-        } if policy == "DAILY" => Verdict::Park {
-            until_ms: next_utc_midnight_ms(now_ms()),
-            error: message,
-        },
-        ExecError::Rejected { status, .. }
-            if matches!(status, 408 | 423 | 429 | 477) || *status >= 500 =>
-        {
-            Verdict::Retry {
-                error: message,
-                status: Some(*status),
-            }
-        }
-        ExecError::Rejected { status, .. } => Verdict::Dead {
-            error: message,
-            status: Some(*status),
-        },
+        } if auth.needs_reconnect() => return Verdict::AwaitReconnect(message),
+        // A refresh that failed may heal; a checkpoint, a capture or a partial batch is re-run.
         ExecError::Transport {
-            source: TransportError::ForbiddenDestination(_),
+            source: TransportError::Auth(_),
             ..
         }
-        | ExecError::UnknownReference { .. }
-        | ExecError::InvalidBody { .. } => Verdict::Dead {
-            error: message,
-            status: None,
-        },
-        ExecError::Transport { .. }
         | ExecError::MissingCapture { .. }
         | ExecError::Checkpoint { .. }
         | ExecError::Blocked { .. }
-        | ExecError::Partial { .. } => Verdict::Retry {
+        | ExecError::Partial { .. } => {
+            return Verdict::Retry {
+                error: message,
+                status,
+            };
+        }
+        _ => {}
+    }
+    match error.action() {
+        Action::ParkUntilReset => Verdict::Park {
+            until_ms: next_utc_midnight_ms(now_ms()),
             error: message,
-            status: None,
+        },
+        // Still expired after the client's one refresh: try the event again later.
+        Action::WaitWindow | Action::BackOff | Action::RefreshAuth => Verdict::Retry {
+            error: message,
+            status,
+        },
+        Action::Accept | Action::SplitBatch | Action::GiveUp => Verdict::Dead {
+            error: message,
+            status,
         },
     }
 }
@@ -563,6 +555,7 @@ mod tests {
             status,
             message: "m".into(),
             rate_limit_policy: policy.map(str::to_owned),
+            category: None,
         };
         assert!(matches!(
             classify(rejected(400, None)),

@@ -184,6 +184,53 @@ pub fn invoice_event(webhook_type: &str, invoice: &Value) -> Value {
     })
 }
 
+/// A credit note on `invoice`, shaped like lago-api's `V1::CreditNoteSerializer` with the
+/// `customer`, `items` and `applied_taxes` that `credit_note.created` includes.
+pub fn credit_note(lago_id: &str, invoice: &Value) -> Value {
+    json!({
+        "lago_id": lago_id,
+        "billing_entity_code": "acme",
+        "sequential_id": 1,
+        "number": format!("{}-CN1", invoice["number"].as_str().unwrap_or("ACME")),
+        "lago_invoice_id": invoice["lago_id"],
+        "invoice_number": invoice["number"],
+        "issuing_date": "2026-03-05",
+        "credit_status": "available",
+        "refund_status": "pending",
+        "reason": "order_change",
+        "description": "Downgraded mid-period",
+        "currency": invoice["currency"],
+        "total_amount_cents": 6000,
+        "precise_total_amount_cents": "6000.0",
+        "taxes_amount_cents": 1000,
+        "precise_taxes_amount_cents": "1000.0",
+        "sub_total_excluding_taxes_amount_cents": 5000,
+        "balance_amount_cents": 2000,
+        "credit_amount_cents": 2000,
+        "refund_amount_cents": 4000,
+        "applied_to_source_invoice_amount_cents": 0,
+        "coupons_adjustment_amount_cents": 0,
+        "taxes_rate": 20.0,
+        "created_at": "2026-03-05T10:00:00Z",
+        "updated_at": "2026-03-05T10:00:00Z",
+        "file_url": null,
+        "xml_url": null,
+        "self_billed": false,
+        "customer": invoice["customer"],
+        "items": [],
+        "applied_taxes": []
+    })
+}
+
+pub fn credit_note_event(webhook_type: &str, credit_note: &Value) -> Value {
+    json!({
+        "webhook_type": webhook_type,
+        "object_type": "credit_note",
+        "organization_id": "org-1",
+        "credit_note": credit_note
+    })
+}
+
 /// `serve` running in-process on loopback, against an emulated HubSpot.
 pub struct ServeHarness {
     pub hubspot: RunningEmulator,

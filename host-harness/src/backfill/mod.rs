@@ -25,7 +25,6 @@ use crate::lago_api::{DEFAULT_PER_PAGE, Filters, LagoApiError, LagoClient, LagoL
 use crate::sync::{OutcomeStatus, Syncer};
 
 pub use progress::ProgressMode;
-pub(crate) use state::SCHEMA;
 pub use state::{canonical_json, content_hash};
 pub use summary::{Counts, ReasonGroup, Summary};
 
@@ -449,9 +448,19 @@ impl Item {
     fn from_line(number: usize, line: &str) -> Item {
         let parsed = serde_json::from_str::<Value>(line).ok();
         let envelope = Envelope::read(line).ok();
-        let kind = match envelope.as_ref().map(|e| &e.route) {
-            Some(Route::Push { handler, .. }) => ObjectKind::of(*handler),
-            _ => ObjectKind::Other,
+        let kind = match envelope.as_ref() {
+            Some(Envelope {
+                route: Route::Push { handler, .. },
+                ..
+            }) => ObjectKind::of(*handler),
+            // A skipped type is still counted with the records it is about (`invoice.drafted`).
+            Some(envelope) => match envelope.webhook_type.split('.').next() {
+                Some("customer") => ObjectKind::Customers,
+                Some("subscription") => ObjectKind::Subscriptions,
+                Some("invoice") => ObjectKind::Invoices,
+                _ => ObjectKind::Other,
+            },
+            None => ObjectKind::Other,
         };
         let object = envelope.and_then(|e| e.object).unwrap_or_default();
         let lago_id = match kind {

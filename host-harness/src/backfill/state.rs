@@ -10,18 +10,6 @@ use super::ObjectKind;
 use crate::store::Store;
 use crate::sync::OutcomeStatus;
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS backfill_hashes (
-    connection   TEXT NOT NULL,
-    object_kind  TEXT NOT NULL,
-    lago_id      TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    outcome      TEXT NOT NULL,
-    updated_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (connection, object_kind, lago_id)
-);
-";
-
 impl Store {
     /// The hash stored for this object by an earlier backfill, if any.
     pub fn backfill_hash(

@@ -10,11 +10,11 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use lago_hubspot::auth::{DEFAULT_TOKEN_URL, OAuthApp};
+use lago_hubspot::clock::now_ms;
 use lago_hubspot::config::{ConnectionSettings, DefaultObject, SettingsFlags};
 use lago_hubspot::connections::authorize::{DEFAULT_AUTHORIZE_URL, OAuthFlow, open_browser};
 use lago_hubspot::connections::{Access, AuthKind, SecretKey, Vault, connect_oauth, connect_token};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
-use lago_hubspot::queue::now_ms;
 use lago_hubspot::report::table;
 use lago_hubspot::runtime::Plugin;
 use lago_hubspot::store::Store;
@@ -213,6 +213,9 @@ pub enum ConnectionsCommand {
         sync_subscriptions: Option<bool>,
         #[arg(long)]
         sync_invoices: Option<bool>,
+        /// Sync credit notes to LagoCreditNotes (deployed before the next write once on).
+        #[arg(long)]
+        sync_credit_notes: Option<bool>,
         #[arg(long)]
         sync_unlinked_customers: Option<bool>,
         #[arg(long)]
@@ -310,6 +313,7 @@ pub fn connections(state: &std::path::Path, command: ConnectionsCommand) -> anyh
             );
             println!("sync subscriptions: {}", settings.sync_subscriptions);
             println!("sync invoices:      {}", settings.sync_invoices);
+            println!("sync credit notes:  {}", settings.sync_credit_notes);
             println!("unlinked customers: {}", settings.sync_unlinked_customers);
             println!("lago app url:       {}", settings.lago_app_url);
             println!("organization slug:  {}", settings.organization_slug);
@@ -359,6 +363,10 @@ pub fn connections(state: &std::path::Path, command: ConnectionsCommand) -> anyh
                 "LagoInvoices:       {}",
                 schema(lago_hubspot::config::INVOICES_SCHEMA)
             );
+            println!(
+                "LagoCreditNotes:    {}",
+                schema(lago_hubspot::config::CREDIT_NOTES_SCHEMA)
+            );
             println!("mapped ids:         {}", ids.len());
             println!("waiting events:     {}", store.waiting_events(&code)?);
             Ok(true)
@@ -371,6 +379,7 @@ pub fn connections(state: &std::path::Path, command: ConnectionsCommand) -> anyh
             organization_slug,
             sync_subscriptions,
             sync_invoices,
+            sync_credit_notes,
             sync_unlinked_customers,
             hubspot_url,
             default,
@@ -396,6 +405,9 @@ pub fn connections(state: &std::path::Path, command: ConnectionsCommand) -> anyh
             }
             if let Some(on) = sync_invoices {
                 settings.sync_invoices = on;
+            }
+            if let Some(on) = sync_credit_notes {
+                settings.sync_credit_notes = on;
             }
             if let Some(on) = sync_unlinked_customers {
                 settings.sync_unlinked_customers = on;

@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use lago_hubspot::queue::{EventState, now_ms};
+use lago_hubspot::clock::now_ms;
+use lago_hubspot::queue::EventState;
 use lago_hubspot::report::table;
 use lago_hubspot::store::Store;
 

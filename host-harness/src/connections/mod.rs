@@ -25,26 +25,6 @@ use crate::store::Store;
 
 pub use self::secrets::{SECRET_KEY_ENV, SecretKey};
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS connection_access (
-    code          TEXT PRIMARY KEY,
-    hubspot_url   TEXT NOT NULL,
-    portal_id     INTEGER,
-    kind          TEXT NOT NULL,
-    secrets       TEXT NOT NULL,
-    client_id     TEXT,
-    token_url     TEXT,
-    scopes        TEXT NOT NULL DEFAULT '',
-    expires_at_ms INTEGER,
-    is_default    INTEGER NOT NULL DEFAULT 0,
-    status        TEXT NOT NULL DEFAULT 'connected',
-    status_detail TEXT,
-    generation    INTEGER NOT NULL DEFAULT 1,
-    connected_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
-";
-
 /// How a connection authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

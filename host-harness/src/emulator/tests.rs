@@ -824,6 +824,88 @@ async fn custom_objects_only_associate_with_their_declared_types() {
     assert_eq!(between_customs.status, 400);
 }
 
+/// Two custom objects associate only once their pair is defined on a schema
+/// (`POST …/schemas/{objectType}/associations`), in both directions, as in HubSpot.
+#[tokio::test]
+async fn custom_object_pairs_associate_once_defined() {
+    let (_hubspot, api) = start().await;
+    let invoices = deploy_invoices(&api).await;
+    let mut schema = invoices_schema();
+    schema["name"] = json!("LagoSubscriptions");
+    let subscriptions = api
+        .post("/crm-object-schemas/v3/schemas", schema)
+        .await
+        .body["objectTypeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ids = Vec::new();
+    for (type_id, id) in [(&invoices, "inv_1"), (&subscriptions, "sub_1")] {
+        let created = api
+            .post(
+                &invoice_path(type_id),
+                json!({ "properties": { "lago_invoice_id": id } }),
+            )
+            .await;
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let [invoice_id, subscription_id] = [ids[0].clone(), ids[1].clone()];
+    let associate =
+        json!({"inputs": [{"from": {"id": invoice_id}, "to": {"id": subscription_id}}]});
+    let path = format!("/crm/v4/associations/{invoices}/{subscriptions}/batch/associate/default");
+    let refused = api.post(&path, associate.clone()).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.message().contains("No association is defined"),
+        "{}",
+        refused.body
+    );
+
+    let defined = api
+        .post(
+            &format!("/crm-object-schemas/v3/schemas/{invoices}/associations"),
+            json!({"fromObjectTypeId": invoices, "toObjectTypeId": subscriptions}),
+        )
+        .await;
+    assert_eq!(defined.status, 201, "{}", defined.body);
+    assert!(defined.body["id"].as_str().is_some_and(|id| !id.is_empty()));
+    // Both schemas list the pair.
+    for type_id in [&invoices, &subscriptions] {
+        let read = api
+            .get(&format!("/crm-object-schemas/v3/schemas/{type_id}"))
+            .await;
+        let pairs: Vec<(String, String)> = read.body["associations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["fromObjectTypeId"].as_str().unwrap().to_owned(),
+                    a["toObjectTypeId"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert!(
+            pairs
+                .iter()
+                .any(|(from, to)| [from, to].contains(&&invoices)
+                    && [from, to].contains(&&subscriptions)),
+            "{type_id}: {pairs:?}"
+        );
+    }
+    let linked = api.post(&path, associate).await;
+    assert_eq!(linked.status, 200, "{}", linked.body);
+    let reverse = api
+        .get(&format!(
+            "/crm/v4/objects/{subscriptions}/{subscription_id}/associations/{invoices}"
+        ))
+        .await;
+    assert_eq!(
+        reverse.body["results"][0]["toObjectId"].to_string(),
+        invoice_id
+    );
+}
+
 #[tokio::test]
 async fn bare_custom_object_name_is_not_an_object_type() {
     let (_hubspot, api) = start().await;
