@@ -8,7 +8,8 @@ COMPONENT := target/wasm32-wasip2/release/lago_hubspot_guest.wasm
 demo: component
 	$(CARGO) run -p lago-hubspot --quiet
 
-## Build the component, then run every test (guest unit tests, harness, end-to-end).
+## Build the component, then run every test (guest and harness unit tests, the emulators, and the
+## end-to-end suite: one binary, `tests/testsuite`).
 test: component
 	$(CARGO) test --workspace
 
@@ -21,6 +22,7 @@ component:
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p lago-hubspot --no-default-features -- -D warnings
 	$(CARGO) clippy -p lago-hubspot-guest --target wasm32-wasip2 -- -D warnings
 
 ## Release artifacts: the .wasm and an optimised harness binary.

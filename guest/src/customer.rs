@@ -106,18 +106,9 @@ pub(crate) fn decide(
     }))
 }
 
-/// The customer's HubSpot entry for this connection; one without a code belongs to any connection.
+/// The customer's HubSpot entry for this connection, by the one link rule.
 fn hubspot_link<'a>(conn: &Connection, customer: &'a Customer) -> Option<&'a IntegrationCustomer> {
-    let hubspot = || {
-        customer
-            .integration_customers
-            .iter()
-            .flatten()
-            .filter(|l| l.integration_type.as_deref() == Some("hubspot"))
-    };
-    hubspot()
-        .find(|l| l.integration_code.as_deref() == Some(conn.code.as_str()))
-        .or_else(|| hubspot().find(|l| l.integration_code.as_deref().is_none_or(str::is_empty)))
+    crate::lago::hubspot_link(customer, &conn.code)
 }
 
 /// The write that creates or updates the customer's record, capturing its id as `{{customer}}`.

@@ -1,97 +1,45 @@
 //! Value formats HubSpot expects, from what Lago sends.
 
+use std::borrow::Cow;
+
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
 use crate::plan::Connection;
 
 /// `YYYY-MM-DD` (the UTC day) from a Lago date (`2026-03-01`) or datetime
-/// (`2026-03-01T10:00:00Z`, `…T10:00:00.123Z`, `…T10:00:00+02:00`). HubSpot `date` properties
-/// reject anything but a bare day, so `None` means "not a date".
+/// (`2026-03-01T10:00:00Z`, `…T10:00:00.123Z`, `…T10:00:00+02:00`; no offset means UTC, as Lago's
+/// datetimes are). HubSpot `date` properties reject anything but a bare day, so `None` means
+/// "not a date".
 pub fn date(text: &str) -> Option<String> {
-    let text = text.trim();
-    let (year, month, day) = parse_day(text.get(..10)?)?;
-    let rest = text.get(10..)?;
-    let days = days_from_civil(year, month, day);
-    let days = if rest.is_empty() {
-        days
+    let utc = OffsetDateTime::parse(&rfc3339(text.trim())?, &Rfc3339).ok()?;
+    Some(utc.to_offset(UtcOffset::UTC).date().to_string())
+}
+
+/// A Lago date or datetime as RFC 3339 has it: a bare date is that day's midnight, `Z` is added
+/// when there is no offset (Lago means UTC), and the colon put into an offset written `±hhmm`.
+fn rfc3339(text: &str) -> Option<Cow<'_, str>> {
+    match text.as_bytes().get(10) {
+        None if text.len() == 10 => return Some(format!("{text}T00:00:00Z").into()),
+        Some(b'T' | b't' | b' ') => {}
+        _ => return None,
+    }
+    // The offset follows the seconds (`…T10:00:00`) and their optional fraction.
+    let after_seconds = text.get(19..)?;
+    let fraction = after_seconds.strip_prefix('.').map_or(0, |digits| {
+        1 + digits.bytes().take_while(u8::is_ascii_digit).count()
+    });
+    let (head, offset) = text.split_at(19 + fraction);
+    let basic = offset.len() == 5
+        && offset.starts_with(['+', '-'])
+        && offset[1..].bytes().all(|b| b.is_ascii_digit());
+    Some(if offset.is_empty() {
+        format!("{head}Z").into()
+    } else if basic {
+        format!("{head}{}:{}", &offset[..3], &offset[3..]).into()
     } else {
-        let time = rest.strip_prefix(['T', 't', ' '])?;
-        days + utc_day_shift(time)?
-    };
-    let (year, month, day) = civil_from_days(days);
-    Some(format!("{year:04}-{month:02}-{day:02}"))
-}
-
-fn parse_day(text: &str) -> Option<(i64, i64, i64)> {
-    let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let year = digits(&text[..4])?;
-    let month = digits(&text[5..7])?;
-    let day = digits(&text[8..10])?;
-    ((1..=12).contains(&month) && (1..=days_in_month(year, month)).contains(&day))
-        .then_some((year, month, day))
-}
-
-/// Days to add to the local date to get the UTC date, for a time like `23:30:00.5-05:00`.
-fn utc_day_shift(time: &str) -> Option<i64> {
-    let hours = digits(time.get(..2)?)?;
-    let minutes = digits(time.get(3..5)?)?;
-    if time.as_bytes().get(2) != Some(&b':') || hours > 23 || minutes > 59 {
-        return None;
-    }
-    // The offset starts at the first sign after the clock (a date-time has no other signs there).
-    let offset_minutes = if time.ends_with(['Z', 'z']) {
-        0
-    } else {
-        match time.get(5..)?.find(['+', '-']) {
-            None => 0, // no offset: Lago's datetimes are UTC
-            Some(at) => {
-                let offset = &time[5 + at..];
-                let sign = if offset.starts_with('-') { -1 } else { 1 };
-                let clock: String = offset[1..].chars().filter(|c| *c != ':').collect();
-                let (h, m) = (digits(clock.get(..2)?)?, digits(clock.get(2..4)?)?);
-                sign * (h * 60 + m)
-            }
-        }
-    };
-    Some((hours * 60 + minutes - offset_minutes).div_euclid(24 * 60))
-}
-
-fn digits(text: &str) -> Option<i64> {
-    text.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| text.parse().ok())?
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-// Howard Hinnant's civil-calendar algorithms: days since 1970-01-01 and back.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+        text.into()
+    })
 }
 
 /// An amount in subunits (Lago's `*_amount_cents`) as a major-unit decimal string, given how many
@@ -207,6 +155,15 @@ mod tests {
         ] {
             assert_eq!(date(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn date_and_time_are_separated_as_rfc_3339_allows() {
+        assert_eq!(date("2026-03-01 10:00:00Z").as_deref(), Some("2026-03-01"));
+        assert_eq!(date("2026-03-01t10:00:00z").as_deref(), Some("2026-03-01"));
+        assert_eq!(date("2026-03-01X10:00:00Z"), None);
+        assert_eq!(date("2026-03-01T10:00:00+2:00"), None);
+        assert_eq!(date("2026-02-29T10:00:00Z"), None);
     }
 
     #[test]

@@ -83,12 +83,57 @@ pub struct Customer {
 /// One entry of `customer.integration_customers`; only HubSpot ones matter here.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct IntegrationCustomer {
+    /// `hubspot`, `netsuite`, … (lago-api `V1::IntegrationCustomerSerializer`).
     #[serde(rename = "type")]
     pub integration_type: Option<String>,
+    /// The same, as older payloads and exports name it.
+    #[serde(rename = "integration_type")]
+    pub legacy_integration_type: Option<String>,
     pub integration_code: Option<String>,
     /// The HubSpot record id the customer is linked to.
     pub external_customer_id: Option<String>,
     pub targeted_object: Option<String>,
+}
+
+impl IntegrationCustomer {
+    pub fn is_hubspot(&self) -> bool {
+        [&self.integration_type, &self.legacy_integration_type]
+            .into_iter()
+            .any(|t| t.as_deref().map(str::trim) == Some("hubspot"))
+    }
+
+    /// The entry's `integration_code`, when it names one.
+    pub fn code(&self) -> Option<&str> {
+        self.integration_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+    }
+}
+
+/// The one link rule, shared by the guest (which record to update) and the host (which
+/// connection to route to): a customer's HubSpot entries, in payload order.
+pub fn hubspot_entries(customer: &Customer) -> impl Iterator<Item = &IntegrationCustomer> {
+    customer
+        .integration_customers
+        .iter()
+        .flatten()
+        .filter(|entry| entry.is_hubspot())
+}
+
+/// The connection code the host routes a customer's events to: the first HubSpot entry that
+/// names one.
+pub fn routing_code(customer: &Customer) -> Option<&str> {
+    hubspot_entries(customer).find_map(IntegrationCustomer::code)
+}
+
+/// The customer's HubSpot entry for connection `code`: the one naming it, else one that names
+/// no connection (it belongs to any). An event routed by [`routing_code`] to `code` always finds
+/// the entry it was routed by.
+pub fn hubspot_link<'a>(customer: &'a Customer, code: &str) -> Option<&'a IntegrationCustomer> {
+    hubspot_entries(customer)
+        .find(|entry| entry.code() == Some(code))
+        .or_else(|| hubspot_entries(customer).find(|entry| entry.code().is_none()))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

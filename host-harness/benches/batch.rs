@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lago_hubspot::config::ConnectionSettings;
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, Faults, RateLimit};
 use lago_hubspot::hubspot_http::{HubspotClient, Secret};
 use lago_hubspot::ratelimit::{Rate, RateBudget};
 use lago_hubspot::runtime::Plugin;
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::{OutcomeStatus, Syncer};
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, RateLimit};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "bench-token";

@@ -19,7 +19,7 @@
 //!
 //! Needs the component: `make component`.
 
-#[path = "../../tests/support/mod.rs"]
+#[path = "../../tests/testsuite/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
@@ -27,12 +27,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use lago_hubspot::emulator::{Emulator, EmulatorConfig};
 use lago_hubspot::hubspot_http::Secret;
 use lago_hubspot::queue::EventState;
 use lago_hubspot::server::ServeOptions;
 use lago_hubspot::signature::WebhookAuth;
 use lago_hubspot::store::Store;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig};
 use serde_json::Value;
 use support::*;
 
@@ -139,7 +139,7 @@ struct ServeRun {
     one_by_one: Vec<f64>,
 }
 
-async fn hubspot() -> lago_hubspot::emulator::RunningEmulator {
+async fn hubspot() -> lago_hubspot_emulators::hubspot::RunningEmulator {
     Emulator::start(EmulatorConfig {
         tokens: vec![TOKEN.into()],
         ..EmulatorConfig::default()

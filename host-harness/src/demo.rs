@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Record, RunningEmulator};
+
 use crate::config::{ConnectionSettings, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
-use crate::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use crate::hubspot_http::{HubspotClient, Secret};
 use crate::report::table;
 use crate::runtime::Plugin;
@@ -67,9 +68,7 @@ pub async fn run(plugin: Arc<Plugin>) -> anyhow::Result<String> {
 /// Companies, contacts, LagoSubscriptions and LagoInvoices with their associations.
 pub fn hubspot_state(emulator: &RunningEmulator) -> String {
     let mut out = String::new();
-    let prop = |r: &crate::emulator::Record, name: &str| {
-        r.properties.get(name).cloned().unwrap_or_default()
-    };
+    let prop = |r: &Record, name: &str| r.properties.get(name).cloned().unwrap_or_default();
     let linked = |from_type: &str, id: &str| {
         let mut links: Vec<String> = [("companies", "company"), ("contacts", "contact")]
             .iter()
@@ -87,7 +86,7 @@ pub fn hubspot_state(emulator: &RunningEmulator) -> String {
                    title: &str,
                    object: &str,
                    headers: &[&str],
-                   cells: &dyn Fn(&crate::emulator::Record) -> Vec<String>| {
+                   cells: &dyn Fn(&Record) -> Vec<String>| {
         let records = emulator.records(object);
         let rows: Vec<Vec<String>> = records.iter().map(cells).collect();
         let _ = writeln!(out, "{title} ({})", rows.len());

@@ -5,8 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use http::Method;
+use url::Url;
 
 pub use crate::response::HubspotResponse;
 pub use crate::secret::Secret;
@@ -36,7 +38,10 @@ pub enum TransportError {
 /// portal's budget and counted in the metrics.
 #[derive(Clone)]
 pub struct HubspotClient {
+    /// The configured URL as shown (no trailing slash).
     base_url: String,
+    /// The same, parsed once; its path ends with `/` so that request paths go under it.
+    base: Url,
     tokens: Arc<dyn TokenSource>,
     http: reqwest::Client,
     budget: Option<Arc<RateBudget>>,
@@ -59,17 +64,15 @@ impl HubspotClient {
 
     /// A client that asks `tokens` for the bearer token before every request (OAuth refresh).
     pub fn with_tokens(base_url: &str, tokens: Arc<dyn TokenSource>) -> anyhow::Result<Self> {
-        let base_url = base_url.trim_end_matches('/').to_owned();
-        anyhow::ensure!(
-            base_url.starts_with("http://") || base_url.starts_with("https://"),
-            "the HubSpot URL must start with http:// or https://, got {base_url:?}"
-        );
+        let base = base_url_of("HubSpot", base_url)?;
+        let base_url = base.as_str().trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .build()?;
         Ok(HubspotClient {
             base_url,
+            base,
             tokens,
             http,
             budget: None,
@@ -101,6 +104,22 @@ impl HubspotClient {
         self.tokens.needs_reconnect()
     }
 
+    /// Where `path_and_query` (`/crm/v3/…?…`) is on the configured HubSpot: under the base URL.
+    ///
+    /// A plan is data from a sandboxed plugin: it may only name relative paths on the configured
+    /// HubSpot. No other host (`//host/…`, `https://host/…`), no way up (`..`), and the joined URL
+    /// is checked to be on the base's origin and under its path (`%2e%2e` is a `..` too).
+    pub fn url_for(&self, path_and_query: &str) -> Result<Url, TransportError> {
+        let forbidden = || TransportError::ForbiddenDestination(path_and_query.to_owned());
+        if !path_and_query.starts_with('/')
+            || path_and_query.starts_with("//")
+            || path_and_query.contains("..")
+        {
+            return Err(forbidden());
+        }
+        join_under(&self.base, path_and_query).ok_or_else(forbidden)
+    }
+
     /// Sends one request to `{base_url}{path_and_query}` with the bearer token added.
     pub async fn send(
         &self,
@@ -108,16 +127,7 @@ impl HubspotClient {
         path_and_query: &str,
         body: Option<Bytes>,
     ) -> Result<HubspotResponse, TransportError> {
-        // A plan is data from a sandboxed plugin: it may only name paths on the configured HubSpot.
-        if !path_and_query.starts_with('/')
-            || path_and_query.starts_with("//")
-            || path_and_query.contains("..")
-        {
-            return Err(TransportError::ForbiddenDestination(
-                path_and_query.to_owned(),
-            ));
-        }
-        let url = format!("{}{}", self.base_url, path_and_query);
+        let url = self.url_for(path_and_query)?;
         let mut token = None;
         let result = loop {
             if let Some(budget) = &self.budget {
@@ -159,13 +169,13 @@ impl HubspotClient {
     async fn send_once(
         &self,
         method: Method,
-        url: &str,
+        url: &Url,
         body: Option<Bytes>,
         token: &Secret,
     ) -> Result<HubspotResponse, TransportError> {
         let mut request = self
             .http
-            .request(method, url)
+            .request(method, url.clone())
             .bearer_auth(token.expose())
             .header(http::header::ACCEPT, "application/json");
         if let Some(body) = body {
@@ -174,7 +184,7 @@ impl HubspotClient {
                 .body(body);
         }
         let network = |source| TransportError::Network {
-            url: url.to_owned(),
+            url: url.to_string(),
             source,
         };
         let response = request.send().await.map_err(network)?;
@@ -189,7 +199,104 @@ impl HubspotClient {
     }
 }
 
+/// A configured base URL (`what` names it in errors), parsed once: `http(s)` with a host, no query
+/// or fragment, and its path ending with `/` so that [`join_under`] keeps any path prefix.
+pub fn base_url_of(what: &str, text: &str) -> anyhow::Result<Url> {
+    let text = text.trim();
+    let mut base =
+        Url::parse(text).with_context(|| format!("the {what} URL {text:?} is not a valid URL"))?;
+    anyhow::ensure!(
+        matches!(base.scheme(), "http" | "https") && base.has_host(),
+        "the {what} URL must start with http:// or https://, got {text:?}"
+    );
+    anyhow::ensure!(
+        base.query().is_none() && base.fragment().is_none(),
+        "the {what} URL must not carry a query or fragment, got {text:?}"
+    );
+    if !base.path().ends_with('/') {
+        let directory = format!("{}/", base.path());
+        base.set_path(&directory);
+    }
+    Ok(base)
+}
+
+/// `path_and_query` (`/a/b?c=d`) under `base` (whose path ends with `/`), or `None` if the result
+/// would leave the base's origin or path.
+pub fn join_under(base: &Url, path_and_query: &str) -> Option<Url> {
+    // `./` keeps a first segment with a colon (`https:…`) from reading as a scheme.
+    let url = base
+        .join(&format!("./{}", path_and_query.trim_start_matches('/')))
+        .ok()?;
+    (url.origin() == base.origin() && url.path().starts_with(base.path())).then_some(url)
+}
+
 /// HubSpot's 401 for an OAuth access token past its lifetime, by the one retry table.
 fn is_expired_token(response: &HubspotResponse) -> bool {
     crate::retry::classify_response(response, 1) == crate::retry::Action::RefreshAuth
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> HubspotClient {
+        HubspotClient::new(base, Secret::new("t")).unwrap()
+    }
+
+    #[test]
+    fn paths_join_under_the_configured_url() {
+        let hubspot = client("https://api.hubapi.com/");
+        assert_eq!(hubspot.base_url(), "https://api.hubapi.com");
+        assert_eq!(
+            hubspot
+                .url_for("/crm/v3/objects/contacts?limit=1")
+                .unwrap()
+                .as_str(),
+            "https://api.hubapi.com/crm/v3/objects/contacts?limit=1"
+        );
+        // A base with a path (a proxy, the emulator behind one) keeps it.
+        let proxied = client("http://127.0.0.1:9/hubspot");
+        assert_eq!(proxied.base_url(), "http://127.0.0.1:9/hubspot");
+        assert_eq!(
+            proxied.url_for("/crm/v3/schemas").unwrap().as_str(),
+            "http://127.0.0.1:9/hubspot/crm/v3/schemas"
+        );
+        for bad in [
+            "api.hubapi.com",
+            "ftp://api.hubapi.com",
+            "https://",
+            "https://h/?x=1",
+            " ",
+        ] {
+            assert!(HubspotClient::new(bad, Secret::new("t")).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plan_may_only_name_relative_paths_on_the_configured_hubspot() {
+        let proxied = client("http://127.0.0.1:9/hubspot");
+        for path in [
+            "//evil.test/crm/v3/objects",
+            "https://evil.test/crm/v3/objects",
+            "crm/v3/objects",
+            "/crm/../../oauth/v1/token",
+            "/crm/%2e%2e/%2E%2E/oauth/v1/token",
+        ] {
+            let refused = proxied.send(Method::GET, path, None).await;
+            assert!(
+                matches!(refused, Err(TransportError::ForbiddenDestination(_))),
+                "{path}: {refused:?}"
+            );
+        }
+        // What only looks like another host is a path on this one.
+        for path in [
+            "/http:evil.test/x",
+            "/\\evil.test/x",
+            "/crm/v3/objects?next=//evil.test",
+        ] {
+            let url = proxied.url_for(path).unwrap();
+            assert_eq!(url.host_str(), Some("127.0.0.1"), "{path}");
+            assert!(url.path().starts_with("/hubspot/"), "{path}: {url}");
+        }
+    }
 }

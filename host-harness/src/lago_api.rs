@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
+use url::{Position, Url};
 
+use crate::hubspot_http::base_url_of;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 
@@ -105,7 +107,10 @@ pub type Filters = Vec<(String, String)>;
 
 #[derive(Debug, Clone)]
 pub struct LagoClient {
+    /// The configured URL as shown (no trailing slash, no `/api/v1`).
     base_url: String,
+    /// The same, parsed once; its path ends with `/`.
+    base: Url,
     api_key: Secret,
     http: reqwest::Client,
     retry: RetryPolicy,
@@ -115,15 +120,12 @@ impl LagoClient {
     /// `base_url` is where Lago's API is served (`https://api.getlago.com`, or a self-hosted
     /// `http://localhost:3000`); a trailing `/api/v1` is accepted and dropped.
     pub fn new(base_url: &str, api_key: Secret) -> anyhow::Result<Self> {
-        let trimmed = base_url.trim().trim_end_matches('/');
-        let base_url = trimmed
-            .strip_suffix("/api/v1")
-            .unwrap_or(trimmed)
-            .to_owned();
-        anyhow::ensure!(
-            base_url.starts_with("http://") || base_url.starts_with("https://"),
-            "the Lago URL must start with http:// or https://, got {base_url:?}"
-        );
+        let mut base = base_url_of("Lago", base_url)?;
+        if let Some(root) = base.path().strip_suffix("/api/v1/") {
+            let root = format!("{root}/");
+            base.set_path(&root);
+        }
+        let base_url = base.as_str().trim_end_matches('/').to_owned();
         anyhow::ensure!(
             !api_key.expose().trim().is_empty(),
             "the Lago API key is empty"
@@ -134,6 +136,7 @@ impl LagoClient {
             .build()?;
         Ok(LagoClient {
             base_url,
+            base,
             api_key,
             http,
             retry: RetryPolicy::default(),
@@ -149,6 +152,18 @@ impl LagoClient {
         &self.base_url
     }
 
+    /// `path` (one of ours, `/api/v1/…`) under the base URL, then `segment` if given, encoded as
+    /// one path segment (an external id may hold `/`, `?` or spaces).
+    fn url(&self, path: &str, segment: Option<&str>) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("an http(s) URL with a host has path segments")
+            .pop_if_empty()
+            .extend(path.split('/').filter(|s| !s.is_empty()))
+            .extend(segment);
+        url
+    }
+
     /// One page of `list`, retried on network errors, 429 and 5xx.
     pub async fn page(
         &self,
@@ -157,14 +172,17 @@ impl LagoClient {
         per_page: u32,
         filters: &Filters,
     ) -> Result<Page, LagoApiError> {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        query.append_pair("page", &page.to_string());
-        query.append_pair("per_page", &per_page.to_string());
-        for (key, value) in filters {
-            query.append_pair(key, value);
+        let mut url = self.url(list.path(), None);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("page", &page.to_string());
+            query.append_pair("per_page", &per_page.to_string());
+            for (key, value) in filters {
+                query.append_pair(key, value);
+            }
         }
-        let path = format!("{}?{}", list.path(), query.finish());
-        let mut body = self.get_json(&path).await?;
+        let path = url[Position::BeforePath..].to_owned();
+        let mut body = self.get_json(url).await?;
         let unexpected = |reason: String| LagoApiError::UnexpectedBody {
             path: path.clone(),
             reason,
@@ -192,23 +210,22 @@ impl LagoClient {
 
     /// A customer by its external id (`GET /api/v1/customers/{external_id}`); `None` on 404.
     pub async fn customer(&self, external_id: &str) -> Result<Option<Value>, LagoApiError> {
-        let encoded: String = form_urlencoded::byte_serialize(external_id.as_bytes()).collect();
-        // form encoding writes spaces as `+`, which a path segment would read literally.
-        let path = format!("/api/v1/customers/{}", encoded.replace('+', "%20"));
-        match self.get_json(&path).await {
+        let url = self.url(LagoList::Customers.path(), Some(external_id));
+        match self.get_json(url).await {
             Ok(mut body) => Ok(body.get_mut("customer").map(Value::take)),
             Err(LagoApiError::Status { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
     }
 
-    async fn get_json(&self, path: &str) -> Result<Value, LagoApiError> {
-        let url = format!("{}{}", self.base_url, path);
+    async fn get_json(&self, url: Url) -> Result<Value, LagoApiError> {
+        // Errors name what was asked for: the path and query.
+        let path = &url[Position::BeforePath..];
         let mut attempt = 1;
         loop {
             let sent = self
                 .http
-                .get(&url)
+                .get(url.clone())
                 .bearer_auth(self.api_key.expose())
                 .header(http::header::ACCEPT, "application/json")
                 .send()
@@ -221,7 +238,7 @@ impl LagoClient {
                         .bytes()
                         .await
                         .map_err(|source| LagoApiError::Network {
-                            url: url.clone(),
+                            url: url.to_string(),
                             source,
                         });
                     let retryable = status == 429 || (500..=599).contains(&status);
@@ -253,7 +270,10 @@ impl LagoClient {
                     }
                 }
                 Err(source) if attempt >= self.retry.max_attempts => {
-                    return Err(LagoApiError::Network { url, source });
+                    return Err(LagoApiError::Network {
+                        url: url.to_string(),
+                        source,
+                    });
                 }
                 Err(_) => self.retry.backoff(attempt),
             };
@@ -311,7 +331,23 @@ mod tests {
             );
         }
         assert!(LagoClient::new("lago.test", key()).is_err());
+        assert!(LagoClient::new("http://lago.test:99999", key()).is_err());
         assert!(LagoClient::new("http://lago.test", Secret::new(" ")).is_err());
+    }
+
+    #[test]
+    fn requests_go_under_the_configured_url() {
+        let lago = LagoClient::new("https://lago.test/lago/api/v1", Secret::new("k")).unwrap();
+        assert_eq!(lago.base_url(), "https://lago.test/lago");
+        assert_eq!(
+            lago.url(LagoList::Invoices.path(), None).as_str(),
+            "https://lago.test/lago/api/v1/invoices"
+        );
+        assert_eq!(
+            lago.url(LagoList::Customers.path(), Some("ext 1/?#%"))
+                .as_str(),
+            "https://lago.test/lago/api/v1/customers/ext%201%2F%3F%23%25"
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   [`worker`] make up `serve`; [`backfill`] syncs history from Lago's API ([`lago_api`]);
 //! - [`auth`] gives each request its bearer token (static, or OAuth refreshed before expiry), and
 //!   [`connections`] keeps any number of named connections, connects them and routes events;
-//! - [`emulator`] and [`lago_emulator`] are in-memory HubSpot and Lago for tests and demos.
+//! - `demo` (with the default `emulators` feature) runs the bundled samples against the
+//!   in-memory HubSpot of the `lago-hubspot-emulators` crate, which also holds the Lago API fake
+//!   the tests use; without the feature this library has no test doubles in it.
 
 pub mod auth;
 pub mod backfill;
@@ -19,13 +21,14 @@ pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod connections;
+#[cfg(feature = "emulators")]
 pub mod demo;
-pub mod emulator;
 pub mod executor;
 pub mod hubspot_http;
 pub mod lago_api;
-pub mod lago_emulator;
 pub mod metrics;
+pub mod outcome;
+pub mod pipeline;
 pub mod queue;
 pub mod ratelimit;
 pub mod report;

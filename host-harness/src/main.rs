@@ -1,7 +1,6 @@
 //! `lago-hubspot`: sync Lago billing data into HubSpot through a sandboxed WebAssembly component.
 
 use std::io::BufRead as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -12,11 +11,12 @@ use serde_json::Value;
 
 use lago_hubspot::config::{ConnectionSettings, SettingsFlags};
 use lago_hubspot::connections::{SecretKey, Vault};
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, OAuthConfig};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
 use lago_hubspot::runtime::{Plan, Plugin};
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::{OutcomeStatus, Syncer, describe_plan_error};
+#[cfg(feature = "emulators")]
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, OAuthConfig};
 
 mod cli;
 
@@ -37,11 +37,16 @@ struct Cli {
 enum Command {
     /// Start an in-process HubSpot emulator, deploy, sync the bundled sample events and print
     /// HubSpot's records (what runs with no subcommand).
+    #[cfg(feature = "emulators")]
+    Demo,
+    /// Not in this build: it was built without the `emulators` feature.
+    #[cfg(not(feature = "emulators"))]
     Demo,
     /// Serve the HubSpot emulator until stopped.
+    #[cfg(feature = "emulators")]
     Emulator {
         #[arg(long, default_value = "127.0.0.1:8090")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
         /// Bearer tokens the emulator accepts.
         #[arg(long = "token", default_value = "test-token")]
         tokens: Vec<String>,
@@ -59,7 +64,13 @@ enum Command {
         oauth_token_lifetime_secs: u64,
         /// Misbehave like real HubSpot: rate limits, errors, latency, drops, 207s.
         #[command(flatten)]
-        faults: lago_hubspot::emulator::FaultArgs,
+        faults: lago_hubspot_emulators::hubspot::FaultArgs,
+    },
+    /// Not in this build: it was built without the `emulators` feature.
+    #[cfg(not(feature = "emulators"))]
+    Emulator {
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Set up the connection: custom properties and the LagoSubscriptions / LagoInvoices objects.
     Deploy {
@@ -214,10 +225,16 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let component = || load_plugin(cli.component.as_deref());
     match cli.command.unwrap_or(Command::Demo) {
+        #[cfg(feature = "emulators")]
         Command::Demo => {
             print!("{}", lago_hubspot::demo::run(component()?).await?);
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(not(feature = "emulators"))]
+        Command::Demo => Err(not_in_this_build("demo")),
+        #[cfg(not(feature = "emulators"))]
+        Command::Emulator { .. } => Err(not_in_this_build("emulator")),
+        #[cfg(feature = "emulators")]
         Command::Emulator {
             listen,
             tokens,
@@ -328,30 +345,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let metrics = Arc::new(lago_hubspot::metrics::Metrics::new());
             let store = Arc::new(Mutex::new(Store::open(&hubspot.state)?));
-            let stored = lock(&store).accesses()?;
-            match &hubspot.token {
-                // One connection from the command line, as before connections were stored.
-                Some(token) if stored.is_empty() => {
-                    let settings = connection.resolve(&lock(&store))?;
-                    let client =
-                        HubspotClient::new(&hubspot.hubspot_url, Secret::new(token.clone()))?
-                            .with_budget(serve.budget())
-                            .with_metrics(metrics.clone());
-                    let syncer = Syncer::shared(component()?, client, store, settings)?;
-                    cli::serve::run(syncer, metrics, &serve).await?;
-                }
-                _ => {
-                    let fleet = cli::serve::fleet(
-                        component()?,
-                        store,
-                        &hubspot,
-                        &connection,
-                        &serve,
-                        metrics.clone(),
-                    )?;
-                    cli::serve::run_connections(fleet, metrics, &serve).await?;
-                }
-            }
+            // A `--token` connection is a fleet of one: one path for every service.
+            let fleet = cli::serve::fleet(
+                component()?,
+                store,
+                &hubspot,
+                &connection,
+                &serve,
+                metrics.clone(),
+            )?;
+            cli::serve::run_connections(fleet, metrics, &serve).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Connect(args) => cli::connections::connect(component, args).await,
@@ -419,7 +422,11 @@ fn syncer(
 ) -> anyhow::Result<Syncer> {
     let store = Arc::new(Mutex::new(Store::open(&hubspot.state)?));
     let settings = connection.resolve(&lock(&store))?;
-    let client = client_for(hubspot, &store, &settings.code)?;
+    // One per-portal budget in every mode: `sync` and `backfill` pace themselves like `serve`.
+    let budget = Arc::new(lago_hubspot::ratelimit::RateBudget::new(
+        lago_hubspot::ratelimit::Rate::OAUTH_APP,
+    ));
+    let client = client_for(hubspot, &store, &settings.code)?.with_budget(budget);
     Syncer::shared(plugin, client, store, settings)
 }
 
@@ -448,6 +455,15 @@ fn client_for(
 }
 
 /// The component named on the command line, or the one this checkout builds.
+/// `demo` and `emulator` need the HubSpot emulator, which a `--no-default-features` build leaves out.
+#[cfg(not(feature = "emulators"))]
+fn not_in_this_build(command: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`{command}` is not in this build: lago-hubspot was built without the `emulators` feature \
+         (rebuild with default features); see `lago-hubspot --help` for the commands it has"
+    )
+}
+
 fn load_plugin(explicit: Option<&Path>) -> anyhow::Result<Arc<Plugin>> {
     let path = match explicit {
         Some(path) => path.to_owned(),

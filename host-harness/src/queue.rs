@@ -60,7 +60,10 @@ impl EventState {
 pub struct NewEvent {
     pub unique_key: Option<String>,
     pub connection: String,
+    /// Events with the same key run one after another ([`crate::sync::EventRef::order_key`]).
     pub order_key: String,
+    /// The customer the event belongs to (empty: none); see [`crate::sync::EventRef::customer_key`].
+    pub customer_key: String,
     pub webhook_type: String,
     pub lago_id: String,
     pub body: String,
@@ -186,8 +189,8 @@ impl Store {
             .map_or(EventState::Pending, Settled::state);
         let changed = self.db.execute(
             "INSERT INTO events (unique_key, received_at_ms, connection, order_key, webhook_type,
-                 lago_id, body, state, last_error, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?2)
+                 lago_id, body, state, last_error, updated_at_ms, customer_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?2, ?10)
              ON CONFLICT (unique_key) DO NOTHING",
             params![
                 event.unique_key,
@@ -198,7 +201,8 @@ impl Store {
                 event.lago_id,
                 event.body,
                 state.as_str(),
-                event.settled.as_ref().map(Settled::reason)
+                event.settled.as_ref().map(Settled::reason),
+                event.customer_key
             ],
         )?;
         Ok(if changed == 0 {
@@ -236,12 +240,16 @@ impl Store {
         let tx = self.db.unchecked_transaction()?;
         let events: Vec<StoredEvent> = {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events e
+                "SELECT {COLUMNS} FROM events e INDEXED BY events_pending_by_id
                  WHERE e.state = 'pending' AND e.next_attempt_ms <= ?1
                    AND (?3 IS NULL OR e.connection = ?3)
                    AND NOT EXISTS (SELECT 1 FROM events p
                        WHERE p.order_key = e.order_key AND p.id < e.id
                          AND p.state IN ('pending', 'running'))
+                   AND (e.customer_key = '' OR NOT EXISTS (SELECT 1 FROM events c
+                       WHERE c.customer_key = e.customer_key AND c.id < e.id
+                         AND c.state IN ('pending', 'running')
+                         AND (c.order_key = c.customer_key OR e.order_key = e.customer_key)))
                  ORDER BY e.id LIMIT ?2"
             ))?;
             stmt.query_map(params![now, limit as i64, connection], row_to_event)?
@@ -438,6 +446,7 @@ mod tests {
             unique_key: Some(key.into()),
             connection: "c".into(),
             order_key: order.into(),
+            customer_key: order.into(),
             webhook_type: "customer.updated".into(),
             lago_id: order.into(),
             body: "{}".into(),
@@ -488,6 +497,44 @@ mod tests {
             .unwrap();
         let next = store.claim_ready(10, now_ms()).unwrap();
         assert_eq!(next[0].unique_key.as_deref(), Some("2"));
+    }
+
+    /// A customer's invoices run alongside each other, after its earlier customer events and
+    /// before its later ones; one object's events stay in order.
+    #[test]
+    fn a_customers_objects_run_alongside_but_wait_for_its_customer_events() {
+        let store = Store::open_in_memory().unwrap();
+        let events = [
+            ("created", "cus"),
+            ("i1", "inv-1"),
+            ("i2", "inv-2"),
+            ("i1-paid", "inv-1"),
+            ("updated", "cus"),
+            ("i3", "inv-3"),
+        ];
+        for (key, order) in events {
+            store
+                .insert_event(&NewEvent {
+                    customer_key: "cus".into(),
+                    ..event(key, order)
+                })
+                .unwrap();
+        }
+        let claim_and_finish = || -> Vec<String> {
+            let claimed = store.claim_ready(10, now_ms()).unwrap();
+            for event in &claimed {
+                store
+                    .finish_event(event.id, EventState::Synced, None, None)
+                    .unwrap();
+            }
+            claimed.into_iter().filter_map(|e| e.unique_key).collect()
+        };
+        assert_eq!(claim_and_finish(), ["created"]);
+        assert_eq!(claim_and_finish(), ["i1", "i2"]);
+        assert_eq!(claim_and_finish(), ["i1-paid"]);
+        assert_eq!(claim_and_finish(), ["updated"]);
+        assert_eq!(claim_and_finish(), ["i3"]);
+        assert!(claim_and_finish().is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::response::HubspotResponse;
+use crate::retry::header_number;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -127,27 +128,29 @@ impl RateBudget {
         }
     }
 
-    /// Learns from HubSpot's answer: a spent window (Remaining 0 or a 429) blocks until it rolls.
+    /// Learns from HubSpot's answer. A 429 blocks the window for the interval HubSpot names; a
+    /// success with nothing remaining blocks only until the oldest request of the rolling window
+    /// ages out (not a whole window: that would waste about a tenth of the rate).
     pub fn observe(&self, path: &str, response: &HubspotResponse) {
-        let header = |name: &str| -> Option<u64> {
-            response
-                .headers
-                .get(name)?
-                .to_str()
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        };
-        let remaining = header("x-hubspot-ratelimit-remaining");
-        let interval =
-            header("x-hubspot-ratelimit-interval-milliseconds").map(Duration::from_millis);
-        let spent = response.status == 429 || remaining == Some(0);
-        if spent {
-            let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
-            let wait = interval.unwrap_or(window.rate.interval);
-            window.blocked_until = Some(Instant::now() + wait);
+        let remaining = header_number(&response.headers, "x-hubspot-ratelimit-remaining");
+        let interval = header_number(
+            &response.headers,
+            "x-hubspot-ratelimit-interval-milliseconds",
+        )
+        .map(Duration::from_millis);
+        if response.status != 429 && remaining != Some(0) {
+            return;
         }
+        let now = Instant::now();
+        let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
+        let interval = interval.unwrap_or(window.rate.interval);
+        let wait = match window.sent.front() {
+            Some(&oldest) if response.status != 429 => {
+                (oldest + interval).saturating_duration_since(now)
+            }
+            _ => interval,
+        };
+        window.blocked_until = Some(now + wait);
     }
 }
 
@@ -168,6 +171,48 @@ mod tests {
         let wait = window.try_take(start).unwrap_err();
         assert_eq!(wait, Duration::from_millis(100));
         assert!(window.try_take(start + Duration::from_millis(100)).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_remaining_waits_for_the_oldest_request_to_age_out_not_a_whole_window() {
+        let rate = Rate {
+            max: 110,
+            interval: Duration::from_secs(10),
+        };
+        let budget = RateBudget::new(rate);
+        budget.acquire("/crm/v3/objects/companies").await;
+        tokio::time::advance(Duration::from_secs(6)).await;
+        budget.acquire("/crm/v3/objects/companies").await;
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-hubspot-ratelimit-remaining", "0".parse().unwrap());
+        headers.insert(
+            "x-hubspot-ratelimit-interval-milliseconds",
+            "10000".parse().unwrap(),
+        );
+        let spent = HubspotResponse {
+            status: 200,
+            headers,
+            body: bytes::Bytes::new(),
+        };
+        budget.observe("/crm/v3/objects/companies", &spent);
+        let start = Instant::now();
+        budget.acquire("/crm/v3/objects/companies").await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(4),
+            "the oldest send ages out in 4 s"
+        );
+
+        let mut limited = spent.clone();
+        limited.status = 429;
+        budget.observe("/crm/v3/objects/companies", &limited);
+        let start = Instant::now();
+        budget.acquire("/crm/v3/objects/companies").await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(10),
+            "a 429 waits the window"
+        );
     }
 
     #[test]

@@ -359,7 +359,13 @@ mod tests {
     #[test]
     fn one_table_decides_every_answer() {
         // (status, category, policyName, inputs, action)
-        type Case = (Option<u16>, Option<&'static str>, Option<&'static str>, usize, Action);
+        type Case = (
+            Option<u16>,
+            Option<&'static str>,
+            Option<&'static str>,
+            usize,
+            Action,
+        );
         let cases: &[Case] = &[
             (Some(200), None, None, 1, Action::Accept),
             (Some(207), None, None, 100, Action::Accept),

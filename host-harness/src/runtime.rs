@@ -29,6 +29,8 @@ wasmtime::component::bindgen!({
 
 pub use exports::lago::hubspot::planner::{Connection, KnownId, Plan, PlanError};
 pub use lago::hubspot::types::{Capture, HttpMethod, RecordKey, RecordKind, Step, TargetedObject};
+/// wasmtime's compiled-code cache, for [`Plugin::load_with_cache`].
+pub use wasmtime::{Cache, CacheConfig};
 
 /// The authority the guest uses for HubSpot; the host maps it onto the configured base URL.
 pub const GUEST_HUBSPOT_AUTHORITY: &str = "api.hubapi.com";
@@ -131,16 +133,27 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    /// Compiles the component (or loads a precompiled copy cached next to it).
+    /// Compiles the component, or reads it back from wasmtime's compiled-code cache: the one the
+    /// `wasmtime` CLI uses (per user, `~/.cache/wasmtime` on Linux; `[cache] directory` in
+    /// `~/.config/wasmtime/config.toml` moves it). Without a usable cache it compiles every time.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let engine = Engine::new(&Config::new())?;
+        Self::load_with_cache(path, default_cache())
+    }
+
+    /// [`Plugin::load`] with the given compiled-code cache (`None`: compile every time).
+    pub fn load_with_cache(path: &Path, cache: Option<Cache>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.cache(cache);
+        let engine = Engine::new(&config)?;
         let bytes = std::fs::read(path).with_context(|| {
             format!(
                 "cannot read the component at {} (build it with `cargo build -p lago-hubspot-guest --target wasm32-wasip2 --release`)",
                 path.display()
             )
         })?;
-        let component = load_cached(&engine, path, &bytes)?;
+        // Keyed by the component's bytes and the engine's settings: a rebuilt guest or another
+        // wasmtime compiles afresh.
+        let component = Component::new(&engine, &bytes)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -268,42 +281,12 @@ pub fn plan_error(error: lago_hubspot_guest::PlanError) -> PlanError {
     }
 }
 
-/// Compiling a component takes a noticeable time; keep a precompiled copy keyed by content and engine.
-fn load_cached(engine: &Engine, path: &Path, bytes: &[u8]) -> anyhow::Result<Component> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    env!("CARGO_PKG_VERSION").hash(&mut hasher);
-    let cached = path.with_extension(format!("{:016x}.cwasm", hasher.finish()));
-    if cached.exists() {
-        // SAFETY: the file was written by `precompile_component` of an engine with the same
-        // compatibility hash, for these exact component bytes (both are in the file name).
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
-            return Ok(component);
-        }
-    }
-    let compiled = engine.precompile_component(bytes)?;
-    remove_stale_caches(path);
-    // A read-only location only costs the cache; the component is still usable.
-    let _ = std::fs::write(&cached, &compiled);
-    // SAFETY: these bytes were produced just now by this engine.
-    Ok(unsafe { Component::deserialize(engine, &compiled)? })
-}
-
-/// Drops precompiled copies of earlier builds of the same component.
-fn remove_stale_caches(path: &Path) {
-    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else {
-        return;
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(&format!("{stem}.")) && name.ends_with(".cwasm") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+/// wasmtime's own cache configuration (its config file if there is one, else its defaults); a
+/// cache that cannot be set up (no home directory, a broken config file) only costs the speed-up.
+fn default_cache() -> Option<Cache> {
+    Cache::from_file(None)
+        .inspect_err(|error| {
+            tracing::warn!("compiling without wasmtime's cache: {error:#}");
+        })
+        .ok()
 }

@@ -161,15 +161,8 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     // Events of one customer stay in order; anything else orders by itself.
-    let order_key = [
-        event.customer_id.clone(),
-        Some(event.lago_id.clone()),
-        unique_key.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|key| !key.is_empty())
-    .unwrap_or_default();
+    let order_key = event.order_key(unique_key.as_deref());
+    let customer_key = event.customer_key();
     // Routing may read the store, and a durable commit waits for the disk: both stay off the
     // async threads.
     let fleet = app.fleet.clone();
@@ -182,6 +175,7 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
             unique_key,
             connection,
             order_key,
+            customer_key,
             webhook_type: event.webhook_type,
             lago_id: event.lago_id,
             body: text,

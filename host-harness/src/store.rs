@@ -30,6 +30,7 @@ pub struct SyncLogEntry {
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_release_0_1_0.sql"),
     include_str!("migrations/0002_lookup_indexes.sql"),
+    include_str!("migrations/0003_event_dependencies.sql"),
 ];
 
 /// The schema version this build writes (SQLite `user_version` after [`Store::open`]).
@@ -334,6 +335,7 @@ mod tests {
             unique_key: Some("key-1".into()),
             connection: "a".into(),
             order_key: "cus_1".into(),
+            customer_key: "cus_1".into(),
             webhook_type: "invoice.created".into(),
             lago_id: "inv_1".into(),
             body: "{}".into(),

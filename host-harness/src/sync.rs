@@ -12,11 +12,11 @@ use crate::config::{
     CREDIT_NOTES_INVOICES_ASSOCIATION, CREDIT_NOTES_SCHEMA, ConnectionSettings, INVOICES_SCHEMA,
     INVOICES_SUBSCRIPTIONS_ASSOCIATION, SUBSCRIPTIONS_SCHEMA,
 };
-use crate::executor::{Executor, StepOutcome};
+use crate::executor::Executor;
 use crate::hubspot_http::HubspotClient;
 use crate::retry::RetryPolicy;
 use crate::runtime::{Connection, KnownId, Plan, PlanError, Plugin, RecordKind};
-use crate::store::{Store, SyncLogEntry};
+use crate::store::Store;
 
 /// The Lago ids an event is about, read from the envelope `{webhook_type, object_type, <object>}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,36 +52,35 @@ impl EventRef {
             },
         }
     }
-}
 
-/// How one event ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventOutcome {
-    pub webhook_type: String,
-    pub lago_id: String,
-    pub status: OutcomeStatus,
-    /// The plan's summary, or the reason it failed (with HubSpot's message).
-    pub detail: String,
-    pub steps: Vec<StepOutcome>,
-}
+    /// The key that keeps one object's events in order: a customer event's customer, else the
+    /// object's Lago id, else the webhook's unique key. Events with other keys may run
+    /// alongside; the queue still orders a customer's events against its subscriptions',
+    /// invoices' and credit notes' (see [`EventRef::customer_key`]).
+    pub fn order_key(&self, unique_key: Option<&str>) -> String {
+        let customer_event = self.webhook_type.starts_with("customer.");
+        [
+            self.customer_id.as_deref().filter(|_| customer_event),
+            Some(self.lago_id.as_str()),
+            self.customer_id.as_deref(),
+            unique_key,
+        ]
+        .into_iter()
+        .flatten()
+        .find(|key| !key.is_empty())
+        .unwrap_or_default()
+        .to_owned()
+    }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutcomeStatus {
-    Synced,
-    Skipped,
-    Failed,
-}
-
-impl OutcomeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeStatus::Synced => "synced",
-            OutcomeStatus::Skipped => "skipped",
-            OutcomeStatus::Failed => "failed",
-        }
+    /// The customer the event belongs to (empty when the payload names none): a customer's
+    /// events wait for the earlier events of its objects, and those for its earlier customer
+    /// events, so a newer customer write always lands last.
+    pub fn customer_key(&self) -> String {
+        self.customer_id.clone().unwrap_or_default()
     }
 }
+
+pub use crate::outcome::{EventOutcome, Failure, OutcomeStatus};
 
 /// What `deploy` did.
 #[derive(Debug, Clone, Serialize)]
@@ -154,16 +153,6 @@ impl Syncer {
     /// An executor on this connection's HubSpot client and retry policy.
     pub fn executor(&self) -> Executor<'_> {
         Executor::new(&self.client, self.retry.clone())
-    }
-
-    /// Appends a sync-log line for an event; a log failure is reported, never fatal.
-    pub fn log(&self, outcome: &EventOutcome) {
-        if let Err(error) = self
-            .store()
-            .log_sync(&self.settings.code, &log_entry(outcome))
-        {
-            tracing::error!("could not write the sync log: {error:#}");
-        }
     }
 
     pub fn settings(&self) -> &ConnectionSettings {
@@ -251,152 +240,25 @@ impl Syncer {
 
     /// Dry run: the plan for one event, with what the store knows. Sends nothing.
     pub async fn plan(&self, payload: &str) -> anyhow::Result<Result<Plan, PlanError>> {
-        let (connection, known) = self.context_for(&EventRef::from_payload(payload))?;
+        self.plan_for(&EventRef::from_payload(payload), payload)
+            .await
+    }
+
+    /// The component's plan for an event, with the connection and the ids the store knows for
+    /// the records it names.
+    pub(crate) async fn plan_for(
+        &self,
+        event: &EventRef,
+        payload: &str,
+    ) -> anyhow::Result<Result<Plan, PlanError>> {
+        let (connection, known) = self.context_for(event)?;
         self.plugin.plan_event(&connection, &known, payload).await
     }
 
-    /// Plans and executes one Lago webhook payload. Never panics on bad input: every way an event
-    /// can end is an [`EventOutcome`] and a sync-log line.
-    pub async fn sync_event(&self, payload: &str) -> EventOutcome {
-        let event = EventRef::from_payload(payload);
-        let outcome = match self.try_sync(&event, payload).await {
-            Ok(outcome) => outcome,
-            Err(error) => EventOutcome {
-                webhook_type: event.webhook_type.clone(),
-                lago_id: event.lago_id.clone(),
-                status: OutcomeStatus::Failed,
-                detail: format!("{error:#}"),
-                steps: Vec::new(),
-            },
-        };
-        self.log(&outcome);
-        outcome
-    }
-
-    /// Plans every payload and executes the plans together, coalescing their steps into HubSpot
-    /// batch requests (see [`crate::batch`]). Events of one customer keep their order. Returns one
-    /// outcome per payload, in order, each also written to the sync log.
-    pub async fn sync_batch(&self, payloads: &[String]) -> Vec<EventOutcome> {
-        let mut outcomes: Vec<Option<EventOutcome>> = vec![None; payloads.len()];
-        let mut jobs = Vec::new();
-        let mut job_events = Vec::new();
-        for (index, payload) in payloads.iter().enumerate() {
-            let event = EventRef::from_payload(payload);
-            let finish = |status, detail: String| EventOutcome {
-                webhook_type: event.webhook_type.clone(),
-                lago_id: event.lago_id.clone(),
-                status,
-                detail,
-                steps: Vec::new(),
-            };
-            let planned = match self.context_for(&event) {
-                Ok((connection, known)) => {
-                    self.plugin.plan_event(&connection, &known, payload).await
-                }
-                Err(error) => Err(error),
-            };
-            match planned {
-                Err(error) => {
-                    outcomes[index] = Some(finish(OutcomeStatus::Failed, format!("{error:#}")))
-                }
-                Ok(Err(error)) => {
-                    outcomes[index] =
-                        Some(finish(OutcomeStatus::Failed, describe_plan_error(&error)))
-                }
-                Ok(Ok(plan)) if plan.steps.is_empty() => {
-                    outcomes[index] = Some(finish(OutcomeStatus::Skipped, plan.summary))
-                }
-                Ok(Ok(plan)) => {
-                    let order_key = event
-                        .customer_id
-                        .clone()
-                        .filter(|id| !id.is_empty())
-                        .unwrap_or_else(|| event.lago_id.clone());
-                    jobs.push(crate::batch::Job {
-                        order_key,
-                        plan,
-                        progress: Default::default(),
-                    });
-                    job_events.push((index, event));
-                }
-            }
-        }
-        let summaries: Vec<String> = jobs.iter().map(|job| job.plan.summary.clone()).collect();
-        // Ids are written once for the whole batch: a durable commit per step would cost more
-        // than the HubSpot requests saved. If the process dies first, a re-run upserts the same
-        // records again and learns the ids then.
-        let mut learned = Vec::new();
-        let results = crate::batch::BatchExecutor::new(self.executor())
-            .run(jobs, |_, _, ids| {
-                learned.extend_from_slice(ids);
-                Ok(())
-            })
-            .await;
-        if let Err(error) = self.store().put_ids(&self.settings.code, &learned) {
-            tracing::error!("could not store the ids of a batch: {error:#}");
-        }
-        for (((index, event), result), summary) in
-            job_events.into_iter().zip(results).zip(summaries)
-        {
-            let (status, detail, steps) = match result {
-                Ok(steps) => (OutcomeStatus::Synced, summary, steps),
-                Err(error) => (OutcomeStatus::Failed, error.to_string(), Vec::new()),
-            };
-            outcomes[index] = Some(EventOutcome {
-                webhook_type: event.webhook_type,
-                lago_id: event.lago_id,
-                status,
-                detail,
-                steps,
-            });
-        }
-        let outcomes: Vec<EventOutcome> = outcomes
-            .into_iter()
-            .map(|outcome| outcome.expect("every payload has an outcome"))
-            .collect();
-        let entries: Vec<SyncLogEntry> = outcomes.iter().map(log_entry).collect();
-        if let Err(error) = self.store().log_sync_many(&self.settings.code, &entries) {
-            tracing::error!("could not write the sync log: {error:#}");
-        }
-        outcomes
-    }
-
-    async fn try_sync(&self, event: &EventRef, payload: &str) -> anyhow::Result<EventOutcome> {
-        let (connection, known) = self.context_for(event)?;
-        let finish = |status, detail, steps| EventOutcome {
-            webhook_type: event.webhook_type.clone(),
-            lago_id: event.lago_id.clone(),
-            status,
-            detail,
-            steps,
-        };
-        let plan = match self.plugin.plan_event(&connection, &known, payload).await? {
-            Ok(plan) => plan,
-            Err(error) => {
-                return Ok(finish(
-                    OutcomeStatus::Failed,
-                    describe_plan_error(&error),
-                    vec![],
-                ));
-            }
-        };
-        if plan.steps.is_empty() {
-            return Ok(finish(OutcomeStatus::Skipped, plan.summary, vec![]));
-        }
-        match Executor::new(&self.client, self.retry.clone())
-            .run(&plan)
-            .await
-        {
-            Ok(executed) => {
-                self.store()
-                    .put_ids(&self.settings.code, &executed.stored)?;
-                Ok(finish(OutcomeStatus::Synced, plan.summary, executed.steps))
-            }
-            Err(error) => Ok(finish(OutcomeStatus::Failed, error.to_string(), vec![])),
-        }
-    }
-
-    fn context_for(&self, event: &EventRef) -> anyhow::Result<(Connection, Vec<KnownId>)> {
+    pub(crate) fn context_for(
+        &self,
+        event: &EventRef,
+    ) -> anyhow::Result<(Connection, Vec<KnownId>)> {
         let connection = self.connection()?;
         let lago_ids: Vec<String> = [Some(event.lago_id.clone()), event.customer_id.clone()]
             .into_iter()
@@ -406,17 +268,6 @@ impl Syncer {
             .collect();
         let known = self.store().known_ids(&self.settings.code, &lago_ids)?;
         Ok((connection, known))
-    }
-}
-
-fn log_entry(outcome: &EventOutcome) -> SyncLogEntry {
-    SyncLogEntry {
-        at: String::new(),
-        webhook_type: outcome.webhook_type.clone(),
-        lago_id: outcome.lago_id.clone(),
-        outcome: outcome.status.as_str().into(),
-        detail: outcome.detail.clone(),
-        steps: serde_json::to_string(&outcome.steps).unwrap_or_else(|_| "[]".into()),
     }
 }
 

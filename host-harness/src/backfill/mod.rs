@@ -764,13 +764,15 @@ fn identifiers(object: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A calendar day written `YYYY-MM-DD` (as Lago's `issuing_date_*` filters take it).
 fn is_iso_date(date: &str) -> bool {
-    let bytes = date.as_bytes();
-    bytes.len() == 10
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            4 | 7 => *b == b'-',
-            _ => b.is_ascii_digit(),
-        })
+    // Ten characters: `[year]` alone would also take a sign (`+2026-…`).
+    date.len() == 10
+        && time::Date::parse(
+            date,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -856,5 +858,19 @@ mod tests {
         );
         assert!(is_iso_date("2026-02-28"));
         assert!(!is_iso_date("2026-2-28"));
+    }
+
+    #[test]
+    fn issuing_dates_are_days_of_the_calendar() {
+        assert!(is_iso_date("2024-02-29"));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "+2026-01-01",
+            "2026-01-01T00:00:00Z",
+            "",
+        ] {
+            assert!(!is_iso_date(bad), "{bad}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use lago_hubspot::connections::{SecretKey, Vault};
 use lago_hubspot::hubspot_http::Secret;
 use lago_hubspot::metrics::Metrics;
 use lago_hubspot::ratelimit::{Rate, RateBudget};
-use lago_hubspot::server::{DEFAULT_WEBHOOK_PATH, ServeOptions, serve, serve_connections};
+use lago_hubspot::server::{DEFAULT_WEBHOOK_PATH, ServeOptions, serve_connections};
 use lago_hubspot::signature::WebhookAuth;
 use lago_hubspot::sync::Syncer;
 use lago_hubspot::worker::QueuePolicy;
@@ -120,27 +120,6 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutting down: no new webhooks; finishing in-flight events");
-}
-
-pub async fn run(
-    syncer: lago_hubspot::sync::Syncer,
-    metrics: Arc<Metrics>,
-    args: &ServeArgs,
-) -> anyhow::Result<()> {
-    let options = args.options()?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let syncer = Arc::new(syncer);
-    if let Some(report) = syncer.deploy_if_needed().await? {
-        eprintln!("deployed: {}", report.summary);
-    }
-    eprintln!(
-        "listening on http://{}{} (health: /healthz, metrics: /metrics)",
-        listener.local_addr()?,
-        options.webhook_path
-    );
-    serve(syncer, metrics, listener, options, shutdown_signal()).await
 }
 
 /// Every connection recorded by `connect` (plus the `--token` one, if given), on one store.

@@ -16,6 +16,7 @@ use rand::Rng as _;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+use url::Url;
 
 use crate::auth::{GrantError, OAuthApp, TokenResponse, request_tokens};
 use crate::hubspot_http::Secret;
@@ -43,22 +44,29 @@ pub const SCOPES: [&str; 13] = [
 /// The path the browser comes back to.
 pub const CALLBACK_PATH: &str = "/oauth-callback";
 
-fn encode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
 /// `…/oauth/authorize?client_id=…&redirect_uri=…&scope=a%20b&state=…`: scopes space-separated
-/// and `%20`-encoded, as HubSpot's own client builds it.
-pub fn authorize_url(base: &str, client_id: &str, redirect_uri: &str, state: &str) -> String {
-    let scope: Vec<String> = SCOPES.iter().map(|s| encode(s)).collect();
-    format!(
-        "{base}{}client_id={}&redirect_uri={}&scope={}&state={}",
-        if base.contains('?') { '&' } else { '?' },
-        encode(client_id),
-        encode(redirect_uri),
-        scope.join("%20"),
-        encode(state)
-    )
+/// and `%20`-encoded, as HubSpot's own client builds it. A query already on `base` is kept.
+pub fn authorize_url(
+    base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+) -> anyhow::Result<String> {
+    let mut url = Url::parse(base.trim())
+        .with_context(|| format!("the HubSpot authorize URL {base:?} is not a valid URL"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https") && url.has_host(),
+        "the HubSpot authorize URL must start with http:// or https://, got {base:?}"
+    );
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", &SCOPES.join(" "))
+        .append_pair("state", state);
+    // Form encoding writes a space as `+` (and a `+` as `%2B`), so every `+` is a space: `%20`.
+    let query = url.query().map(|query| query.replace('+', "%20"));
+    url.set_query(query.as_deref());
+    Ok(url.into())
 }
 
 /// 32 random bytes, hex: what ties the browser's return to this flow.
@@ -190,7 +198,7 @@ impl OAuthFlow {
         let port = listener.local_addr()?.port();
         let redirect_uri = format!("http://{redirect_host}:{port}{CALLBACK_PATH}");
         let state = random_state();
-        let authorize_url = authorize_url(authorize_base, client_id, &redirect_uri, &state);
+        let authorize_url = authorize_url(authorize_base, client_id, &redirect_uri, &state)?;
         let (tx, rx) = mpsc::channel(4);
         let app = Router::new()
             .route(CALLBACK_PATH, get(callback))
@@ -336,7 +344,8 @@ mod tests {
             "client-1",
             "http://localhost:7000/oauth-callback",
             "s1",
-        );
+        )
+        .unwrap();
         assert_eq!(
             url,
             "https://app.hubspot.com/oauth/authorize?client_id=client-1\
@@ -348,5 +357,17 @@ mod tests {
              %20crm.schemas.custom.write&state=s1"
         );
         assert_ne!(random_state(), random_state());
+    }
+
+    #[test]
+    fn the_authorize_url_keeps_a_query_of_its_base_and_refuses_a_non_url() {
+        let url =
+            authorize_url("http://127.0.0.1:9/oauth/authorize?portal=1", "c", "r", "s").unwrap();
+        assert!(
+            url.starts_with("http://127.0.0.1:9/oauth/authorize?portal=1&client_id=c&redirect_uri=r&scope=oauth%20crm."),
+            "{url}"
+        );
+        assert!(url.ends_with("&state=s"), "{url}");
+        assert!(authorize_url("app.hubspot.com/oauth/authorize", "c", "r", "s").is_err());
     }
 }

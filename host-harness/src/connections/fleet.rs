@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::Value;
+use lago_hubspot_guest::lago::{Customer, routing_code};
+use lago_hubspot_guest::webhooks::Envelope;
 
 use super::Vault;
 use crate::hubspot_http::{HubspotClient, Secret};
@@ -19,25 +20,17 @@ pub struct Fleet {
     store: Arc<Mutex<Store>>,
     syncers: BTreeMap<String, Arc<Syncer>>,
     default: Option<String>,
-    /// One connection given on the command line: every event goes to it, as before
-    /// connections existed.
-    single: bool,
 }
 
 impl Fleet {
-    /// The single-connection service: every event goes to `syncer`.
+    /// A fleet of one: `serve --token …` without stored connections.
     pub fn single(syncer: Arc<Syncer>) -> Fleet {
-        let code = syncer.settings().code.clone();
-        Fleet {
-            store: syncer.shared_store(),
-            default: Some(code.clone()),
-            syncers: BTreeMap::from([(code, syncer)]),
-            single: true,
-        }
+        let store = syncer.shared_store();
+        Fleet::new(store, vec![syncer], None).expect("one connection is a fleet")
     }
 
-    /// Several connections on one store (each syncer must share it). `default` takes
-    /// customers that name no connection.
+    /// Connections on one store (each syncer must share it). `default` takes customers that
+    /// name no connection; a fleet of one takes every event.
     pub fn new(
         store: Arc<Mutex<Store>>,
         syncers: Vec<Arc<Syncer>>,
@@ -62,7 +55,6 @@ impl Fleet {
             store,
             syncers,
             default,
-            single: false,
         })
     }
 
@@ -70,8 +62,9 @@ impl Fleet {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// One connection: it takes every event, whatever connection the event names.
     pub fn is_single(&self) -> bool {
-        self.single
+        self.syncers.len() == 1
     }
 
     pub fn default_connection(&self) -> Option<&str> {
@@ -90,7 +83,7 @@ impl Fleet {
     pub fn syncer_for(&self, code: &str) -> Option<&Arc<Syncer>> {
         match self.syncers.get(code) {
             Some(syncer) => Some(syncer),
-            None if self.single => self.syncers.values().next(),
+            None if self.is_single() => self.syncers.values().next(),
             None => None,
         }
     }
@@ -107,11 +100,10 @@ impl Fleet {
     /// service does not serve is kept as is: its events wait for that connection.
     /// `Err` says why no connection can take the event.
     pub fn route(&self, payload: &str, event: &EventRef) -> Result<String, String> {
-        if self.single {
+        if self.is_single() {
             return Ok(self.syncers.keys().next().cloned().unwrap_or_default());
         }
-        let json: Option<Value> = serde_json::from_str(payload).ok();
-        if let Some(code) = json.as_ref().and_then(hubspot_code) {
+        if let Some(code) = hubspot_code(payload) {
             if !self.syncers.contains_key(&code) {
                 tracing::warn!(
                     connection = %code,
@@ -139,33 +131,14 @@ impl Fleet {
     }
 }
 
-/// The `integration_code` of the customer's HubSpot entry, from the customer object itself or
-/// the one embedded in a subscription or invoice.
-fn hubspot_code(json: &Value) -> Option<String> {
-    let key = json.get("object_type")?.as_str()?;
-    let object = json.get(key)?;
-    let customer = if key == "customer" {
-        object
-    } else {
-        object.get("customer")?
-    };
-    customer
-        .get("integration_customers")?
-        .as_array()?
-        .iter()
-        .filter(|entry| {
-            [entry.get("type"), entry.get("integration_type")]
-                .into_iter()
-                .flatten()
-                .any(|t| t.as_str() == Some("hubspot"))
-        })
-        .find_map(|entry| {
-            entry
-                .get("integration_code")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-        })
+/// The connection code of the customer's HubSpot entry (the customer object itself, or the one
+/// a subscription, invoice or credit note embeds), by the guest's own link rule
+/// ([`lago_hubspot_guest::lago::routing_code`]), so the guest of that connection finds the
+/// entry the event was routed by.
+fn hubspot_code(payload: &str) -> Option<String> {
+    let envelope = Envelope::read(payload).ok()?;
+    let customer: Customer = serde_json::from_value(envelope.customer()?.clone()).ok()?;
+    routing_code(&customer).map(str::to_owned)
 }
 
 /// How `serve` builds the syncers of stored connections.
@@ -235,11 +208,55 @@ mod tests {
         let customer = json!({"lago_id": "c1", "integration_customers": [
             {"type": "netsuite", "integration_code": "ns"},
             {"type": "hubspot", "integration_code": "hs-eu"}]});
-        let event = json!({"object_type": "customer", "customer": customer});
-        assert_eq!(hubspot_code(&event).as_deref(), Some("hs-eu"));
-        let invoice = json!({"object_type": "invoice", "invoice": {"customer": customer}});
-        assert_eq!(hubspot_code(&invoice).as_deref(), Some("hs-eu"));
-        let bare = json!({"object_type": "invoice", "invoice": {"customer": {"lago_id": "c1"}}});
-        assert_eq!(hubspot_code(&bare), None);
+        let event = json!({"webhook_type": "customer.created", "object_type": "customer", "customer": customer});
+        assert_eq!(hubspot_code(&event.to_string()).as_deref(), Some("hs-eu"));
+        let invoice = json!({"webhook_type": "invoice.created", "object_type": "invoice", "invoice": {"customer": customer}});
+        assert_eq!(hubspot_code(&invoice.to_string()).as_deref(), Some("hs-eu"));
+        let bare = json!({"webhook_type": "invoice.created", "object_type": "invoice", "invoice": {"customer": {"lago_id": "c1"}}});
+        assert_eq!(hubspot_code(&bare.to_string()), None);
+    }
+
+    /// The host routes an event to the connection its guest then finds the link of: the same
+    /// payloads through both, for every shape of `integration_customers`.
+    #[test]
+    fn host_routing_and_guest_linking_agree() {
+        let entries = [
+            json!([{"type": "hubspot", "integration_code": "hs-eu", "external_customer_id": "1"}]),
+            json!([{"integration_type": "hubspot", "integration_code": "hs-eu", "external_customer_id": "2"}]),
+            json!([{"type": "hubspot", "integration_code": "", "external_customer_id": "3"},
+                   {"type": "hubspot", "integration_code": "hs-us", "external_customer_id": "4"}]),
+            json!([{"type": "netsuite", "integration_code": "hs-eu"},
+                   {"type": "hubspot", "integration_code": "hs-us", "external_customer_id": "5"}]),
+            json!([{"type": "hubspot", "integration_code": "hs-a", "external_customer_id": "6"},
+                   {"type": "hubspot", "integration_code": "hs-b", "external_customer_id": "7"}]),
+            json!([{"type": "hubspot", "external_customer_id": "8"}]),
+            json!([]),
+        ];
+        for entries in entries {
+            let customer = json!({"lago_id": "c1", "integration_customers": entries});
+            for payload in [
+                json!({"webhook_type": "customer.updated", "object_type": "customer", "customer": customer}),
+                json!({"webhook_type": "subscription.started", "object_type": "subscription",
+                       "subscription": {"lago_id": "s1", "customer": customer}}),
+            ] {
+                let routed = hubspot_code(&payload.to_string());
+                let parsed: Customer = serde_json::from_value(customer.clone()).unwrap();
+                match routed {
+                    Some(code) => {
+                        let link = lago_hubspot_guest::lago::hubspot_link(&parsed, &code)
+                            .unwrap_or_else(|| panic!("routed to {code} but no link: {payload}"));
+                        assert_eq!(link.code(), Some(code.as_str()), "{payload}");
+                    }
+                    // Routed by default: only an entry without a code may link.
+                    None => {
+                        if let Some(link) =
+                            lago_hubspot_guest::lago::hubspot_link(&parsed, "hs-default")
+                        {
+                            assert_eq!(link.code(), None, "{payload}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -213,7 +213,7 @@ impl Store {
         let routed: Option<String> = self
             .db
             .query_row(
-                "SELECT connection FROM events WHERE order_key = ?1 AND connection != ''
+                "SELECT connection FROM events WHERE customer_key = ?1 AND connection != ''
                  ORDER BY id DESC LIMIT 1",
                 [customer_id],
                 |row| row.get(0),

@@ -1,14 +1,13 @@
 //! Batched execution: the same HubSpot state as one request per step, with far fewer requests.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use lago_hubspot::config::{INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
-use lago_hubspot::emulator::{Faults, RunningEmulator};
 use lago_hubspot::sync::OutcomeStatus;
+use lago_hubspot_emulators::hubspot::{Faults, RunningEmulator};
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 /// Customers, then their subscriptions and invoices (each invoice created, then paid).
 fn history(customers: usize) -> (Vec<String>, Vec<String>) {

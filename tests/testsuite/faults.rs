@@ -2,21 +2,20 @@
 //! rate-limits, fails, stalls, drops connections and half-applies batches. The end state must be
 //! exactly what a clean sequential sync of the same events produces: nothing lost, nothing twice.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, Faults, InjectedFault, RateLimit};
 use lago_hubspot::queue::EventState;
 use lago_hubspot::ratelimit::Rate;
 use lago_hubspot::retry::RetryPolicy;
 use lago_hubspot::server::ServeOptions;
 use lago_hubspot::store::Store;
 use lago_hubspot::worker::QueuePolicy;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, InjectedFault, RateLimit};
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 const POSTERS: usize = 24;
 

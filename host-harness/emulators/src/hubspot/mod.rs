@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use lago_hubspot::emulator::{Emulator, EmulatorConfig};
+//! use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig};
 //! let hubspot = Emulator::start(EmulatorConfig::default()).await?;
 //! // point the client at hubspot.url with "Authorization: Bearer test-token" …
 //! assert!(hubspot.records("companies").is_empty());

@@ -1,15 +1,15 @@
 //! `serve` end to end: signed webhooks in, HubSpot records out, on loopback.
 
-mod support;
-
 use std::time::Duration;
 
 use lago_hubspot::config::{INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
 use lago_hubspot::queue::EventState;
 use lago_hubspot::server::ServeOptions;
 use lago_hubspot::signature::WebhookAuth;
+use lago_hubspot_emulators::hubspot::Faults;
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_webhooks_are_stored_acknowledged_and_synced_in_customer_order() {
@@ -131,8 +131,8 @@ async fn unsigned_forged_and_oversized_requests_are_refused_and_nothing_is_store
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jwt_signed_webhooks_are_verified_against_lagos_public_key() {
-    let public = include_str!("fixtures/lago-webhook-test-public.pem");
-    let private = include_str!("fixtures/lago-webhook-test-private.pem");
+    let public = include_str!("../fixtures/lago-webhook-test-public.pem");
+    let private = include_str!("../fixtures/lago-webhook-test-private.pem");
     let serve = ServeHarness::start(ServeOptions {
         auth: WebhookAuth::new(None)
             .with_jwt(public, "https://lago-api.example.com")
@@ -325,7 +325,7 @@ async fn a_burst_goes_out_as_batch_requests_with_the_same_result() {
         .await;
         serve.hubspot.clear_request_log();
         // A slow HubSpot keeps both workers busy while the webhooks arrive: a backlog builds up.
-        serve.hubspot.set_faults(lago_hubspot::emulator::Faults {
+        serve.hubspot.set_faults(Faults {
             latency_ms: Some((30, 30)),
             ..Default::default()
         });

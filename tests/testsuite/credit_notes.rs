@@ -2,19 +2,18 @@
 //! end: the built component, the harness and the emulated HubSpot, which refuses to associate two
 //! custom objects whose pair is not defined, as HubSpot does.
 
-mod support;
-
 use lago_hubspot::config::{
     CREDIT_NOTES_INVOICES_ASSOCIATION, CREDIT_NOTES_SCHEMA, ConnectionSettings, INVOICES_SCHEMA,
     INVOICES_SUBSCRIPTIONS_ASSOCIATION, SUBSCRIPTIONS_SCHEMA,
 };
-use lago_hubspot::emulator::RunningEmulator;
 use lago_hubspot::runtime::{KnownId, RecordKey, RecordKind};
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::OutcomeStatus;
+use lago_hubspot_emulators::hubspot::RunningEmulator;
 use lago_hubspot_guest::properties::{CUSTOMER_PROPERTIES, INVOICES, SUBSCRIPTIONS};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 const CUS: &str = "cus_cn";
 
@@ -40,7 +39,7 @@ fn record_by(
     object_type: &str,
     property: &str,
     value: &str,
-) -> lago_hubspot::emulator::Record {
+) -> lago_hubspot_emulators::hubspot::Record {
     let mut found: Vec<_> = hubspot
         .records(object_type)
         .into_iter()

@@ -4,15 +4,14 @@
 //! 1b1c24a6, `lago.md` §5.2) independently of the product's own table, so a type can never again be
 //! forgotten silently: the two must agree.
 
-mod support;
-
 use std::time::Duration;
 
 use lago_hubspot::queue::EventState;
 use lago_hubspot::sync::OutcomeStatus;
 use lago_hubspot_guest::webhooks::{Handler, Handling, WEBHOOK_TYPES};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 /// What the product must do with a type: push it (to the records of this handler) or skip it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

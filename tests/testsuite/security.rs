@@ -1,15 +1,14 @@
 //! Security of `serve`: the HubSpot token stays out of logs, state and plans; malformed requests
 //! are refused, or kept and acknowledged, as the README says.
 
-mod support;
-
 use std::time::Duration;
 
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, Faults, RateLimit};
 use lago_hubspot::queue::EventState;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, RateLimit};
 use serde_json::Value;
-use support::binary::{Service, Workspace, lago_hubspot_command};
-use support::*;
+
+use crate::support::binary::{Service, Workspace, lago_hubspot_command};
+use crate::support::*;
 
 /// Distinctive, so finding it anywhere is unambiguous.
 const SECRET_TOKEN: &str = "pat-na1-0ddba11-5ec2e7-70ken-never-print-me";

@@ -1,23 +1,22 @@
 //! Backfill: Lago's REST API (the Lago emulator) or exported webhooks, through the built
 //! component, into the HubSpot emulator, all on loopback.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use lago_hubspot::backfill::{self, LagoOptions, ObjectKind, ProgressMode, RunOptions, Summary};
 use lago_hubspot::config::{INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use lago_hubspot::hubspot_http::Secret;
 use lago_hubspot::lago_api::LagoClient;
-use lago_hubspot::lago_emulator::{self, LagoFixtures, RunningLagoEmulator};
 use lago_hubspot::retry::RetryPolicy;
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::Syncer;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, RunningEmulator};
+use lago_hubspot_emulators::lago::{self as lago_emulator, LagoFixtures, RunningLagoEmulator};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 const LAGO_KEY: &str = "lago-test-key";
 
@@ -134,7 +133,7 @@ impl World {
         .expect("the backfill runs")
     }
 
-    fn writes(&self) -> Vec<lago_hubspot::emulator::LoggedRequest> {
+    fn writes(&self) -> Vec<lago_hubspot_emulators::hubspot::LoggedRequest> {
         self.hubspot
             .request_log()
             .into_iter()

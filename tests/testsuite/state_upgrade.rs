@@ -2,19 +2,18 @@
 //! made it with that release's binary) opens with this release, upgrades in place, and keeps
 //! syncing without duplicates: its connection, ids, backfill hashes and pending webhook survive.
 
-mod support;
-
 use std::path::PathBuf;
 
 use lago_hubspot::backfill::ObjectKind;
-use lago_hubspot::emulator::{Emulator, EmulatorConfig};
 use lago_hubspot::hubspot_http::{HubspotClient, Secret};
 use lago_hubspot::queue::EventState;
 use lago_hubspot::runtime::RecordKind;
 use lago_hubspot::store::{SCHEMA_VERSION, Store};
 use lago_hubspot::sync::{OutcomeStatus, Syncer};
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::support::*;
 
 const FIXTURE_TOKEN: &str = "test-token";
 const ACME: &str = "8d1f3c5e-2b7a-4c19-9e3f-6a0b5d7c2e41";

@@ -3,18 +3,19 @@
 //! file; Lago redelivers whatever got no answer. The end state must equal a clean run's, with
 //! nothing lost and nothing written twice. A SIGTERM must drain, exit 0 and lose nothing.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, Faults, RateLimit, RunningEmulator};
 use lago_hubspot::queue::{EventState, QueueStats};
 use lago_hubspot::store::Store;
+use lago_hubspot_emulators::hubspot::{
+    Emulator, EmulatorConfig, Faults, RateLimit, RunningEmulator,
+};
 use rand::Rng as _;
-use support::binary::{Service, Workspace};
-use support::*;
+
+use crate::support::binary::{Service, Workspace};
+use crate::support::*;
 
 /// A HubSpot slow enough that events are mid-plan when the process dies. The rate limit is set
 /// high only so the headers never report a spent window.

@@ -1,14 +1,13 @@
 //! Every currency Lago accepts: an invoice in each lands in HubSpot with its amounts in major
 //! units of that currency, and an invoice in a currency Lago does not accept is refused.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use lago_hubspot::config::INVOICES_SCHEMA;
 use lago_hubspot::sync::OutcomeStatus;
 use serde_json::json;
-use support::*;
+
+use crate::support::*;
 
 /// The 142 currencies Lago accepts and how many `*_amount_cents` make one unit: the money gem's
 /// `subunit_to_unit` (lago-api pins money 7.0.2), copied from `shared/reference/lago-currencies.tsv`

@@ -1,11 +1,10 @@
 //! The `lago-hubspot` binary as a user runs it, against an emulator on loopback.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
-use lago_hubspot::emulator::{Emulator, EmulatorConfig};
-use support::*;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig};
+
+use crate::support::*;
 
 fn lago_hubspot() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lago-hubspot"));

@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{FaultArgs, Faults, InjectedFault, RateLimit};
-use crate::emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use crate::hubspot::{Emulator, EmulatorConfig, RunningEmulator};
 
 const TOKEN: &str = "test-token";
 const UPSERT_CONTACTS: &str = "/crm/v3/objects/contacts/batch/upsert";

@@ -2,8 +2,6 @@
 //! that expire mid-sync, a revoked grant that waits for a reconnect, and two connections to
 //! two portals with events routed by connection code.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -16,14 +14,15 @@ use lago_hubspot::config::{
 use lago_hubspot::connections::authorize::{OAuthFlow, SCOPES};
 use lago_hubspot::connections::fleet::{Fleet, FleetSetup};
 use lago_hubspot::connections::{Access, SecretKey, Vault, connect_oauth, connect_token};
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, OAuthConfig, RunningEmulator};
 use lago_hubspot::hubspot_http::Secret;
 use lago_hubspot::queue::EventState;
 use lago_hubspot::ratelimit::Rate;
 use lago_hubspot::store::Store;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, OAuthConfig, RunningEmulator};
 use serde_json::{Value, json};
 use std::io::BufRead as _;
-use support::*;
+
+use crate::support::*;
 
 const CLIENT_ID: &str = "lago-app";
 const CLIENT_SECRET: &str = "lago-app-secret";

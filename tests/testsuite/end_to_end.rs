@@ -1,7 +1,5 @@
 //! The built component, loaded by the harness, against the HubSpot emulator on loopback.
 
-mod support;
-
 use lago_hubspot::config::{
     ConnectionSettings, DefaultObject, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA,
 };
@@ -9,9 +7,10 @@ use lago_hubspot::runtime::RecordKind;
 use lago_hubspot::samples::SAMPLE_EVENTS;
 use lago_hubspot::sync::OutcomeStatus;
 use serde_json::{Value, json};
-use support::*;
 
-fn writes(hubspot: &lago_hubspot::emulator::RunningEmulator) -> usize {
+use crate::support::*;
+
+fn writes(hubspot: &lago_hubspot_emulators::hubspot::RunningEmulator) -> usize {
     hubspot
         .request_log()
         .iter()

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use lago_hubspot::config::ConnectionSettings;
-use lago_hubspot::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use lago_hubspot::hubspot_http::{HubspotClient, Secret};
 use lago_hubspot::ratelimit::{Rate, RateBudget};
 use lago_hubspot::retry::RetryPolicy;
 use lago_hubspot::runtime::Plugin;
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::Syncer;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "e2e-token";

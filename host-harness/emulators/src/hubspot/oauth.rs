@@ -212,7 +212,7 @@ fn authorize_error(message: &str) -> Response {
         .into_response()
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+fn is_loopback(url: &url::Url) -> bool {
     matches!(
         url.host_str(),
         Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
@@ -220,7 +220,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 fn redirect_allowed(config: &OAuthConfig, redirect_uri: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(redirect_uri) else {
+    let Ok(url) = url::Url::parse(redirect_uri) else {
         return false;
     };
     if config.redirect_uris.is_empty() {
@@ -230,7 +230,7 @@ fn redirect_allowed(config: &OAuthConfig, redirect_uri: &str) -> bool {
         if registered == redirect_uri {
             return true;
         }
-        let Ok(registered) = reqwest::Url::parse(registered) else {
+        let Ok(registered) = url::Url::parse(registered) else {
             return false;
         };
         is_loopback(&url)

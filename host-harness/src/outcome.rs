@@ -1,0 +1,55 @@
+//! How an event ended: the one outcome type of `sync`, `backfill` and `serve`.
+
+use crate::executor::StepOutcome;
+
+/// How one event ended: the one outcome type of `sync`, `backfill` and `serve`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventOutcome {
+    pub webhook_type: String,
+    pub lago_id: String,
+    pub status: OutcomeStatus,
+    /// The plan's summary, the reason it was skipped, or why it failed (with HubSpot's message).
+    pub detail: String,
+    pub steps: Vec<StepOutcome>,
+    /// For a failed event: what trying again can do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeStatus {
+    Synced,
+    Skipped,
+    Failed,
+}
+
+impl OutcomeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Synced => "synced",
+            OutcomeStatus::Skipped => "skipped",
+            OutcomeStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What a failure means for the event, by the one retry table ([`crate::retry::RULES`]) and
+/// what only the pipeline knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// The payload cannot be planned as it is (malformed, a required field missing): trying
+    /// again gives the same answer.
+    Rejected,
+    /// Transient: the same event may succeed later.
+    Retry { status: Option<u16> },
+    /// HubSpot refused it for good (validation, scope, not found): keep it for a person.
+    Dead { status: Option<u16> },
+    /// The portal's daily budget is spent: nothing for this connection before `until_ms`.
+    Park { until_ms: i64 },
+    /// HubSpot refused the connection's grant: nothing until a person reconnects it.
+    AwaitReconnect,
+    /// The connection's custom objects are not deployed yet: deploy, then try again.
+    NotDeployed,
+}

@@ -1,0 +1,355 @@
+//! One way through for every event, whatever brought it (`sync` over files, `backfill` over
+//! Lago's pages, `serve` over the durable queue): read the envelope → plan with the component →
+//! execute (as HubSpot batch requests when there is more than one plan) → classify how it ended
+//! ([`EventOutcome`]) → record it (ids, sync log). What differs between the modes is only where
+//! plans and progress are kept ([`Recorder`]) and what a failure leads to (the caller reads
+//! [`Failure`]).
+
+use std::sync::Mutex;
+
+use crate::batch::{BatchExecutor, Job};
+use crate::clock::{next_utc_midnight_ms, now_ms};
+use crate::executor::{ExecError, Progress, StepOutcome};
+use crate::hubspot_http::TransportError;
+use crate::outcome::{EventOutcome, Failure, OutcomeStatus};
+use crate::retry::Action;
+use crate::runtime::{KnownId, Plan, PlanError};
+use crate::store::SyncLogEntry;
+use crate::sync::{EventRef, Syncer, describe_plan_error};
+
+/// One event to run.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The webhook body, exactly as Lago sent it.
+    pub payload: String,
+    /// Events with the same key run strictly in order (one customer's events).
+    pub order_key: String,
+    /// A plan stored by an earlier attempt and how far it got: resume it instead of planning
+    /// again (serve's crash recovery).
+    pub resume: Option<(Plan, Progress)>,
+}
+
+impl Input {
+    /// A new event: ordered by its customer ([`EventRef::order_key`]).
+    pub fn new(payload: impl Into<String>) -> Input {
+        let payload = payload.into();
+        let order_key = EventRef::from_payload(&payload).order_key(None);
+        Input {
+            payload,
+            order_key,
+            resume: None,
+        }
+    }
+}
+
+/// Where plans and progress are kept while events run.
+pub trait Recorder: Sync {
+    /// A new plan, before its first step runs.
+    fn plan_chosen(&self, index: usize, plan: &Plan) -> anyhow::Result<()>;
+    /// A step succeeded: the plan's progress and the ids it captured.
+    fn step_done(&self, index: usize, progress: &Progress, ids: &[KnownId]) -> anyhow::Result<()>;
+    /// Ids kept back to be stored once, when the run ends.
+    fn ids_at_end(&self) -> Vec<KnownId> {
+        Vec::new()
+    }
+}
+
+/// `sync` and `backfill`: ids are stored once for the whole run (a durable commit per step
+/// would cost more than the HubSpot requests saved; a re-run upserts the same records again and
+/// learns the ids then). Plans are not kept.
+#[derive(Default)]
+pub struct IdsAtEnd {
+    ids: Mutex<Vec<KnownId>>,
+}
+
+impl Recorder for IdsAtEnd {
+    fn plan_chosen(&self, _: usize, _: &Plan) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn step_done(&self, _: usize, _: &Progress, ids: &[KnownId]) -> anyhow::Result<()> {
+        self.ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(ids);
+        Ok(())
+    }
+
+    fn ids_at_end(&self) -> Vec<KnownId> {
+        std::mem::take(&mut *self.ids.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Plans every input, executes the plans (batched when more than one), and returns one outcome
+/// per input, in order. Every outcome is also written to the sync log; ids go to the store
+/// through `recorder` (and, for [`IdsAtEnd`], at the end).
+pub async fn run(syncer: &Syncer, inputs: &[Input], recorder: &dyn Recorder) -> Vec<EventOutcome> {
+    let events: Vec<EventRef> = inputs
+        .iter()
+        .map(|input| EventRef::from_payload(&input.payload))
+        .collect();
+    let mut outcomes: Vec<Option<EventOutcome>> = vec![None; inputs.len()];
+    let mut jobs = Vec::new();
+    let mut owners = Vec::new();
+    for (index, (input, event)) in inputs.iter().zip(&events).enumerate() {
+        match plan(syncer, index, input, event, recorder).await {
+            Ok((plan, progress)) => {
+                jobs.push(Job {
+                    order_key: input.order_key.clone(),
+                    plan,
+                    progress,
+                });
+                owners.push(index);
+            }
+            Err(outcome) => outcomes[index] = Some(outcome.about(event)),
+        }
+    }
+    let summaries: Vec<String> = jobs.iter().map(|job| job.plan.summary.clone()).collect();
+    let results = if jobs.len() == 1 {
+        let job = jobs.pop().expect("one job");
+        let index = owners[0];
+        vec![
+            syncer
+                .executor()
+                .run_from(&job.plan, job.progress, |progress, ids| {
+                    recorder.step_done(index, progress, ids)
+                })
+                .await,
+        ]
+    } else {
+        BatchExecutor::new(syncer.executor())
+            .run(jobs, |job, progress, ids| {
+                recorder.step_done(owners[job], progress, ids)
+            })
+            .await
+    };
+    for ((index, result), summary) in owners.iter().zip(results).zip(summaries) {
+        let outcome = match result {
+            Ok(steps) => Ended::synced(summary, steps),
+            Err(error) => Ended::failed(&error),
+        };
+        outcomes[*index] = Some(outcome.about(&events[*index]));
+    }
+    let outcomes: Vec<EventOutcome> = outcomes
+        .into_iter()
+        .map(|outcome| outcome.expect("every input has an outcome"))
+        .collect();
+    record(syncer, recorder, &outcomes);
+    outcomes
+}
+
+/// Stores the ids a run kept for the end, and a sync-log line per event, each in one
+/// transaction. A failure here is reported, never fatal: the records are in HubSpot, and a
+/// re-run learns the ids again.
+fn record(syncer: &Syncer, recorder: &dyn Recorder, outcomes: &[EventOutcome]) {
+    let code = &syncer.settings().code;
+    let ids = recorder.ids_at_end();
+    if !ids.is_empty()
+        && let Err(error) = syncer.store().put_ids(code, &ids)
+    {
+        tracing::error!("could not store the ids of a run: {error:#}");
+    }
+    let entries: Vec<SyncLogEntry> = outcomes.iter().map(log_entry).collect();
+    if let Err(error) = syncer.store().log_sync_many(code, &entries) {
+        tracing::error!("could not write the sync log: {error:#}");
+    }
+}
+
+fn log_entry(outcome: &EventOutcome) -> SyncLogEntry {
+    SyncLogEntry {
+        at: String::new(),
+        webhook_type: outcome.webhook_type.clone(),
+        lago_id: outcome.lago_id.clone(),
+        outcome: outcome.status.as_str().into(),
+        detail: outcome.detail.clone(),
+        steps: serde_json::to_string(&outcome.steps).unwrap_or_else(|_| "[]".into()),
+    }
+}
+
+/// The plan an input runs (resumed, or planned now and handed to the recorder) and how far it
+/// got, or how it ended without running.
+async fn plan(
+    syncer: &Syncer,
+    index: usize,
+    input: &Input,
+    event: &EventRef,
+    recorder: &dyn Recorder,
+) -> Result<(Plan, Progress), Ended> {
+    if let Some((plan, progress)) = &input.resume {
+        return Ok((plan.clone(), progress.clone()));
+    }
+    let plan = match syncer.plan_for(event, &input.payload).await {
+        // The component trapped, or the store could not be read: may heal.
+        Err(error) => {
+            return Err(Ended::failure(
+                format!("{error:#}"),
+                Failure::Retry { status: None },
+            ));
+        }
+        Ok(Err(error)) => return Err(Ended::plan_error(&error)),
+        Ok(Ok(plan)) => plan,
+    };
+    if plan.steps.is_empty() && plan.learned.is_empty() {
+        return Err(Ended::skipped(plan.summary));
+    }
+    if let Err(error) = recorder.plan_chosen(index, &plan) {
+        return Err(Ended::failure(
+            format!("could not store the plan: {error:#}"),
+            Failure::Retry { status: None },
+        ));
+    }
+    Ok((plan, Progress::default()))
+}
+
+/// An outcome before it is tied to its event.
+struct Ended {
+    status: OutcomeStatus,
+    detail: String,
+    steps: Vec<StepOutcome>,
+    failure: Option<Failure>,
+}
+
+impl Ended {
+    fn synced(summary: String, steps: Vec<StepOutcome>) -> Ended {
+        Ended {
+            status: OutcomeStatus::Synced,
+            detail: summary,
+            steps,
+            failure: None,
+        }
+    }
+
+    fn skipped(reason: String) -> Ended {
+        Ended {
+            status: OutcomeStatus::Skipped,
+            detail: reason,
+            steps: Vec::new(),
+            failure: None,
+        }
+    }
+
+    fn failure(detail: String, failure: Failure) -> Ended {
+        Ended {
+            status: OutcomeStatus::Failed,
+            detail,
+            steps: Vec::new(),
+            failure: Some(failure),
+        }
+    }
+
+    /// The component could not plan the payload: trying again gives the same answer (except
+    /// a read HubSpot failed during planning, which may heal).
+    fn plan_error(error: &PlanError) -> Ended {
+        let failure = match error {
+            PlanError::HubspotReadFailed(_) => Failure::Retry { status: None },
+            PlanError::NotDeployed(_) => Failure::NotDeployed,
+            _ => Failure::Rejected,
+        };
+        Ended::failure(describe_plan_error(error), failure)
+    }
+
+    /// A plan that stopped on `error`: by the one retry table, plus what only the pipeline
+    /// knows (a connection waiting for a reconnect; results that could not be recorded).
+    fn failed(error: &ExecError) -> Ended {
+        let status = error.status();
+        let failure = match error {
+            ExecError::Transport {
+                source: TransportError::Auth(auth),
+                ..
+            } if auth.needs_reconnect() => Failure::AwaitReconnect,
+            // A refresh that failed may heal; a checkpoint, a capture or a partial batch is
+            // run again.
+            ExecError::Transport {
+                source: TransportError::Auth(_),
+                ..
+            }
+            | ExecError::MissingCapture { .. }
+            | ExecError::Checkpoint { .. }
+            | ExecError::Blocked { .. }
+            | ExecError::Partial { .. } => Failure::Retry { status },
+            _ => match error.action() {
+                Action::ParkUntilReset => Failure::Park {
+                    until_ms: next_utc_midnight_ms(now_ms()),
+                },
+                // Still expired after the client's one refresh: try the event again later.
+                Action::WaitWindow | Action::BackOff | Action::RefreshAuth => {
+                    Failure::Retry { status }
+                }
+                Action::Accept | Action::SplitBatch | Action::GiveUp => Failure::Dead { status },
+            },
+        };
+        Ended::failure(error.to_string(), failure)
+    }
+
+    fn about(self, event: &EventRef) -> EventOutcome {
+        EventOutcome {
+            webhook_type: event.webhook_type.clone(),
+            lago_id: event.lago_id.clone(),
+            status: self.status,
+            detail: self.detail,
+            steps: self.steps,
+            failure: self.failure,
+        }
+    }
+}
+
+/// The pipeline as a [`Syncer`] offers it to `sync`, `backfill`, the demo and the tests.
+impl Syncer {
+    /// Plans and executes one Lago webhook payload through the [`pipeline`](crate::pipeline).
+    /// Never panics on bad input: every way an event can end is an [`EventOutcome`] and a
+    /// sync-log line.
+    pub async fn sync_event(&self, payload: &str) -> EventOutcome {
+        let inputs = [Input::new(payload)];
+        let mut outcomes = run(self, &inputs, &IdsAtEnd::default()).await;
+        outcomes.pop().expect("one outcome per input")
+    }
+
+    /// Plans every payload and executes the plans together, coalescing their steps into HubSpot
+    /// batch requests (see [`crate::batch`]). Events of one customer keep their order. Returns one
+    /// outcome per payload, in order, each also written to the sync log.
+    pub async fn sync_batch(&self, payloads: &[String]) -> Vec<EventOutcome> {
+        let inputs: Vec<Input> = payloads.iter().map(Input::new).collect();
+        run(self, &inputs, &IdsAtEnd::default()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure_of(error: &ExecError) -> Option<Failure> {
+        Ended::failed(error).failure
+    }
+
+    #[test]
+    fn validation_errors_are_dead_and_transient_ones_retried() {
+        let rejected = |status: u16, policy: Option<&str>| ExecError::Rejected {
+            step: 1,
+            description: "upsert".into(),
+            status,
+            message: "m".into(),
+            rate_limit_policy: policy.map(str::to_owned),
+            category: None,
+        };
+        assert!(matches!(
+            failure_of(&rejected(400, None)),
+            Some(Failure::Dead { .. })
+        ));
+        assert!(matches!(
+            failure_of(&rejected(403, None)),
+            Some(Failure::Dead { .. })
+        ));
+        assert!(matches!(
+            failure_of(&rejected(503, None)),
+            Some(Failure::Retry { .. })
+        ));
+        assert!(matches!(
+            failure_of(&rejected(429, Some("TEN_SECONDLY_ROLLING"))),
+            Some(Failure::Retry { .. })
+        ));
+        assert!(matches!(
+            failure_of(&rejected(429, Some("DAILY"))),
+            Some(Failure::Park { .. })
+        ));
+    }
+}

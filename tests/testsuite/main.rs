@@ -1,0 +1,22 @@
+//! The end-to-end tests, as modules of one test binary (cargo's `tests/testsuite` shape): wasmtime
+//! and the harness are linked once, and the component is compiled once per run
+//! ([`support::plugin`]). Each module is one area; fixtures are in `tests/fixtures/`.
+//!
+//!     cargo test -p lago-hubspot --test testsuite                # all of them
+//!     cargo test -p lago-hubspot --test testsuite -- backfill::  # one area
+
+mod support;
+
+mod backfill;
+mod batch;
+mod cli;
+mod connections;
+mod crash;
+mod credit_notes;
+mod currencies;
+mod end_to_end;
+mod faults;
+mod security;
+mod serve;
+mod state_upgrade;
+mod webhook_types;
