@@ -591,3 +591,89 @@ async fn batched_credit_notes_and_invoices_keep_their_associations() {
         .count();
     assert!(batch_writes < payloads.len() * 2, "{batch_writes}");
 }
+
+/// `backfill --from` keeps what each event carries: an invoice's later events (`generated`,
+/// `payment_status_updated`) do not list its subscriptions, so the earlier `created` is sent
+/// too and the association survives; credit notes are records of their own kind, remembered as
+/// done, so a second run sends nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_from_exported_webhooks_keeps_associations_and_runs_once() {
+    use lago_hubspot::backfill::{self, ObjectKind, ProgressMode, RunOptions};
+
+    let harness = Harness::new(with_credit_notes()).await;
+    harness.syncer.deploy().await.unwrap();
+    let customer = customer(CUS, Some("company"));
+    let started = subscription("sub_bf", &customer, "active");
+    let created = invoice_billing("inv_bf", &customer, &[&started]);
+    let mut generated = invoice("inv_bf", &customer, "finalized", "succeeded");
+    generated["file_url"] = json!("https://lago.example.com/files/inv_bf-final.pdf");
+    let note = credit_note("cn_bf", &created);
+    let lines = [
+        customer_event("customer.created", &customer),
+        subscription_event("subscription.started", &started),
+        invoice_event("invoice.created", &created),
+        invoice_event("invoice.generated", &generated),
+        credit_note_event("credit_note.created", &note),
+        credit_note_event("credit_note.generated", &note),
+    ];
+    let dir = std::env::temp_dir().join(format!("lago-hubspot-bf-from-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("events.jsonl");
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(&file, text.join("\n")).unwrap();
+    let options = RunOptions {
+        force: false,
+        progress: ProgressMode::Quiet,
+        batch: true,
+    };
+
+    let summary = backfill::from_jsonl(&harness.syncer, &file, &options)
+        .await
+        .unwrap();
+    assert!(summary.is_success(), "{summary:?}");
+    let connection = harness.syncer.connection().unwrap();
+    let (invoices, subscriptions) = (
+        connection.invoices_object_type_id.unwrap(),
+        connection.subscriptions_object_type_id.unwrap(),
+    );
+    let invoice = record_by(&harness.hubspot, &invoices, "lago_invoice_id", "inv_bf");
+    assert_eq!(
+        invoice.properties["lago_invoice_file_url"],
+        "https://lago.example.com/files/inv_bf-final.pdf",
+        "the latest event's state"
+    );
+    assert_eq!(
+        invoice.properties["lago_invoice_payment_status"],
+        "succeeded"
+    );
+    let subscription = record_by(
+        &harness.hubspot,
+        &subscriptions,
+        "lago_subscription_id",
+        "sub_bf",
+    );
+    assert_eq!(
+        harness
+            .hubspot
+            .associations(&invoices, &invoice.id, &subscriptions),
+        std::slice::from_ref(&subscription.id),
+        "the invoice is associated with the subscription it bills"
+    );
+    let credit_notes = connection.credit_notes_object_type_id.unwrap();
+    assert_eq!(harness.hubspot.records(&credit_notes).len(), 1);
+    let counts = |summary: &lago_hubspot::backfill::Summary, kind| {
+        summary.counts.get(&kind).map(|c| (c.synced, c.unchanged))
+    };
+    assert_eq!(counts(&summary, ObjectKind::CreditNotes), Some((1, 0)));
+
+    let before = writes(&harness.hubspot).len();
+    let again = backfill::from_jsonl(&harness.syncer, &file, &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        writes(&harness.hubspot).len(),
+        before,
+        "a finished backfill sends nothing"
+    );
+    assert_eq!(counts(&again, ObjectKind::CreditNotes), Some((0, 1)));
+}

@@ -41,7 +41,10 @@ pub enum ObjectKind {
     Customers,
     Subscriptions,
     Invoices,
-    /// A line of a `--from` file that names no customer, subscription or invoice.
+    /// Credit notes come only from `--from` files (and only sync when the connection syncs them).
+    #[value(skip)]
+    CreditNotes,
+    /// A line of a `--from` file that names no customer, subscription, invoice or credit note.
     #[value(skip)]
     Other,
 }
@@ -53,7 +56,7 @@ impl ObjectKind {
             Handler::Customer => ObjectKind::Customers,
             Handler::Subscription => ObjectKind::Subscriptions,
             Handler::Invoice => ObjectKind::Invoices,
-            Handler::CreditNote => ObjectKind::Other,
+            Handler::CreditNote => ObjectKind::CreditNotes,
         }
     }
 
@@ -62,7 +65,7 @@ impl ObjectKind {
             ObjectKind::Customers => Some(LagoList::Customers),
             ObjectKind::Subscriptions => Some(LagoList::Subscriptions),
             ObjectKind::Invoices => Some(LagoList::Invoices),
-            ObjectKind::Other => None,
+            ObjectKind::CreditNotes | ObjectKind::Other => None,
         }
     }
 
@@ -72,6 +75,7 @@ impl ObjectKind {
             ObjectKind::Customers => "customer",
             ObjectKind::Subscriptions => "subscription",
             ObjectKind::Invoices => "invoice",
+            ObjectKind::CreditNotes => "credit_note",
             ObjectKind::Other => "other",
         }
     }
@@ -81,6 +85,7 @@ impl ObjectKind {
             ObjectKind::Customers => "customers",
             ObjectKind::Subscriptions => "subscriptions",
             ObjectKind::Invoices => "invoices",
+            ObjectKind::CreditNotes => "credit notes",
             ObjectKind::Other => "other events",
         }
     }
@@ -236,7 +241,7 @@ impl LagoOptions {
                     }
                 }
             }
-            ObjectKind::Customers | ObjectKind::Other => {}
+            ObjectKind::Customers | ObjectKind::CreditNotes | ObjectKind::Other => {}
         }
         filters
     }
@@ -397,12 +402,34 @@ pub async fn from_jsonl(
         }
     }
     let read = candidates.len();
+    // Not every event carries the whole object: of Lago's invoice webhooks only `created`,
+    // `voided` and `resynced` list the invoice's subscriptions (which never change). The latest
+    // event of an invoice takes that list from an earlier one when it lacks it, so the invoice
+    // is still associated with its subscriptions.
+    let mut subscriptions: HashMap<String, Value> = HashMap::new();
+    for item in &candidates {
+        if item.kind == ObjectKind::Invoices
+            && let Some(list) = object_field(&item.payload, "subscriptions")
+                .filter(|list| list.as_array().is_some_and(|l| !l.is_empty()))
+        {
+            subscriptions.insert(item.lago_id.clone(), list);
+        }
+    }
     let mut kept: Vec<(usize, Item)> = candidates
         .into_iter()
         .enumerate()
         .filter(|(position, item)| {
             item.lago_id.is_empty()
                 || latest.get(&(item.kind, item.lago_id.clone())) == Some(position)
+        })
+        .map(|(position, mut item)| {
+            if item.kind == ObjectKind::Invoices
+                && object_field(&item.payload, "subscriptions").is_none()
+                && let Some(list) = subscriptions.get(&item.lago_id)
+            {
+                item = item.with_object_field("subscriptions", list.clone());
+            }
+            (position, item)
         })
         .collect();
     kept.sort_by_key(|(position, item)| (item.kind, *position));
@@ -411,6 +438,11 @@ pub async fn from_jsonl(
         backfill.record(item).await;
     }
     Ok(backfill.finish().await)
+}
+
+/// A field of the object a webhook carries (at its handler's pointer).
+fn object_field(payload: &str, field: &str) -> Option<Value> {
+    Envelope::read(payload).ok()?.object?.get(field).cloned()
 }
 
 /// One record to sync.
@@ -445,6 +477,26 @@ impl Item {
         }
     }
 
+    /// The same event with `field` set on the object it carries.
+    fn with_object_field(mut self, field: &str, value: Value) -> Item {
+        let Ok(Envelope {
+            route: Route::Push { object, .. },
+            ..
+        }) = Envelope::read(&self.payload)
+        else {
+            return self;
+        };
+        let Ok(mut body) = serde_json::from_str::<Value>(&self.payload) else {
+            return self;
+        };
+        if let Some(Value::Object(target)) = body.pointer_mut(object) {
+            target.insert(field.to_owned(), value);
+            self.payload = body.to_string();
+            self.canonical = Some(canonical_json(&body));
+        }
+        self
+    }
+
     fn from_line(number: usize, line: &str) -> Item {
         let parsed = serde_json::from_str::<Value>(line).ok();
         let envelope = Envelope::read(line).ok();
@@ -458,6 +510,7 @@ impl Item {
                 Some("customer") => ObjectKind::Customers,
                 Some("subscription") => ObjectKind::Subscriptions,
                 Some("invoice") => ObjectKind::Invoices,
+                Some("credit_note") => ObjectKind::CreditNotes,
                 _ => ObjectKind::Other,
             },
             None => ObjectKind::Other,
@@ -714,6 +767,7 @@ fn webhook_type(kind: ObjectKind, object: &Value) -> &'static str {
             "voided" => "invoice.voided",
             _ => "invoice.created",
         },
+        ObjectKind::CreditNotes => "credit_note.created",
     }
 }
 
@@ -722,6 +776,7 @@ fn object_type(kind: ObjectKind) -> &'static str {
         ObjectKind::Customers => "customer",
         ObjectKind::Subscriptions => "subscription",
         ObjectKind::Invoices | ObjectKind::Other => "invoice",
+        ObjectKind::CreditNotes => "credit_note",
     }
 }
 
