@@ -108,6 +108,13 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
                 kind: RecordKind::Invoice,
                 capture: "invoice",
                 noun: format!("LagoInvoice {invoice_name}"),
+                fixed: credit_note
+                    .invoice_number
+                    .iter()
+                    .map(|n| n.trim())
+                    .filter(|n| !n.is_empty())
+                    .map(|n| ("lago_invoice_number", n.to_owned()))
+                    .collect(),
             };
             summary.push_str(&format!(" and {}", target.noun));
             steps.extend(hubspot::associate_with(
@@ -241,7 +248,8 @@ mod tests {
         assert_eq!(
             body(stub),
             json!({"inputs": [{"idProperty": "lago_invoice_id", "id": INV,
-                               "properties": {"lago_invoice_id": INV}}]})
+                               "properties": {"lago_invoice_id": INV,
+                                              "lago_invoice_number": "ACM-2026-0001"}}]})
         );
         assert_eq!(stub.captures[0].name, "invoice");
         assert_eq!(

@@ -92,12 +92,17 @@ pub struct Target<'a> {
     pub capture: &'a str,
     /// How summaries and step descriptions name it, e.g. `LagoInvoice ACM-0001`.
     pub noun: String,
+    /// Properties that never change once Lago set them (an invoice's number, a subscription's
+    /// external id), sent with the stub so a record created for the association is recognisable
+    /// before its own event fills it; rewriting them is harmless.
+    pub fixed: Vec<(&'static str, String)>,
 }
 
 /// Associate `from_id` (a record of `from_type`, often a `{{capture}}`) with `target`: directly
 /// when the host knows the target's HubSpot id, else after an upsert of the target that carries
-/// only its unique id property. That upsert creates a stub the target's own event fills later, or
-/// finds the record already there; it writes no other property, so it never overwrites anything.
+/// only its unique id property and its [`Target::fixed`] ones. That upsert creates a stub the
+/// target's own event fills later, or finds the record already there; it writes nothing that can
+/// change, so it never overwrites newer data.
 pub fn associate_with(
     from_type: &str,
     from_id: &str,
@@ -120,6 +125,9 @@ pub fn associate_with(
                 target.id_property.to_owned(),
                 Value::String(target.lago_id.to_owned()),
             );
+            for (name, value) in &target.fixed {
+                only_id.insert((*name).to_owned(), Value::String(value.clone()));
+            }
             vec![
                 upsert(
                     target.object_type,

@@ -158,6 +158,13 @@ fn subscription_associations(
             kind: RecordKind::Subscription,
             capture: &format!("subscription_{}", seen.len()),
             noun: format!("LagoSubscription {display}"),
+            fixed: subscription
+                .external_id
+                .iter()
+                .map(|id| id.trim())
+                .filter(|id| !id.is_empty())
+                .map(|id| ("lago_external_subscription_id", id.to_owned()))
+                .collect(),
         };
         steps.extend(hubspot::associate_with(
             invoices_type_id,
@@ -465,11 +472,13 @@ mod tests {
             body(&plan.steps[2]),
             json!({"inputs": [{"from": {"id": "{{invoice}}"}, "to": {"id": "8001"}}]})
         );
-        // Unknown: found or created by its id alone, never overwriting what its own events wrote.
+        // Unknown: found or created by its ids alone (the external id never changes), never
+        // overwriting what its own events wrote.
         assert_eq!(
             body(&plan.steps[3]),
             json!({"inputs": [{"idProperty": "lago_subscription_id", "id": "sub-new",
-                               "properties": {"lago_subscription_id": "sub-new"}}]})
+                               "properties": {"lago_subscription_id": "sub-new",
+                                              "lago_external_subscription_id": "ext-sub-new"}}]})
         );
         assert_eq!(plan.steps[3].captures[0].name, "subscription_2");
         assert_eq!(
