@@ -108,7 +108,7 @@ pub(crate) fn decide(
 
 /// The customer's HubSpot entry for this connection, by the one link rule.
 fn hubspot_link<'a>(conn: &Connection, customer: &'a Customer) -> Option<&'a IntegrationCustomer> {
-    crate::lago::hubspot_link(customer, &conn.code)
+    crate::lago::hubspot_link(customer, &conn.code, conn.sole_connection)
 }
 
 /// The write that creates or updates the customer's record, capturing its id as `{{customer}}`.
@@ -406,13 +406,41 @@ mod tests {
         assert!(plan.steps.is_empty());
         assert!(plan.summary.contains("not linked"), "{}", plan.summary);
 
-        // A link for another connection is no link for this one; one without a code counts.
+        // A link for another connection is no link for this one (when the host serves others);
+        // one without a code counts.
         let mut customer = acme();
         customer["integration_customers"] = json!([hubspot_link_json("hubspot-other", None, None)]);
         assert!(run(&c, customer.clone()).steps.is_empty());
+        c.sole_connection = true;
+        assert_eq!(run(&c, customer.clone()).steps.len(), 1);
+        c.sole_connection = false;
         customer["integration_customers"] =
             json!([{"type": "hubspot", "external_customer_id": null}]);
         assert_eq!(run(&c, customer).steps.len(), 1);
+    }
+
+    /// A customer linked by Lago Cloud's integration (its own code) keeps its record when the
+    /// host serves one connection; with several, the link belongs to the connection it names.
+    #[test]
+    fn a_sole_connection_updates_a_record_linked_under_another_code() {
+        let mut customer = acme();
+        customer["integration_customers"] = json!([hubspot_link_json(
+            "hs-lago-cloud",
+            Some("9000001"),
+            Some("companies")
+        )]);
+        let mut c = conn();
+        c.sole_connection = true;
+        let step = &run(&c, customer.clone()).steps[0];
+        assert_eq!(
+            (step.method, step.path.as_str()),
+            (HttpMethod::Patch, "/crm/v3/objects/companies/9000001")
+        );
+        c.sole_connection = false;
+        assert_eq!(
+            run(&c, customer).steps[0].path,
+            "/crm/v3/objects/companies/batch/upsert"
+        );
     }
 
     #[test]

@@ -128,12 +128,20 @@ pub fn routing_code(customer: &Customer) -> Option<&str> {
 }
 
 /// The customer's HubSpot entry for connection `code`: the one naming it, else one that names
-/// no connection (it belongs to any). An event routed by [`routing_code`] to `code` always finds
-/// the entry it was routed by.
-pub fn hubspot_link<'a>(customer: &'a Customer, code: &str) -> Option<&'a IntegrationCustomer> {
+/// no connection (it belongs to any), else, when `sole` (the host serves only this connection),
+/// the first HubSpot entry whatever code it names: customers migrating from Lago's own
+/// integration carry the code their Lago Cloud integration was given. An event routed by
+/// [`routing_code`] to `code` always finds the entry it was routed by, and a connection that
+/// takes every event finds an entry whenever the customer has one.
+pub fn hubspot_link<'a>(
+    customer: &'a Customer,
+    code: &str,
+    sole: bool,
+) -> Option<&'a IntegrationCustomer> {
     hubspot_entries(customer)
         .find(|entry| entry.code() == Some(code))
         .or_else(|| hubspot_entries(customer).find(|entry| entry.code().is_none()))
+        .or_else(|| hubspot_entries(customer).find(|_| sole))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -214,4 +222,65 @@ pub struct CreditNote {
     pub customer: Option<Customer>,
     /// Not in Lago's serializer; read in case a payload names the customer without embedding it.
     pub lago_customer_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn customer(entries: serde_json::Value) -> Customer {
+        serde_json::from_value(json!({"lago_id": "c1", "integration_customers": entries})).unwrap()
+    }
+
+    fn linked_id<'a>(customer: &'a Customer, code: &str, sole: bool) -> Option<&'a str> {
+        hubspot_link(customer, code, sole)?
+            .external_customer_id
+            .as_deref()
+    }
+
+    #[test]
+    fn the_entry_naming_the_connection_wins_then_one_naming_none() {
+        let c = customer(json!([
+            {"type": "hubspot", "integration_code": "hs-other", "external_customer_id": "1"},
+            {"type": "hubspot", "external_customer_id": "2"},
+            {"type": "hubspot", "integration_code": "hs-prod", "external_customer_id": "3"},
+        ]));
+        for sole in [false, true] {
+            assert_eq!(linked_id(&c, "hs-prod", sole), Some("3"));
+            assert_eq!(linked_id(&c, "hs-eu", sole), Some("2"));
+        }
+    }
+
+    /// Customers migrating from Lago's own integration carry the code their Lago Cloud
+    /// integration was given: a connection served alone honours it.
+    #[test]
+    fn a_sole_connection_takes_a_link_naming_any_code() {
+        let c = customer(json!([
+            {"type": "netsuite", "integration_code": "ns", "external_customer_id": "0"},
+            {"type": "hubspot", "integration_code": "hs-lago-cloud", "external_customer_id": "1"},
+            {"integration_type": "hubspot", "integration_code": "hs-old", "external_customer_id": "2"},
+        ]));
+        assert_eq!(linked_id(&c, "hubspot", false), None);
+        assert_eq!(linked_id(&c, "hubspot", true), Some("1"));
+        // Only HubSpot entries count, even alone.
+        let other = customer(json!([{"type": "netsuite", "integration_code": "ns"}]));
+        assert!(hubspot_link(&other, "hubspot", true).is_none());
+        assert!(hubspot_link(&customer(json!([])), "hubspot", true).is_none());
+        let absent: Customer = serde_json::from_value(json!({"lago_id": "c1"})).unwrap();
+        assert!(hubspot_link(&absent, "hubspot", true).is_none());
+    }
+
+    #[test]
+    fn routing_names_the_first_entry_with_a_code() {
+        let c = customer(json!([
+            {"type": "hubspot", "integration_code": " ", "external_customer_id": "1"},
+            {"type": "hubspot", "integration_code": "hs-b", "external_customer_id": "2"},
+            {"type": "hubspot", "integration_code": "hs-a", "external_customer_id": "3"},
+        ]));
+        assert_eq!(routing_code(&c), Some("hs-b"));
+        // The connection an event is routed to finds the entry it was routed by.
+        assert_eq!(linked_id(&c, "hs-b", false), Some("2"));
+    }
 }

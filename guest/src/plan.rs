@@ -59,6 +59,8 @@ pub struct Connection {
     /// Opt-in: credit notes are not part of Lago's own integration.
     pub sync_credit_notes: bool,
     pub sync_unlinked_customers: bool,
+    /// The host serves only this connection: a HubSpot link naming any code belongs to it.
+    pub sole_connection: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

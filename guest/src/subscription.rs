@@ -217,6 +217,18 @@ mod tests {
     }
 
     #[test]
+    fn a_sole_connection_associates_with_a_record_linked_under_another_code() {
+        let mut object = subscription("active");
+        object["customer"]["integration_customers"] =
+            json!([hubspot_link_json("hs-lago-cloud", Some("9000001"), None)]);
+        let mut c = conn();
+        c.sole_connection = true;
+        let plan = run(&c, &[], "subscription.updated", object).unwrap();
+        assert_eq!(plan.steps.len(), 2);
+        assert_eq!(body(&plan.steps[1])["inputs"][0]["to"]["id"], "9000001");
+    }
+
+    #[test]
     fn without_embedded_customer_the_known_id_and_its_kind_are_used() {
         let mut object = subscription("active");
         object.as_object_mut().unwrap().remove("customer");

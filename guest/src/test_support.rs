@@ -21,6 +21,9 @@ pub fn conn() -> Connection {
         // Off by default, as on a host connection; credit-note tests turn it on.
         sync_credit_notes: false,
         sync_unlinked_customers: true,
+        // One of several connections: a link belongs to the connection it names. Tests of a
+        // host that serves one connection turn it on.
+        sole_connection: false,
     }
 }
 

@@ -183,6 +183,7 @@ impl From<wit::Connection> for p::Connection {
             sync_invoices: c.sync_invoices,
             sync_credit_notes: c.sync_credit_notes,
             sync_unlinked_customers: c.sync_unlinked_customers,
+            sole_connection: c.sole_connection,
         }
     }
 }

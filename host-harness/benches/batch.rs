@@ -4,6 +4,11 @@
 //!
 //!     cargo bench -p lago-hubspot --bench batch                 # 2,000 customers, 2,000 subscriptions, 20,000 invoices
 //!     cargo bench -p lago-hubspot --bench batch -- --customers 200   # a quicker look
+//!     cargo bench -p lago-hubspot --bench batch -- --scale 0         # the full size only
+//!
+//! Each mode also runs at `--scale` of the volume (default 0.1: 200 customers, 200
+//! subscriptions, 2,000 invoices) in the same run, and the time ratio says whether the cost is
+//! linear in volume (target: 10× the records in at most 12× the time).
 //!
 //! Needs the component: `make component`. The state is in memory so that both modes measure
 //! HubSpot traffic, not the disk.
@@ -142,64 +147,127 @@ async fn run(plugin: Arc<Plugin>, data: &Dataset, batched: bool) -> anyhow::Resu
     })
 }
 
+struct Measured {
+    name: &'static str,
+    data: Dataset,
+    run: Run,
+}
+
+impl Measured {
+    fn records(&self) -> usize {
+        self.data.customers.len() + self.data.subscriptions.len() + self.data.invoices.len()
+    }
+
+    fn requests(&self) -> usize {
+        self.run.requests.iter().sum()
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let customers = args
-        .iter()
-        .position(|a| a == "--customers")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2000);
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse::<f64>().ok())
+    };
+    let customers = value("--customers").map_or(2000, |n| n as usize);
+    let scale = value("--scale").unwrap_or(0.1);
+    let small = ((customers as f64 * scale).round() as usize).clamp(1, customers);
+    let sizes: Vec<usize> = if scale > 0.0 && small < customers {
+        vec![small, customers]
+    } else {
+        vec![customers]
+    };
     let component = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/wasm32-wasip2/release/lago_hubspot_guest.wasm");
     let plugin = Arc::new(Plugin::load(&component)?);
-    let data = dataset(customers);
-    let records = data.customers.len() + data.subscriptions.len() + data.invoices.len();
     println!(
-        "dataset: {} customers, {} subscriptions, {} invoices; emulated limit {} requests / {} ms",
-        data.customers.len(),
-        data.subscriptions.len(),
-        data.invoices.len(),
+        "datasets: {} customers, as many subscriptions, {INVOICES_PER_CUSTOMER} invoices each; emulated limit {} requests / {} ms",
+        sizes
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
         WINDOW.max,
         WINDOW.interval.as_millis()
     );
-    let batched = run(plugin.clone(), &data, true).await?;
-    let single = run(plugin, &data, false).await?;
+    let mut measured = Vec::new();
+    for (name, batched) in [("batched", true), ("--no-batch", false)] {
+        for &size in &sizes {
+            let data = dataset(size);
+            let run = run(plugin.clone(), &data, batched).await?;
+            println!(
+                "  {name} at {size} customers: {:.1} s",
+                run.wall.as_secs_f64()
+            );
+            measured.push(Measured { name, data, run });
+        }
+    }
     println!(
-        "\n{:<12} {:>9} {:>10} {:>13} {:>9} {:>6} {:>7}",
-        "mode", "records", "requests", "req/record", "wall s", "429s", "failed"
+        "\n{:<12} {:>9} {:>10} {:>13} {:>9} {:>9} {:>6} {:>7}",
+        "mode", "records", "requests", "req/record", "wall s", "ms/record", "429s", "failed"
     );
-    for (name, run) in [("batched", &batched), ("--no-batch", &single)] {
-        let total: usize = run.requests.iter().sum();
+    for m in &measured {
+        let records = m.records();
         println!(
-            "{name:<12} {records:>9} {total:>10} {:>13.4} {:>9.1} {:>6} {:>7}",
-            total as f64 / records as f64,
-            run.wall.as_secs_f64(),
-            run.rate_limited,
-            run.failed
+            "{:<12} {records:>9} {:>10} {:>13.4} {:>9.1} {:>9.3} {:>6} {:>7}",
+            m.name,
+            m.requests(),
+            m.requests() as f64 / records as f64,
+            m.run.wall.as_secs_f64(),
+            m.run.wall.as_secs_f64() * 1000.0 / records as f64,
+            m.run.rate_limited,
+            m.run.failed
         );
     }
-    let (b, s): (usize, usize) = (batched.requests.iter().sum(), single.requests.iter().sum());
+    let full: Vec<&Measured> = measured
+        .iter()
+        .filter(|m| m.data.customers.len() == customers)
+        .collect();
+    let (batched, single) = (&full[0], &full[1]);
     println!(
         "\nrequests: --no-batch / batched = {:.1}×",
-        s as f64 / b as f64
+        single.requests() as f64 / batched.requests() as f64
     );
     println!(
         "wall time: --no-batch / batched = {:.1}×",
-        single.wall.as_secs_f64() / batched.wall.as_secs_f64()
+        single.run.wall.as_secs_f64() / batched.run.wall.as_secs_f64()
     );
+    if sizes.len() == 2 {
+        for name in ["batched", "--no-batch"] {
+            let [small, large] = [0, 1].map(|n| {
+                measured
+                    .iter()
+                    .filter(|m| m.name == name)
+                    .nth(n)
+                    .expect("two sizes")
+            });
+            let records = large.records() as f64 / small.records() as f64;
+            let time = large.run.wall.as_secs_f64() / small.run.wall.as_secs_f64();
+            println!(
+                "linearity, {name}: {records:.0}× the records in {time:.1}× the time (target ≤ {:.0}×: {})",
+                records * 1.2,
+                if time <= records * 1.2 {
+                    "met"
+                } else {
+                    "MISSED"
+                }
+            );
+        }
+    }
     // Per-phase requests per record, scaled to a larger history.
-    let per = |run: &Run, phase: usize, count: usize| run.requests[phase] as f64 / count as f64;
-    let scale = |run: &Run| {
-        per(run, 0, data.customers.len()) * 10_000.0
-            + per(run, 1, data.subscriptions.len()) * 10_000.0
-            + per(run, 2, data.invoices.len()) * 100_000.0
+    let scale = |m: &Measured| {
+        let per = |phase: usize, count: usize| m.run.requests[phase] as f64 / count as f64;
+        per(0, m.data.customers.len()) * 10_000.0
+            + per(1, m.data.subscriptions.len()) * 10_000.0
+            + per(2, m.data.invoices.len()) * 100_000.0
     };
     println!(
         "extrapolated to 10k customers + 10k subscriptions + 100k invoices: batched ≈ {:.0} requests, --no-batch ≈ {:.0} requests",
-        scale(&batched),
-        scale(&single)
+        scale(batched),
+        scale(single)
     );
     Ok(())
 }

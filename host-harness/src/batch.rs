@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::adopt::CustomerUpsert;
 use crate::executor::{
     ExecError, Executor, Progress, StepOutcome, apply_captures, method_name, partial_failure,
     scalar_to_string, substitute_body, substitute_path,
@@ -121,7 +122,7 @@ impl<'a> BatchExecutor<'a> {
                 let step_index = progress[job].next_step;
                 let step = &jobs[job].plan.steps[step_index];
                 match answer {
-                    Ok((json, status, attempts, path)) => {
+                    Ok((json, status, attempts, path, note)) => {
                         match apply_captures(step, step_index + 1, &json, &mut progress[job]) {
                             Ok(mut ids) => {
                                 if step_index == 0 {
@@ -138,6 +139,7 @@ impl<'a> BatchExecutor<'a> {
                                     path,
                                     status,
                                     attempts,
+                                    note,
                                 });
                             }
                             Err(error) => results[job] = Some(Err(error)),
@@ -187,8 +189,21 @@ impl<'a> BatchExecutor<'a> {
                     .await;
                 answers.push((
                     step.job,
-                    result.map(|(json, status, attempts)| (json, status, attempts, step.path)),
+                    result
+                        .map(|(json, status, attempts)| (json, status, attempts, step.path, None)),
                 ));
+            }
+        }
+        // Company and contact upserts HubSpot refuses for a lived-in portal's reasons are
+        // written again one by one (see [`crate::adopt`]).
+        let mut customer_upserts: HashMap<usize, CustomerUpsert> = HashMap::new();
+        for (path, pieces) in &groups {
+            for ready in pieces {
+                if let Some(Piece::Upsert { input, .. }) = &ready.piece
+                    && let Some(upsert) = CustomerUpsert::of_input(path, input)
+                {
+                    customer_upserts.insert(ready.job, upsert);
+                }
             }
         }
         for (path, pieces) in groups {
@@ -215,6 +230,25 @@ impl<'a> BatchExecutor<'a> {
                     }
                     ChunkAnswer::Split => unreachable!("a single input is answered, never split"),
                 }
+            }
+        }
+        for (job, answer) in &mut answers {
+            let (Err(error), Some(upsert)) = (&*answer, customer_upserts.get(job)) else {
+                continue;
+            };
+            match crate::adopt::recover(&self.executor, upsert, error).await {
+                Some(Ok(recovered)) => {
+                    let path = format!("/crm/v3/objects/{}/batch/upsert", upsert.object_type);
+                    *answer = Ok((
+                        recovered.json,
+                        recovered.status,
+                        recovered.attempts,
+                        path,
+                        Some(recovered.note),
+                    ));
+                }
+                Some(Err(next)) => *answer = Err(next),
+                None => {}
             }
         }
         answers
@@ -347,6 +381,7 @@ impl<'a> BatchExecutor<'a> {
                                 response.status,
                                 attempts,
                                 path.to_owned(),
+                                None,
                             )),
                             None => Err(ExecError::Partial {
                                 step: 1,
@@ -372,7 +407,13 @@ impl<'a> BatchExecutor<'a> {
                         .or_else(|| failures.get(&from))
                     {
                         Some(failure) => Err(failure.clone().into_error(&description)),
-                        None => Ok((Value::Null, response.status, attempts, path.to_owned())),
+                        None => Ok((
+                            Value::Null,
+                            response.status,
+                            attempts,
+                            path.to_owned(),
+                            None,
+                        )),
                     }
                 }
                 None => unreachable!("only pieces are chunked"),
@@ -384,7 +425,9 @@ impl<'a> BatchExecutor<'a> {
 }
 
 /// A job's answer to one step: the JSON its captures read, status, attempts and the path sent.
-type Answer = Result<(Value, u16, u32, String), ExecError>;
+/// A step's answer: its JSON, status, attempts, path, and a note when [`crate::adopt`]
+/// recovered it.
+type Answer = Result<(Value, u16, u32, String, Option<String>), ExecError>;
 
 enum ChunkAnswer {
     Done(Vec<(usize, Answer)>),
@@ -507,11 +550,19 @@ fn failures_by_key(json: &Value) -> HashMap<String, InputFailure> {
                 .unwrap_or(default)
                 .to_owned()
         };
-        let message = InputFailure {
+        let context = error.get("context");
+        let mut message = InputFailure {
             category: text("category", "ERROR"),
             message: text("message", "no message"),
         };
-        let context = error.get("context");
+        // A conflicting contact may be named only in the context (hubspot-api.md §3.2).
+        if let Some(id) = context
+            .and_then(|c| c.pointer("/existingId/0"))
+            .and_then(scalar_to_string)
+            && !message.message.contains("Existing ID")
+        {
+            message.message = format!("{} Existing ID: {id}", message.message);
+        }
         let values = |key: &str| -> Vec<String> {
             context
                 .and_then(|c| c.get(key))

@@ -27,6 +27,17 @@ pub enum DefaultObject {
     Contacts,
 }
 
+/// How a customer's first sync finds a company HubSpot already holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchCompanies {
+    /// Adopt the one company that has the customer's domain and no other Lago customer.
+    #[default]
+    Domain,
+    /// Always create the customer's own company.
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConnectionSettings {
@@ -44,6 +55,8 @@ pub struct ConnectionSettings {
     pub sync_credit_notes: bool,
     /// Sync customers that carry no HubSpot `integration_customers` entry (self-hosted Lago has none).
     pub sync_unlinked_customers: bool,
+    /// How a new customer's company is matched to one HubSpot already holds (default: domain).
+    pub match_companies: MatchCompanies,
 }
 
 impl Default for ConnectionSettings {
@@ -58,6 +71,7 @@ impl Default for ConnectionSettings {
             sync_invoices: true,
             sync_credit_notes: false,
             sync_unlinked_customers: true,
+            match_companies: MatchCompanies::Domain,
         }
     }
 }
@@ -82,6 +96,10 @@ pub struct SettingsFlags {
     /// Only sync customers that carry a HubSpot `integration_customers` entry.
     #[arg(long)]
     pub linked_customers_only: bool,
+    /// On a customer's first sync, adopt the one HubSpot company with its domain (`domain`,
+    /// the default) or always create its own (`none`).
+    #[arg(long, value_enum)]
+    pub match_companies: Option<MatchCompanies>,
 }
 
 impl SettingsFlags {
@@ -99,6 +117,9 @@ impl SettingsFlags {
         settings.sync_invoices &= !self.no_sync_invoices;
         settings.sync_credit_notes |= self.sync_credit_notes;
         settings.sync_unlinked_customers &= !self.linked_customers_only;
+        if let Some(matching) = self.match_companies {
+            settings.match_companies = matching;
+        }
     }
 }
 
@@ -110,12 +131,15 @@ impl ConnectionSettings {
             .with_context(|| format!("invalid connection settings in {}", path.display()))
     }
 
-    /// The WIT record, with the custom object type ids the store knows.
+    /// The WIT record, with the custom object type ids the store knows. `sole_connection`: the
+    /// host serves only this connection (`sync`, `backfill`, `deploy`, `plan`, a `serve` of
+    /// one), so a HubSpot link naming any code belongs to it.
     pub fn to_wit(
         &self,
         subscriptions_object_type_id: Option<String>,
         invoices_object_type_id: Option<String>,
         credit_notes_object_type_id: Option<String>,
+        sole_connection: bool,
     ) -> Connection {
         Connection {
             code: self.code.clone(),
@@ -132,6 +156,7 @@ impl ConnectionSettings {
             sync_invoices: self.sync_invoices,
             sync_credit_notes: self.sync_credit_notes,
             sync_unlinked_customers: self.sync_unlinked_customers,
+            sole_connection,
         }
     }
 }
@@ -171,7 +196,7 @@ mod tests {
         assert!(settings.sync_credit_notes);
         SettingsFlags::default().apply(&mut settings);
         assert!(settings.sync_credit_notes);
-        let wit = settings.to_wit(None, None, Some("2-3".into()));
+        let wit = settings.to_wit(None, None, Some("2-3".into()), true);
         assert!(wit.sync_credit_notes);
         assert_eq!(wit.credit_notes_object_type_id.as_deref(), Some("2-3"));
     }

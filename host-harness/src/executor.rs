@@ -20,6 +20,10 @@ pub struct StepOutcome {
     pub path: String,
     pub status: u16,
     pub attempts: u32,
+    /// What the step did besides the plan: an adopted record, a property HubSpot refused
+    /// ([`crate::adopt`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
 }
 
 /// How far a plan got: the next step to run and the values earlier steps captured.
@@ -180,25 +184,58 @@ impl<'a> Executor<'a> {
             let number = index + 1;
             let path = substitute_path(step, number, &progress.captured)?;
             let body = substitute_body(step, number, &progress.captured)?;
-            let (response, attempts) = self.send_with_retries(step, number, &path, body).await?;
+            let (response, attempts) = self
+                .send_with_retries(step, number, &path, body.clone())
+                .await?;
             let accepted = response.is_success() || step.accept_statuses.contains(&response.status);
-            if !accepted {
-                return Err(ExecError::rejected(number, &step.description, &response));
-            }
+            let json = if response.is_success() {
+                response.json().unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            };
+            let refused = if !accepted {
+                Some(ExecError::rejected(number, &step.description, &response))
+            } else {
+                partial_failure(&json).map(|message| {
+                    crate::adopt::error_of_207(&json, number, &step.description).unwrap_or(
+                        ExecError::Partial {
+                            step: number,
+                            description: step.description.clone(),
+                            message,
+                        },
+                    )
+                })
+            };
+            // A portal that already holds the customer's email, or refuses an optional property.
+            let (json, status, attempts, note) = match refused {
+                None => (json, response.status, attempts, None),
+                Some(error) => {
+                    let upsert = body
+                        .as_deref()
+                        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                        .and_then(|b| crate::adopt::CustomerUpsert::of_request(&path, &b));
+                    let recovered = match &upsert {
+                        Some(upsert) => crate::adopt::recover(self, upsert, &error).await,
+                        None => None,
+                    };
+                    match recovered {
+                        Some(Ok(recovered)) => (
+                            recovered.json,
+                            recovered.status,
+                            attempts + recovered.attempts,
+                            Some(recovered.note),
+                        ),
+                        Some(Err(error)) => return Err(error),
+                        None => return Err(error),
+                    }
+                }
+            };
             let mut ids = if index == 0 {
                 plan.learned.clone()
             } else {
                 Vec::new()
             };
-            if response.is_success() {
-                let json = response.json().unwrap_or(Value::Null);
-                if let Some(message) = partial_failure(&json) {
-                    return Err(ExecError::Partial {
-                        step: number,
-                        description: step.description.clone(),
-                        message,
-                    });
-                }
+            if (200..300).contains(&status) {
                 ids.extend(apply_captures(step, number, &json, &mut progress)?);
             }
             progress.next_step = index + 1;
@@ -211,8 +248,9 @@ impl<'a> Executor<'a> {
                 description: step.description.clone(),
                 method: method_name(step.method).to_owned(),
                 path,
-                status: response.status,
+                status,
                 attempts,
+                note,
             });
         }
         if plan.steps.is_empty() && !plan.learned.is_empty() {

@@ -6,7 +6,8 @@
 //!   paced per portal by [`ratelimit`];
 //! - [`executor`] runs a plan step by step, with [`retry`] deciding what to try again;
 //! - [`store`] keeps connection settings, Lago id → HubSpot id mappings and the sync log (SQLite),
-//!   and [`queue`] the durable events of the real-time service;
+//!   [`queue`] the durable events of the real-time service, and [`links`] the customers linked
+//!   to a HubSpot record by hand;
 //! - [`sync`] ties them together per event; [`server`] (webhooks, [`signature`], [`metrics`]) and
 //!   [`worker`] make up `serve`; [`backfill`] syncs history from Lago's API ([`lago_api`]);
 //! - [`auth`] gives each request its bearer token (static, or OAuth refreshed before expiry), and
@@ -15,6 +16,7 @@
 //!   in-memory HubSpot of the `lago-hubspot-emulators` crate, which also holds the Lago API fake
 //!   the tests use; without the feature this library has no test doubles in it.
 
+pub mod adopt;
 pub mod auth;
 pub mod backfill;
 pub mod batch;
@@ -26,6 +28,7 @@ pub mod demo;
 pub mod executor;
 pub mod hubspot_http;
 pub mod lago_api;
+pub mod links;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;

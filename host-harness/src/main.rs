@@ -65,6 +65,9 @@ enum Command {
         /// Misbehave like real HubSpot: rate limits, errors, latency, drops, 207s.
         #[command(flatten)]
         faults: lago_hubspot_emulators::hubspot::FaultArgs,
+        /// Start with a lived-in portal: `--seed-records FILE.json` (format in its help).
+        #[command(flatten)]
+        seed: lago_hubspot_emulators::hubspot::SeedArgs,
     },
     /// Not in this build: it was built without the `emulators` feature.
     #[cfg(not(feature = "emulators"))]
@@ -117,7 +120,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::connections::ConnectionsCommand,
     },
-    /// Events by state, the oldest pending one, and the last errors.
+    /// Link a Lago customer (its external_id or lago_id) to an existing HubSpot record, as
+    /// Lago's "paste a HubSpot ID" does: its next event updates that record.
+    Link(cli::link::LinkArgs),
+    /// Remove a customer's link made with `link`.
+    Unlink(cli::link::UnlinkArgs),
+    /// Events by state, the oldest pending one, the last errors, and linked customers.
     Status {
         #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
         state: PathBuf,
@@ -243,6 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             oauth_client_secret,
             oauth_token_lifetime_secs,
             faults,
+            seed,
         } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -264,6 +273,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ..OAuthConfig::default()
                 },
             });
+            if let Some(seeded) = seed.apply(&emulator)? {
+                eprintln!(
+                    "seeded {} companies and {} contacts",
+                    seeded.companies.len(),
+                    seeded.contacts.len()
+                );
+            }
             tokio::select! {
                 served = emulator.serve(listener) => served?,
                 _ = tokio::signal::ctrl_c() => {}
@@ -366,6 +382,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Link(args) => {
+            cli::link::link(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unlink(args) => Ok(if cli::link::unlink(args)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
         Command::Status { state } => {
             cli::operate::status(&Store::open(&state)?)?;
             Ok(ExitCode::SUCCESS)

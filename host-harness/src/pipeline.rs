@@ -83,31 +83,80 @@ impl Recorder for IdsAtEnd {
 /// Plans every input, executes the plans (batched when more than one), and returns one outcome
 /// per input, in order. Every outcome is also written to the sync log; ids go to the store
 /// through `recorder` (and, for [`IdsAtEnd`], at the end).
+///
+/// In a lived-in portal (hubspot-api.md §9): a new company may adopt the one HubSpot already
+/// holds for its domain ([`crate::adopt::match_companies`]); a contact whose email exists is
+/// adopted and a refused optional property dropped ([`crate::adopt::recover`]); and an event that
+/// fails on a HubSpot id that went stale (deleted or merged) heals its ids and runs once more.
 pub async fn run(syncer: &Syncer, inputs: &[Input], recorder: &dyn Recorder) -> Vec<EventOutcome> {
     let events: Vec<EventRef> = inputs
         .iter()
         .map(|input| EventRef::from_payload(&input.payload))
         .collect();
-    let mut outcomes: Vec<Option<EventOutcome>> = vec![None; inputs.len()];
+    let all: Vec<usize> = (0..inputs.len()).collect();
+    let mut outcomes = attempt(syncer, inputs, &events, &all, recorder).await;
+    let stale: Vec<usize> = heal(syncer, &events, &outcomes).await;
+    if !stale.is_empty() {
+        let again = attempt(syncer, inputs, &events, &stale, recorder).await;
+        for (index, outcome) in stale.iter().zip(again) {
+            outcomes[*index] = outcome;
+        }
+    }
+    let outcomes: Vec<EventOutcome> = all
+        .iter()
+        .zip(outcomes)
+        .map(|(index, outcome)| outcome.about(&events[*index]))
+        .collect();
+    record(syncer, recorder, &outcomes);
+    outcomes
+}
+
+/// One pass over the inputs at `indexes`: plan (fresh plans may adopt existing companies before
+/// they are recorded), execute, classify. Returns one result per index, in order.
+async fn attempt(
+    syncer: &Syncer,
+    inputs: &[Input],
+    events: &[EventRef],
+    indexes: &[usize],
+    recorder: &dyn Recorder,
+) -> Vec<Ended> {
+    let mut ended: Vec<Option<Ended>> = (0..indexes.len()).map(|_| None).collect();
+    let mut planned = Vec::new();
+    for (slot, &index) in indexes.iter().enumerate() {
+        match plan(syncer, &inputs[index], &events[index]).await {
+            Ok(fresh) => planned.push((slot, index, fresh)),
+            Err(outcome) => ended[slot] = Some(outcome),
+        }
+    }
+    crate::adopt::match_companies(
+        syncer,
+        planned
+            .iter_mut()
+            .filter(|(_, _, (_, _, fresh))| *fresh)
+            .map(|(_, _, (plan, _, _))| plan),
+    )
+    .await;
     let mut jobs = Vec::new();
     let mut owners = Vec::new();
-    for (index, (input, event)) in inputs.iter().zip(&events).enumerate() {
-        match plan(syncer, index, input, event, recorder).await {
-            Ok((plan, progress)) => {
-                jobs.push(Job {
-                    order_key: input.order_key.clone(),
-                    plan,
-                    progress,
-                });
-                owners.push(index);
-            }
-            Err(outcome) => outcomes[index] = Some(outcome.about(event)),
+    for (slot, index, (plan, progress, fresh)) in planned {
+        if fresh && let Err(error) = recorder.plan_chosen(index, &plan) {
+            ended[slot] = Some(Ended::failure(
+                format!("could not store the plan: {error:#}"),
+                Failure::Retry { status: None },
+            ));
+            continue;
         }
+        jobs.push(Job {
+            order_key: inputs[index].order_key.clone(),
+            plan,
+            progress,
+        });
+        owners.push((slot, index));
     }
     let summaries: Vec<String> = jobs.iter().map(|job| job.plan.summary.clone()).collect();
     let results = if jobs.len() == 1 {
         let job = jobs.pop().expect("one job");
-        let index = owners[0];
+        let index = owners[0].1;
         vec![
             syncer
                 .executor()
@@ -119,23 +168,39 @@ pub async fn run(syncer: &Syncer, inputs: &[Input], recorder: &dyn Recorder) -> 
     } else {
         BatchExecutor::new(syncer.executor())
             .run(jobs, |job, progress, ids| {
-                recorder.step_done(owners[job], progress, ids)
+                recorder.step_done(owners[job].1, progress, ids)
             })
             .await
     };
-    for ((index, result), summary) in owners.iter().zip(results).zip(summaries) {
-        let outcome = match result {
+    for (((slot, _), result), summary) in owners.iter().zip(results).zip(summaries) {
+        ended[*slot] = Some(match result {
             Ok(steps) => Ended::synced(summary, steps),
             Err(error) => Ended::failed(&error),
-        };
-        outcomes[*index] = Some(outcome.about(&events[*index]));
+        });
     }
-    let outcomes: Vec<EventOutcome> = outcomes
+    ended
         .into_iter()
-        .map(|outcome| outcome.expect("every input has an outcome"))
-        .collect();
-    record(syncer, recorder, &outcomes);
-    outcomes
+        .map(|e| e.expect("every input has a result"))
+        .collect()
+}
+
+/// For events that failed because HubSpot no longer knows an id the store holds (404, an
+/// association naming a missing record), checks every id the event's plan was given: a record
+/// that is gone loses its mapping (the customer is then upserted again from the copy every
+/// payload embeds), a merged one is stored under its new id. Returns the events to run again.
+async fn heal(syncer: &Syncer, events: &[EventRef], ended: &[Ended]) -> Vec<usize> {
+    let mut again = Vec::new();
+    for (index, outcome) in ended.iter().enumerate() {
+        if !outcome.names_a_missing_record() {
+            continue;
+        }
+        match crate::adopt::heal_ids(syncer, &events[index]).await {
+            Ok(changed) if changed > 0 => again.push(index),
+            Ok(_) => {}
+            Err(error) => tracing::warn!("could not check the event's HubSpot ids: {error:#}"),
+        }
+    }
+    again
 }
 
 /// Stores the ids a run kept for the end, and a sync-log line per event, each in one
@@ -166,17 +231,15 @@ fn log_entry(outcome: &EventOutcome) -> SyncLogEntry {
     }
 }
 
-/// The plan an input runs (resumed, or planned now and handed to the recorder) and how far it
-/// got, or how it ended without running.
+/// The plan an input runs and how far it got: resumed (`false`), or planned now (`true`, to be
+/// recorded before it runs); or how it ended without running.
 async fn plan(
     syncer: &Syncer,
-    index: usize,
     input: &Input,
     event: &EventRef,
-    recorder: &dyn Recorder,
-) -> Result<(Plan, Progress), Ended> {
+) -> Result<(Plan, Progress, bool), Ended> {
     if let Some((plan, progress)) = &input.resume {
-        return Ok((plan.clone(), progress.clone()));
+        return Ok((plan.clone(), progress.clone(), false));
     }
     let plan = match syncer.plan_for(event, &input.payload).await {
         // The component trapped, or the store could not be read: may heal.
@@ -192,13 +255,7 @@ async fn plan(
     if plan.steps.is_empty() && plan.learned.is_empty() {
         return Err(Ended::skipped(plan.summary));
     }
-    if let Err(error) = recorder.plan_chosen(index, &plan) {
-        return Err(Ended::failure(
-            format!("could not store the plan: {error:#}"),
-            Failure::Retry { status: None },
-        ));
-    }
-    Ok((plan, Progress::default()))
+    Ok((plan, Progress::default(), true))
 }
 
 /// An outcome before it is tied to its event.
@@ -210,13 +267,35 @@ struct Ended {
 }
 
 impl Ended {
+    /// Synced; what recoveries did (an adopted record, a refused property) follows the summary.
     fn synced(summary: String, steps: Vec<StepOutcome>) -> Ended {
+        let notes: Vec<&str> = steps
+            .iter()
+            .filter_map(|s| s.note.as_deref())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let detail = if notes.is_empty() {
+            summary
+        } else {
+            format!("{summary}; {}", notes.join("; "))
+        };
         Ended {
             status: OutcomeStatus::Synced,
-            detail: summary,
+            detail,
             steps,
             failure: None,
         }
+    }
+
+    /// A failure HubSpot explains by a record it does not have (any more).
+    fn names_a_missing_record(&self) -> bool {
+        let detail = self.detail.to_ascii_lowercase();
+        self.status == OutcomeStatus::Failed
+            && (matches!(self.failure, Some(Failure::Dead { status: Some(404) }))
+                || detail.contains("object_not_found")
+                || detail.contains("not found")
+                || detail.contains("does not exist")
+                || (detail.contains(" with id ") && detail.contains(" exists")))
     }
 
     fn skipped(reason: String) -> Ended {
@@ -281,13 +360,13 @@ impl Ended {
         Ended::failure(error.to_string(), failure)
     }
 
-    fn about(self, event: &EventRef) -> EventOutcome {
+    fn about(&self, event: &EventRef) -> EventOutcome {
         EventOutcome {
             webhook_type: event.webhook_type.clone(),
             lago_id: event.lago_id.clone(),
             status: self.status,
-            detail: self.detail,
-            steps: self.steps,
+            detail: self.detail.clone(),
+            steps: self.steps.clone(),
             failure: self.failure,
         }
     }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_release_0_1_0.sql"),
     include_str!("migrations/0002_lookup_indexes.sql"),
     include_str!("migrations/0003_event_dependencies.sql"),
+    include_str!("migrations/0004_customer_links.sql"),
 ];
 
 /// The schema version this build writes (SQLite `user_version` after [`Store::open`]).
@@ -127,6 +128,19 @@ impl Store {
         put_ids_in(&tx, connection, ids)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Drops one mapping (HubSpot no longer has the record); `true` if there was one.
+    pub fn forget_id(
+        &self,
+        connection: &str,
+        kind: RecordKind,
+        lago_id: &str,
+    ) -> anyhow::Result<bool> {
+        Ok(self.db.execute(
+            "DELETE FROM id_map WHERE connection = ?1 AND kind = ?2 AND lago_id = ?3",
+            params![connection, kind_name(kind), lago_id],
+        )? > 0)
     }
 
     pub fn hubspot_id(
@@ -307,7 +321,7 @@ fn kind_from_name(name: &str) -> Option<RecordKind> {
 mod tests {
     use super::*;
 
-    /// Every statement an event runs through the store (intake, routing, claim, plan,
+    /// Every statement an event runs through the store (intake, routing, links, claim, plan,
     /// checkpoints, ids, sync log, outcome, backfill hashes), captured as SQLite runs it and
     /// checked with `EXPLAIN QUERY PLAN`: none may scan a whole table.
     #[test]
@@ -344,6 +358,10 @@ mod tests {
         store.insert_event(&event).unwrap();
         store.customer_connection("cus_1").unwrap();
         store.customer_connection("cus_unknown").unwrap();
+        // Links made by hand: looked up by routing and before planning.
+        let customer_keys = ["cus_1".to_owned(), "ext-1".to_owned()];
+        store.linked_connections(&customer_keys).unwrap();
+        store.link_for("a", &customer_keys).unwrap();
         let claimed = store.claim_ready(8, i64::MAX).unwrap();
         store.claim_ready_in("a", 8, i64::MAX).unwrap();
         let id = claimed[0].id;

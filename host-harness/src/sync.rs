@@ -1,6 +1,7 @@
 //! Runs Lago events and connection set-up through the component and HubSpot, and records the
 //! outcome: ids learned go to the store, every event gets a sync-log line.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -14,6 +15,7 @@ use crate::config::{
 };
 use crate::executor::Executor;
 use crate::hubspot_http::HubspotClient;
+use crate::links::{customer_keys, with_link};
 use crate::retry::RetryPolicy;
 use crate::runtime::{Connection, KnownId, Plan, PlanError, Plugin, RecordKind};
 use crate::store::Store;
@@ -100,6 +102,10 @@ pub struct Syncer {
     store: Arc<Mutex<Store>>,
     settings: ConnectionSettings,
     retry: RetryPolicy,
+    /// The host serves only this connection, so a customer's HubSpot link naming any code
+    /// belongs to it (the guest's `connection.sole-connection`). True for `sync`, `backfill`,
+    /// `deploy` and `plan`; a `serve` fleet sets it ([`Syncer::set_sole_connection`]).
+    sole_connection: AtomicBool,
     /// One deploy at a time, so workers that find the connection undeployed don't race.
     deploying: tokio::sync::Mutex<()>,
 }
@@ -131,8 +137,19 @@ impl Syncer {
             store,
             settings,
             retry: RetryPolicy::default(),
+            sole_connection: AtomicBool::new(true),
             deploying: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Whether the host serves only this connection; set by the fleet that serves it (true for
+    /// a fleet of one, false otherwise).
+    pub fn set_sole_connection(&self, sole: bool) {
+        self.sole_connection.store(sole, Ordering::Relaxed);
+    }
+
+    pub fn is_sole_connection(&self) -> bool {
+        self.sole_connection.load(Ordering::Relaxed)
     }
 
     /// The store this syncer writes to, for others that share it.
@@ -174,6 +191,7 @@ impl Syncer {
             type_id(SUBSCRIPTIONS_SCHEMA)?,
             type_id(INVOICES_SCHEMA)?,
             type_id(CREDIT_NOTES_SCHEMA)?,
+            self.is_sole_connection(),
         ))
     }
 
@@ -245,14 +263,31 @@ impl Syncer {
     }
 
     /// The component's plan for an event, with the connection and the ids the store knows for
-    /// the records it names.
+    /// the records it names, and the customer's link made by hand (`lago-hubspot link`), if any.
     pub(crate) async fn plan_for(
         &self,
         event: &EventRef,
         payload: &str,
     ) -> anyhow::Result<Result<Plan, PlanError>> {
         let (connection, known) = self.context_for(event)?;
-        self.plugin.plan_event(&connection, &known, payload).await
+        let linked = self.linked_payload(payload)?;
+        self.plugin
+            .plan_event(&connection, &known, linked.as_deref().unwrap_or(payload))
+            .await
+    }
+
+    /// The payload with the customer's stored link written in ([`with_link`]), when the
+    /// customer has one on this connection.
+    fn linked_payload(&self, payload: &str) -> anyhow::Result<Option<String>> {
+        let Ok(envelope) = Envelope::read(payload) else {
+            return Ok(None);
+        };
+        let keys = customer_keys(&envelope);
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let link = self.store().link_for(&self.settings.code, &keys)?;
+        Ok(link.and_then(|link| with_link(payload, &self.settings.code, &link)))
     }
 
     pub(crate) fn context_for(

@@ -15,6 +15,7 @@ use lago_hubspot::connections::authorize::{OAuthFlow, SCOPES};
 use lago_hubspot::connections::fleet::{Fleet, FleetSetup};
 use lago_hubspot::connections::{Access, SecretKey, Vault, connect_oauth, connect_token};
 use lago_hubspot::hubspot_http::Secret;
+use lago_hubspot::links::LinkedObject;
 use lago_hubspot::queue::EventState;
 use lago_hubspot::ratelimit::Rate;
 use lago_hubspot::store::Store;
@@ -767,6 +768,53 @@ async fn two_connections_to_two_portals_get_their_own_customers_only() {
                 .is_empty()
         );
     }
+
+    // A customer linked by hand on hs-b (`lago-hubspot link --connection hs-b`) whose payload
+    // names no connection goes to hs-b, not to the default, and updates the linked company.
+    portal_b
+        .seed_record(
+            "companies",
+            "9000001",
+            json!({"name": "Delta (from sales)"}),
+        )
+        .unwrap();
+    service
+        .fleet
+        .store()
+        .put_link("hs-b", "ext-cus_delta", "9000001", LinkedObject::Companies)
+        .unwrap();
+    service
+        .post(
+            &customer_event("customer.updated", &customer("cus_delta", Some("company"))),
+            "two-delta",
+        )
+        .await;
+    service.settled(Duration::from_secs(30)).await;
+    assert_eq!(service.count(EventState::Synced), 6);
+    assert_eq!(
+        portal_b.record("companies", "9000001").unwrap().properties["lago_customer_id"],
+        "cus_delta"
+    );
+    assert_eq!(
+        ids(&portal_a, "companies", "lago_customer_id"),
+        ["cus_alpha", "cus_gamma"]
+    );
+
+    // With several connections, a link naming a code no connection has waits for it.
+    let mut cloud = customer("cus_cloud", Some("company"));
+    cloud["integration_customers"] = json!([{"type": "hubspot",
+        "integration_code": "hs-lago-cloud", "external_customer_id": "9000001"}]);
+    service
+        .post(&customer_event("customer.created", &cloud), "two-cloud")
+        .await;
+    let pending = service
+        .fleet
+        .store()
+        .events(Some(EventState::Pending), 10)
+        .unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].connection, "hs-lago-cloud");
+    assert_eq!(service.count(EventState::Synced), 6);
     service.stop().await;
 }
 

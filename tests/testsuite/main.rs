@@ -16,6 +16,8 @@ mod credit_notes;
 mod currencies;
 mod end_to_end;
 mod faults;
+mod links;
+mod lived_in;
 mod security;
 mod serve;
 mod state_upgrade;

@@ -56,7 +56,7 @@ async fn the_hubspot_token_never_reaches_logs_state_or_plans() {
     });
     let client = reqwest::Client::new();
     let mut bad_email = customer("cus_sec_bad", Some("individual"));
-    bad_email["email"] = Value::String("not-an-email".into());
+    bad_email["tax_identification_number"] = Value::String("X".repeat(70_000));
     let mut webhooks: Vec<(String, String)> = (0..3).flat_map(customer_lifecycle).collect();
     webhooks.push((
         "sec-bad".into(),

@@ -369,6 +369,11 @@ pub fn connections(state: &std::path::Path, command: ConnectionsCommand) -> anyh
             );
             println!("mapped ids:         {}", ids.len());
             println!("waiting events:     {}", store.waiting_events(&code)?);
+            let links = store.links(Some(&code))?;
+            println!("linked customers:   {}", links.len());
+            if !links.is_empty() {
+                super::link::print_links(&links, false, usize::MAX);
+            }
             Ok(true)
         }
         ConnectionsCommand::Update {

@@ -97,6 +97,11 @@ pub fn status(store: &Store) -> anyhow::Result<()> {
             table(&["id", "connection", "state", "event", "error"], &failing)
         );
     }
+    let links = store.links(None)?;
+    if !links.is_empty() {
+        println!("\nlinked customers (lago-hubspot link)");
+        super::link::print_links(&links, true, 20);
+    }
     Ok(())
 }
 

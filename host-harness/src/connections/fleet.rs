@@ -10,6 +10,7 @@ use lago_hubspot_guest::webhooks::Envelope;
 
 use super::Vault;
 use crate::hubspot_http::{HubspotClient, Secret};
+use crate::links::customer_keys;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Rate, RateBudget};
 use crate::runtime::Plugin;
@@ -46,6 +47,11 @@ impl Fleet {
                 syncers.contains_key(code),
                 "the default connection {code} is not one of the connections served"
             );
+        }
+        // A fleet of one takes every event, and a HubSpot link naming any code is its own.
+        let sole = syncers.len() == 1;
+        for syncer in syncers.values() {
+            syncer.set_sole_connection(sole);
         }
         // One connection takes everything unless told otherwise.
         let default = default.or_else(|| {
@@ -95,8 +101,9 @@ impl Fleet {
             .is_some_and(|s| s.client().needs_reconnect())
     }
 
-    /// The connection an event belongs to: the customer's HubSpot `integration_code`, else
-    /// where this customer's earlier events went, else the default connection. A code this
+    /// The connection an event belongs to: the customer's HubSpot `integration_code`, else a
+    /// served connection the customer is linked on by hand (`lago-hubspot link`), else where
+    /// this customer's earlier events went, else the default connection. A code this
     /// service does not serve is kept as is: its events wait for that connection.
     /// `Err` says why no connection can take the event.
     pub fn route(&self, payload: &str, event: &EventRef) -> Result<String, String> {
@@ -111,6 +118,11 @@ impl Fleet {
                 );
             }
             return Ok(code);
+        }
+        match self.linked_connection(payload) {
+            Ok(Some(code)) => return Ok(code),
+            Ok(None) => {}
+            Err(error) => return Err(format!("cannot look up the customer's links: {error:#}")),
         }
         if let Some(customer) = event.customer_id.as_deref().filter(|c| !c.is_empty()) {
             match self.store().customer_connection(customer) {
@@ -128,6 +140,22 @@ impl Fleet {
              (lago-hubspot connections update CODE --default)"
                 .to_owned()
         })
+    }
+
+    /// A served connection the customer is linked on by hand, the latest link first.
+    fn linked_connection(&self, payload: &str) -> anyhow::Result<Option<String>> {
+        let Ok(envelope) = Envelope::read(payload) else {
+            return Ok(None);
+        };
+        let keys = customer_keys(&envelope);
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .store()
+            .linked_connections(&keys)?
+            .into_iter()
+            .find(|code| self.syncers.contains_key(code)))
     }
 }
 
@@ -217,9 +245,14 @@ mod tests {
     }
 
     /// The host routes an event to the connection its guest then finds the link of: the same
-    /// payloads through both, for every shape of `integration_customers`.
+    /// payloads through both, for every shape of `integration_customers`. With several
+    /// connections, an event naming a code goes to that code (and waits when it is not served)
+    /// and its guest finds the entry naming it; a fleet of one takes every event, and its guest
+    /// (`sole`) finds an entry whenever the customer has a HubSpot one, whatever code it names.
     #[test]
     fn host_routing_and_guest_linking_agree() {
+        use lago_hubspot_guest::lago::{hubspot_entries, hubspot_link};
+
         let entries = [
             json!([{"type": "hubspot", "integration_code": "hs-eu", "external_customer_id": "1"}]),
             json!([{"integration_type": "hubspot", "integration_code": "hs-eu", "external_customer_id": "2"}]),
@@ -230,6 +263,8 @@ mod tests {
             json!([{"type": "hubspot", "integration_code": "hs-a", "external_customer_id": "6"},
                    {"type": "hubspot", "integration_code": "hs-b", "external_customer_id": "7"}]),
             json!([{"type": "hubspot", "external_customer_id": "8"}]),
+            json!([{"type": "hubspot", "integration_code": "hs-lago-cloud", "external_customer_id": "9"}]),
+            json!([{"type": "netsuite", "integration_code": "ns", "external_customer_id": "10"}]),
             json!([]),
         ];
         for entries in entries {
@@ -241,19 +276,47 @@ mod tests {
             ] {
                 let routed = hubspot_code(&payload.to_string());
                 let parsed: Customer = serde_json::from_value(customer.clone()).unwrap();
-                match routed {
+                // Several connections.
+                match &routed {
                     Some(code) => {
-                        let link = lago_hubspot_guest::lago::hubspot_link(&parsed, &code)
+                        let link = hubspot_link(&parsed, code, false)
                             .unwrap_or_else(|| panic!("routed to {code} but no link: {payload}"));
                         assert_eq!(link.code(), Some(code.as_str()), "{payload}");
                     }
                     // Routed by default: only an entry without a code may link.
                     None => {
-                        if let Some(link) =
-                            lago_hubspot_guest::lago::hubspot_link(&parsed, "hs-default")
-                        {
+                        if let Some(link) = hubspot_link(&parsed, "hs-default", false) {
                             assert_eq!(link.code(), None, "{payload}");
                         }
+                    }
+                }
+                // A fleet of one, whatever its code: the entry naming it, else one naming none,
+                // else the first HubSpot entry.
+                for code in ["hubspot", "hs-eu", "hs-b"] {
+                    let link = hubspot_link(&parsed, code, true);
+                    assert_eq!(
+                        link.is_some(),
+                        hubspot_entries(&parsed).next().is_some(),
+                        "{code}: {payload}"
+                    );
+                    if routed.as_deref() == Some(code) {
+                        assert_eq!(link.and_then(|l| l.code()), Some(code), "{payload}");
+                    }
+                    if let Some(link) = link
+                        && link.code().is_some_and(|c| c != code)
+                    {
+                        assert!(
+                            hubspot_entries(&parsed).all(|e| e.code().is_some_and(|c| c != code)),
+                            "another code's entry only when none names {code} or none: {payload}"
+                        );
+                        assert_eq!(
+                            link.external_customer_id,
+                            hubspot_entries(&parsed)
+                                .next()
+                                .unwrap()
+                                .external_customer_id,
+                            "the first HubSpot entry: {payload}"
+                        );
                     }
                 }
             }

@@ -134,17 +134,14 @@ fn default_types(
 /// Resolves a record id of the given type that must exist.
 fn existing_record(portal: &Portal, type_index: usize, raw_id: &str) -> Result<u64, ApiError> {
     let object_type = &portal.object_types[type_index];
-    raw_id
-        .parse()
-        .ok()
-        .filter(|id| object_type.records.contains_key(id))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "No {} with ID {raw_id} exists",
-                object_type.upper_name()
-            ))
-            .with_context("id", [raw_id])
-        })
+    // An id merged away names the merged record.
+    object_type.resolve_raw_id(raw_id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "No {} with ID {raw_id} exists",
+            object_type.upper_name()
+        ))
+        .with_context("id", [raw_id])
+    })
 }
 
 fn spec_json(portal: &Portal, from_id: u64, to_id: u64, type_id: u32) -> Value {
@@ -326,7 +323,9 @@ async fn remove_pair(
     let to_index = portal.resolve_object_type(&to_type)?;
     let from_type_id = portal.object_types[from_index].type_id.clone();
     let to_type_id = portal.object_types[to_index].type_id.clone();
-    if let (Ok(from_id), Ok(to_id)) = (from_id.parse(), to_id.parse()) {
+    let from_id = portal.object_types[from_index].resolve_raw_id(&from_id);
+    let to_id = portal.object_types[to_index].resolve_raw_id(&to_id);
+    if let (Some(from_id), Some(to_id)) = (from_id, to_id) {
         unlink(&mut portal, &from_type_id, from_id, &to_type_id, to_id);
     }
     no_content()
@@ -379,29 +378,71 @@ fn resolve_pair(
     ))
 }
 
-/// Per-input error for a batch association whose record does not exist.
-fn missing_record_entry(portal: &Portal, type_index: usize, raw_id: &str, side: &str) -> Value {
-    ApiError::validation(format!(
-        "No {} with ID {raw_id} exists",
-        portal.object_types[type_index].upper_name()
-    ))
-    .with_sub_category("crm.associations.INVALID_OBJECT_IDS")
-    .with_context(side, [raw_id])
-    .batch_entry(None)
+/// Per-input error for a batch association naming a record that does not exist (never
+/// created, archived, or of another type). Like the emulator's other 207 entries it carries
+/// the input's `fromObjectId` and `toObjectId`, so a client matches it to its input; the
+/// missing ids are named in the message and, as HubSpot's own association errors do, in
+/// `context.objectId` / `objectType` / `INVALID_OBJECT_IDS`.
+fn missing_records_entry(
+    portal: &Portal,
+    missing: &[(usize, &str)],
+    from: &str,
+    to: Option<&str>,
+) -> Value {
+    let described: Vec<(String, &str)> = missing
+        .iter()
+        .map(|(type_index, raw_id)| (portal.object_types[*type_index].upper_name(), *raw_id))
+        .collect();
+    let message = described
+        .iter()
+        .map(|(kind, raw_id)| format!("No {kind} with ID {raw_id} exists"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut error = ApiError::validation(message)
+        .with_sub_category("crm.associations.INVALID_OBJECT_IDS")
+        .with_context("fromObjectId", [from]);
+    if let Some(to) = to {
+        error = error.with_context("toObjectId", [to]);
+    }
+    error
+        .with_context("objectId", described.iter().map(|(_, raw_id)| *raw_id))
+        .with_context("objectType", described.iter().map(|(kind, _)| kind.clone()))
+        .with_context(
+            "INVALID_OBJECT_IDS",
+            described
+                .iter()
+                .map(|(kind, raw_id)| format!("{kind}={raw_id} is not valid")),
+        )
+        .batch_entry(None)
 }
 
-/// Both ends of a batch input, or the error entry naming the missing one.
+/// Both ends of a batch input, or the error entry naming the missing one(s).
 fn pair_records(
     portal: &Portal,
     (from_index, to_index): (usize, usize),
     from: &FlexibleId,
     to: &FlexibleId,
 ) -> Result<(u64, u64), Value> {
-    let from_id = existing_record(portal, from_index, &from.0)
-        .map_err(|_| missing_record_entry(portal, from_index, &from.0, "fromObjectId"))?;
-    let to_id = existing_record(portal, to_index, &to.0)
-        .map_err(|_| missing_record_entry(portal, to_index, &to.0, "toObjectId"))?;
-    Ok((from_id, to_id))
+    let from_id = existing_record(portal, from_index, &from.0);
+    let to_id = existing_record(portal, to_index, &to.0);
+    match (from_id, to_id) {
+        (Ok(from_id), Ok(to_id)) => Ok((from_id, to_id)),
+        (from_id, to_id) => {
+            let mut missing = Vec::new();
+            if from_id.is_err() {
+                missing.push((from_index, from.0.as_str()));
+            }
+            if to_id.is_err() {
+                missing.push((to_index, to.0.as_str()));
+            }
+            Err(missing_records_entry(
+                portal,
+                &missing,
+                &from.0,
+                Some(&to.0),
+            ))
+        }
+    }
 }
 
 async fn batch_associate_default(
@@ -497,11 +538,11 @@ async fn batch_read(
     let mut errors = Vec::new();
     for input in &inputs {
         let Ok(from_id) = existing_record(&portal, from_index, &input.id.0) else {
-            errors.push(missing_record_entry(
+            errors.push(missing_records_entry(
                 &portal,
-                from_index,
+                &[(from_index, input.id.0.as_str())],
                 &input.id.0,
-                "fromObjectId",
+                None,
             ));
             continue;
         };
@@ -545,11 +586,11 @@ async fn batch_archive(
     let from_type_id = portal.object_types[from_index].type_id.clone();
     let to_type_id = portal.object_types[to_index].type_id.clone();
     for input in &inputs {
-        let Ok(from_id) = input.from.id.0.parse::<u64>() else {
+        let Some(from_id) = portal.object_types[from_index].resolve_raw_id(&input.from.id.0) else {
             continue;
         };
         for target in &input.to {
-            if let Ok(to_id) = target.id.0.parse::<u64>() {
+            if let Some(to_id) = portal.object_types[to_index].resolve_raw_id(&target.id.0) {
                 unlink(&mut portal, &from_type_id, from_id, &to_type_id, to_id);
             }
         }

@@ -147,6 +147,12 @@ const COMPANY_PROPERTIES: &[Builtin] = &[
         "date",
     ),
     system("hs_object_id", "Record ID", "number", "number"),
+    system(
+        "hs_merged_object_ids",
+        "Merged Company IDs",
+        "string",
+        "text",
+    ),
 ];
 
 const CONTACT_PROPERTIES: &[Builtin] = &[
@@ -179,6 +185,18 @@ const CONTACT_PROPERTIES: &[Builtin] = &[
         "date",
     ),
     system("hs_object_id", "Record ID", "number", "number"),
+    system(
+        "hs_merged_object_ids",
+        "Merged Contact IDs",
+        "string",
+        "text",
+    ),
+    system(
+        "hs_additional_emails",
+        "Additional email addresses",
+        "string",
+        "text",
+    ),
 ];
 
 const CUSTOM_OBJECT_PROPERTIES: &[Builtin] = &[

@@ -50,8 +50,13 @@ const PARTIAL_BATCH_SUFFIXES: [&str; 4] = [
 pub struct Faults {
     /// Enforced rolling window per portal; over it, 429 `TEN_SECONDLY_ROLLING`. `None`: not
     /// enforced, but responses still report [`RateLimit::default`] in the rate-limit headers.
-    /// Counts every authenticated request, reads included, whatever `writes_only` says.
+    /// Counts every authenticated request, reads included, whatever `writes_only` says, except
+    /// searches, which HubSpot limits separately (`search_rate_limit`).
     pub rate_limit: Option<RateLimit>,
+    /// Search's own limit per portal (`POST …/search`); over it, 429 `SECONDLY`. Enforced when
+    /// set, and at HubSpot's 5 requests per second whenever `rate_limit` is enforced. Search
+    /// answers carry no rate-limit headers, as HubSpot's do not.
+    pub search_rate_limit: Option<RateLimit>,
     /// Requests allowed since the faults were set (the emulator's "day"); beyond, 429 `DAILY`.
     pub daily_max: Option<u32>,
     /// Probability that a request fails before being processed (no state change) with one
@@ -77,6 +82,7 @@ impl Default for Faults {
     fn default() -> Self {
         Self {
             rate_limit: None,
+            search_rate_limit: None,
             daily_max: None,
             error_rate: 0.0,
             error_statuses: vec![500, 502, 503, 504, 423, 477],
@@ -107,10 +113,17 @@ impl Default for RateLimit {
     }
 }
 
+/// HubSpot's search limit: 5 requests per second per portal (hubspot-api.md §3.3).
+pub const SEARCH_RATE_LIMIT: RateLimit = RateLimit {
+    max: 5,
+    interval_ms: 1_000,
+};
+
 /// What the emulator did to a request on purpose, as recorded in `LoggedRequest::fault`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectedFault {
-    /// 429 `TEN_SECONDLY_ROLLING`: the rolling window was full.
+    /// 429 `TEN_SECONDLY_ROLLING`: the rolling window was full; or, on a search, 429
+    /// `SECONDLY`: the search limit was reached.
     RateLimited,
     /// 429 `DAILY`: `daily_max` was used up.
     DailyLimited,
@@ -131,6 +144,8 @@ pub(crate) struct FaultState {
     rng: StdRng,
     /// Arrival times of the admitted requests still inside the rolling window.
     window: VecDeque<Instant>,
+    /// The same for searches, which have their own limit.
+    search_window: VecDeque<Instant>,
     admitted_today: u32,
 }
 
@@ -153,6 +168,7 @@ impl FaultState {
             settings,
             rng: StdRng::seed_from_u64(seed),
             window: VecDeque::new(),
+            search_window: VecDeque::new(),
             admitted_today: 0,
         }
     }
@@ -161,27 +177,46 @@ impl FaultState {
     /// history, since those requests really happened.
     pub(crate) fn replace(&mut self, settings: Faults) {
         let window = std::mem::take(&mut self.window);
+        let search_window = std::mem::take(&mut self.search_window);
         *self = Self::new(settings);
         self.window = window;
+        self.search_window = search_window;
     }
 
     pub(crate) fn settings(&self) -> &Faults {
         &self.settings
     }
 
-    /// Admits one request against the limits and draws its faults.
-    fn decide(&mut self, now: Instant, write: bool, batch_inputs: usize) -> Result<Plan, Refusal> {
-        let enforced = self.settings.rate_limit;
+    /// The search limit in force, if any.
+    fn search_limit(&self) -> Option<RateLimit> {
+        self.settings
+            .search_rate_limit
+            .or(self.settings.rate_limit.map(|_| SEARCH_RATE_LIMIT))
+    }
+
+    /// Admits one request against the limits and draws its faults. A search counts against
+    /// the search limit instead of the rolling window (both count against the day).
+    fn decide(
+        &mut self,
+        now: Instant,
+        write: bool,
+        batch_inputs: usize,
+        search: bool,
+    ) -> Result<Plan, Refusal> {
+        let (enforced, window) = if search {
+            (self.search_limit(), &mut self.search_window)
+        } else {
+            (self.settings.rate_limit, &mut self.window)
+        };
         let limit = enforced.unwrap_or_default();
         let interval = Duration::from_millis(limit.interval_ms);
-        while self
-            .window
+        while window
             .front()
             .is_some_and(|&seen| now.duration_since(seen) >= interval)
         {
-            self.window.pop_front();
+            window.pop_front();
         }
-        let used = u32::try_from(self.window.len()).unwrap_or(u32::MAX);
+        let used = u32::try_from(window.len()).unwrap_or(u32::MAX);
         let mut quota = Quota {
             limit,
             remaining: 0,
@@ -195,9 +230,13 @@ impl FaultState {
             return Err(Refusal::Daily(quota));
         }
         if enforced.is_some() && used >= limit.max {
-            return Err(Refusal::Rolling(quota));
+            return Err(if search {
+                Refusal::Secondly
+            } else {
+                Refusal::Rolling(quota)
+            });
         }
-        self.window.push_back(now);
+        window.push_back(now);
         self.admitted_today = self.admitted_today.saturating_add(1);
         quota.remaining = limit.max.saturating_sub(used.saturating_add(1));
         quota.daily = quota
@@ -278,16 +317,25 @@ impl Quota {
 enum Refusal {
     Rolling(Quota),
     Daily(Quota),
+    /// The search limit: no rate-limit headers, as on every search answer.
+    Secondly,
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (quota, policy, fault) = match self {
-            Self::Rolling(quota) => (quota, "TEN_SECONDLY_ROLLING", InjectedFault::RateLimited),
-            Self::Daily(quota) => (quota, "DAILY", InjectedFault::DailyLimited),
+            Self::Rolling(quota) => (
+                Some(quota),
+                "TEN_SECONDLY_ROLLING",
+                InjectedFault::RateLimited,
+            ),
+            Self::Daily(quota) => (Some(quota), "DAILY", InjectedFault::DailyLimited),
+            Self::Secondly => (None, "SECONDLY", InjectedFault::RateLimited),
         };
         let mut response = rate_limit_response(policy);
-        quota.write_headers(response.headers_mut());
+        if let Some(quota) = quota {
+            quota.write_headers(response.headers_mut());
+        }
         response.extensions_mut().insert(fault);
         response
     }
@@ -303,7 +351,7 @@ struct Plan {
     failed_inputs: BTreeSet<usize>,
 }
 
-/// HubSpot's 429 body for a policy (`TEN_SECONDLY_ROLLING`, `DAILY`).
+/// HubSpot's 429 body for a policy (`TEN_SECONDLY_ROLLING`, `DAILY`, `SECONDLY`).
 fn rate_limit_response(policy: &str) -> Response {
     let correlation_id = new_correlation_id();
     let message = match policy {
@@ -321,7 +369,7 @@ fn rate_limit_response(policy: &str) -> Response {
         "policyName": policy,
         "requestId": new_correlation_id(),
     });
-    if policy != "DAILY" {
+    if policy == "TEN_SECONDLY_ROLLING" {
         // HubSpot names the limit group of the app on burst limits.
         body["groupName"] = json!("publicapi:emulator");
     }
@@ -370,6 +418,11 @@ fn injected_error(status: u16) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
+}
+
+/// Whether a request is a CRM search (`POST /crm/v3/objects/{type}/search`).
+fn is_search(method: &Method, path: &str) -> bool {
+    method == Method::POST && path.ends_with("/search")
 }
 
 /// Whether a request changes state: everything but GETs, batch reads and searches.
@@ -528,9 +581,10 @@ pub(crate) async fn inject(
         .unwrap_or_default();
     let path = parts.uri.path();
     let write = is_write(&parts.method, path);
+    let search = is_search(&parts.method, path);
     let batch = partial_batch_inputs(&parts.method, path, &body);
     let batch_len = batch.as_ref().map_or(0, Vec::len);
-    let decided = emulator.lock().faults.decide(now, write, batch_len);
+    let decided = emulator.lock().faults.decide(now, write, batch_len, search);
     let plan = match decided {
         Ok(plan) => plan,
         Err(refusal) => return refusal.into_response(),
@@ -550,7 +604,9 @@ pub(crate) async fn inject(
         }
         (None, _) => next.run(Request::from_parts(parts, Body::from(body))).await,
     };
-    plan.quota.write_headers(response.headers_mut());
+    if !search {
+        plan.quota.write_headers(response.headers_mut());
+    }
     if plan.drop {
         response = cut_off(response).await;
     }
@@ -566,6 +622,9 @@ pub struct FaultArgs {
     /// Enforce a rolling window of MAX requests per INTERVAL_MS (HubSpot: 110/10000).
     #[arg(long, value_name = "MAX/INTERVAL_MS", value_parser = parse_rate_limit)]
     pub rate_limit: Option<RateLimit>,
+    /// Limit searches to MAX per INTERVAL_MS (429 SECONDLY); with --rate-limit, HubSpot's 5/1000.
+    #[arg(long, value_name = "MAX/INTERVAL_MS", value_parser = parse_rate_limit)]
+    pub search_rate_limit: Option<RateLimit>,
     /// Answer 429 DAILY once this many requests were served.
     #[arg(long, value_name = "N")]
     pub daily_max: Option<u32>,
@@ -606,6 +665,7 @@ impl FaultArgs {
             None => Faults::default(),
         };
         faults.rate_limit = self.rate_limit.or(faults.rate_limit);
+        faults.search_rate_limit = self.search_rate_limit.or(faults.search_rate_limit);
         faults.daily_max = self.daily_max.or(faults.daily_max);
         faults.error_rate = self.error_rate.unwrap_or(faults.error_rate);
         if let Some(statuses) = &self.error_statuses {

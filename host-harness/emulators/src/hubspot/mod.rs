@@ -2,11 +2,18 @@
 //!
 //! HubSpot cannot be reached from where this project is built and tested, so every test runs
 //! against this emulator. It implements the v3/v4 endpoints the sync uses (properties,
-//! schemas, objects with batch upsert, associations) with HubSpot's status codes, error bodies
-//! and validation rules, strictly enough that a wrong request plan fails here as it would
-//! against the real API. See `/work/shared/reference/hubspot-api.md` for the behaviour modelled.
-//! On demand it also misbehaves like HubSpot does (rate limits, 5xx, dropped connections,
-//! partial batch failures): see [`Faults`].
+//! schemas, objects with batch upsert, search and merge, associations) with HubSpot's status
+//! codes, error bodies and validation rules, strictly enough that a wrong request plan fails
+//! here as it would against the real API. See `/work/shared/reference/hubspot-api.md` for the
+//! behaviour modelled. On demand it also misbehaves like HubSpot does (rate limits, 5xx,
+//! dropped connections, partial batch failures): see [`Faults`].
+//!
+//! A portal need not start empty: [`Emulator::seed`] (or `lago-hubspot emulator
+//! --seed-records FILE.json`) creates records someone made by hand, [`Emulator::archive`] and
+//! [`Emulator::merge`] change them behind the sync's back, and [`fixtures::lived_in_portal`]
+//! seeds a typical one. Contacts are unique by email (409 / 207 `CONFLICT`), emails need a
+//! top-level domain on IANA's list, archived ids answer 404 and merged ids keep answering with
+//! the merged record.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -22,12 +29,17 @@ mod builtin;
 mod clock;
 mod errors;
 mod faults;
+pub mod fixtures;
+mod merge;
 mod oauth;
 mod objects;
 mod properties;
 mod records;
 mod schemas;
+mod search;
+mod seed;
 mod state;
+mod tlds;
 mod validate;
 mod wire;
 
@@ -55,6 +67,7 @@ use self::state::Portal;
 
 pub use self::faults::{FaultArgs, Faults, InjectedFault, RateLimit};
 pub use self::oauth::{KNOWN_SCOPES, OAuthConfig, OAuthStats};
+pub use self::seed::{Seed, SeedArgs, SeedAssociation, SeedRecord, SeedRef, Seeded};
 
 /// Largest request body the emulator accepts (HubSpot rejects far smaller payloads anyway).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -179,15 +192,14 @@ impl Emulator {
             .unwrap_or_default()
     }
 
-    /// One record by id, if it exists.
+    /// One record by id, if it exists. An id merged away gives the merged record (with its
+    /// new id), as the API does.
     pub fn record(&self, object_type: &str, id: &str) -> Option<Record> {
         let portal = self.lock();
         let index = portal.resolve_for_inspection(object_type)?;
-        let id: u64 = id.parse().ok()?;
-        portal.object_types[index]
-            .records
-            .get(&id)
-            .map(to_public_record)
+        let object_type = &portal.object_types[index];
+        let id = object_type.resolve_raw_id(id)?;
+        object_type.records.get(&id).map(to_public_record)
     }
 
     /// Adds a record as if someone had created it in HubSpot before the sync ran, e.g. the
@@ -216,14 +228,17 @@ impl Emulator {
         Ok(to_public_record(&object_type.records[&id]))
     }
 
-    /// Ids of the `to_type` records associated with one record, ascending.
+    /// Ids of the `to_type` records associated with one record, ascending (an id merged away
+    /// names the merged record).
     pub fn associations(&self, from_type: &str, from_id: &str, to_type: &str) -> Vec<String> {
         let portal = self.lock();
-        let (Some(from_index), Some(to_index), Ok(from_id)) = (
+        let (Some(from_index), Some(to_index)) = (
             portal.resolve_for_inspection(from_type),
             portal.resolve_for_inspection(to_type),
-            from_id.parse::<u64>(),
         ) else {
+            return Vec::new();
+        };
+        let Some(from_id) = portal.object_types[from_index].resolve_raw_id(from_id) else {
             return Vec::new();
         };
         portal
@@ -334,6 +349,42 @@ impl RunningEmulator {
         properties: Value,
     ) -> anyhow::Result<Record> {
         self.emulator.seed_record(object_type, id, properties)
+    }
+
+    pub fn seed_records(
+        &self,
+        object_type: &str,
+        records: Vec<Value>,
+    ) -> anyhow::Result<Vec<Record>> {
+        self.emulator.seed_records(object_type, records)
+    }
+
+    pub fn seed(&self, seed: &Seed) -> anyhow::Result<Seeded> {
+        self.emulator.seed(seed)
+    }
+
+    pub fn seed_association(
+        &self,
+        from_type: &str,
+        from_id: &str,
+        to_type: &str,
+        to_id: &str,
+    ) -> anyhow::Result<()> {
+        self.emulator
+            .seed_association(from_type, from_id, to_type, to_id)
+    }
+
+    pub fn archive(&self, object_type: &str, id: &str) -> anyhow::Result<()> {
+        self.emulator.archive(object_type, id)
+    }
+
+    pub fn merge(
+        &self,
+        object_type: &str,
+        primary_id: &str,
+        id_to_merge: &str,
+    ) -> anyhow::Result<Record> {
+        self.emulator.merge(object_type, primary_id, id_to_merge)
     }
 
     pub fn schemas(&self) -> Vec<Value> {

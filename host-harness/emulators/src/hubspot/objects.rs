@@ -54,7 +54,11 @@ pub(crate) fn routes(prefix: &str) -> Router<Emulator> {
         )
         .route(
             &format!("{prefix}/{{object_type}}/search"),
-            post(search_not_emulated),
+            post(super::search::search),
+        )
+        .route(
+            &format!("{prefix}/{{object_type}}/merge"),
+            post(super::merge::merge),
         )
         .route(
             &format!("{prefix}/{{object_type}}/{{object_id}}"),
@@ -265,17 +269,13 @@ fn plan_inline_associations(
             let target_index = portal.type_index(&kind.to_type_id).unwrap_or_default();
             let target = &portal.object_types[target_index];
             let raw_id = &association.to.id.0;
-            let to_id = raw_id
-                .parse()
-                .ok()
-                .filter(|id| target.records.contains_key(id))
-                .ok_or_else(|| {
-                    ApiError::validation(format!(
-                        "Cannot associate to {} {raw_id}: no such record",
-                        target.upper_name()
-                    ))
-                    .with_context("id", [raw_id.as_str()])
-                })?;
+            let to_id = target.resolve_raw_id(raw_id).ok_or_else(|| {
+                ApiError::validation(format!(
+                    "Cannot associate to {} {raw_id}: no such record",
+                    target.upper_name()
+                ))
+                .with_context("id", [raw_id.as_str()])
+            })?;
             planned.push((kind.to_type_id.clone(), to_id, type_id));
         }
     }
@@ -362,6 +362,20 @@ async fn update_one(
     reply(StatusCode::OK, record)
 }
 
+/// Archives one record (HubSpot's recycle bin: gone from reads, writes and associations,
+/// its unique values free again). An id merged away archives the merged record. Returns
+/// whether a record was archived.
+pub(crate) fn archive_record(portal: &mut Portal, index: usize, raw_id: &str) -> bool {
+    let object_type = &mut portal.object_types[index];
+    let Some(id) = object_type.resolve_raw_id(raw_id) else {
+        return false;
+    };
+    object_type.remove_record(id);
+    let type_id = object_type.type_id.clone();
+    portal.forget_record_associations(&type_id, id);
+    true
+}
+
 async fn archive_one(
     State(emulator): State<Emulator>,
     Path((object_type, object_id)): Path<(String, String)>,
@@ -369,15 +383,7 @@ async fn archive_one(
     let mut portal = emulator.lock();
     let index = portal.resolve_object_type(&object_type)?;
     // Archiving an absent record is not an error (HubSpot answers 204 either way).
-    if let Ok(id) = object_id.parse::<u64>()
-        && {
-            portal.object_types[index].unindex_record(id);
-            portal.object_types[index].records.remove(&id).is_some()
-        }
-    {
-        let type_id = portal.object_types[index].type_id.clone();
-        portal.forget_record_associations(&type_id, id);
-    }
+    archive_record(&mut portal, index, &object_id);
     no_content()
 }
 
@@ -592,11 +598,15 @@ async fn batch_upsert(
     let mut failed = None;
     for (input, key) in inputs.iter().zip(&keys) {
         let id_property = input.id_property.as_deref().unwrap_or_default();
-        let mut properties = input.properties.clone();
-        properties.insert(id_property.to_owned(), Value::String(key.clone()));
+        // A match is an update (the record already holds the key, possibly as an additional
+        // email a merge left it); otherwise the key is written with the new record.
         let outcome = match draft.find_by_property(id_property, key) {
-            Some(id) => update_record(draft, id, &properties, now).map(|()| (id, false)),
-            None => create_record(draft, &properties, now).map(|id| (id, true)),
+            Some(id) => update_record(draft, id, &input.properties, now).map(|()| (id, false)),
+            None => {
+                let mut properties = input.properties.clone();
+                properties.insert(id_property.to_owned(), Value::String(key.clone()));
+                create_record(draft, &properties, now).map(|id| (id, true))
+            }
         };
         match outcome {
             Ok(done) => written.push(done),
@@ -640,23 +650,8 @@ async fn batch_archive(
     let inputs = require_inputs(body.inputs, MAX_BATCH_INPUTS)?;
     let mut portal = emulator.lock();
     let index = portal.resolve_object_type(&object_type)?;
-    let type_id = portal.object_types[index].type_id.clone();
     for input in &inputs {
-        if let Ok(id) = input.id.0.parse::<u64>()
-            && {
-                portal.object_types[index].unindex_record(id);
-                portal.object_types[index].records.remove(&id).is_some()
-            }
-        {
-            portal.forget_record_associations(&type_id, id);
-        }
+        archive_record(&mut portal, index, &input.id.0);
     }
     no_content()
-}
-
-/// Search is not part of the emulated surface; say so plainly instead of a confusing 405.
-async fn search_not_emulated() -> ApiError {
-    ApiError::validation(
-        "The search endpoint is not emulated: look records up with GET ?idProperty= or batch/read",
-    )
 }

@@ -106,10 +106,8 @@ pub(crate) fn locate_record(
     id_property: Option<&str>,
 ) -> Result<u64, ApiError> {
     let found = match id_property {
-        None => raw_id
-            .parse()
-            .ok()
-            .filter(|id| object_type.records.contains_key(id)),
+        // An id merged away still names the merged record.
+        None => object_type.resolve_raw_id(raw_id),
         Some(property) => {
             check_id_property(object_type, property)?;
             object_type.find_by_property(property, raw_id)
@@ -135,7 +133,7 @@ pub(crate) fn create_record_with_id(
     chosen_id: Option<u64>,
 ) -> Result<u64, ApiError> {
     if let Some(id) = chosen_id
-        && object_type.records.contains_key(&id)
+        && object_type.id_taken(id)
     {
         return Err(ApiError::conflict(format!(
             "A record with ID {id} already exists"

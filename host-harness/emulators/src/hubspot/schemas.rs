@@ -332,6 +332,7 @@ async fn create_schema(State(emulator): State<Emulator>, body: Bytes) -> ApiResu
         records: BTreeMap::new(),
         next_record_id: record_id_base(portal.object_types.len() as u64 + 1),
         unique_index: HashMap::new(),
+        merged_into: HashMap::new(),
     };
     let context = DefinitionContext::Schema {
         default_group: &default_group,

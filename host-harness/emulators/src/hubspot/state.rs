@@ -14,6 +14,11 @@ use super::{EmulatorConfig, LoggedRequest};
 pub(crate) const CONTACTS_TYPE_ID: &str = "0-1";
 pub(crate) const COMPANIES_TYPE_ID: &str = "0-2";
 
+/// Read-only property listing the ids merged into a record (`;`-separated).
+pub(crate) const MERGED_OBJECT_IDS: &str = "hs_merged_object_ids";
+/// Read-only contact property holding the emails of contacts merged into it (`;`-separated).
+pub(crate) const ADDITIONAL_EMAILS: &str = "hs_additional_emails";
+
 /// HubSpot-defined association type ids between contacts and companies.
 pub(crate) const CONTACT_TO_COMPANY: u32 = 279;
 pub(crate) const COMPANY_TO_CONTACT: u32 = 280;
@@ -162,6 +167,9 @@ pub(crate) struct ObjectType {
     /// Value → record id for every unique property (and contact emails), so look-ups by
     /// `idProperty` and uniqueness checks stay constant-time on large portals.
     pub unique_index: HashMap<String, HashMap<String, u64>>,
+    /// Ids merged away → the id of the record they were merged into (HubSpot keeps old ids
+    /// pointing at the merged record). The target may itself have been merged again later.
+    pub merged_into: HashMap<u64, u64>,
 }
 
 impl ObjectType {
@@ -278,18 +286,31 @@ impl ObjectType {
             || self.property(property).is_some_and(|p| p.has_unique_value)
     }
 
+    /// The (property, value) pairs of a record that the unique index holds: its unique
+    /// values, and for a contact its email plus the additional emails a merge left it.
+    fn indexed_entries(&self, record: &StoredRecord) -> Vec<(String, String)> {
+        let mut entries = Vec::new();
+        for (name, value) in &record.properties {
+            if self.is_indexed(name) {
+                entries.push((name.clone(), value.clone()));
+            } else if self.is_contacts() && name == ADDITIONAL_EMAILS {
+                entries.extend(
+                    value
+                        .split(';')
+                        .filter(|email| !email.is_empty())
+                        .map(|email| ("email".to_owned(), email.to_owned())),
+                );
+            }
+        }
+        entries
+    }
+
     /// Adds a stored record's unique values to the index (after it was written).
     pub(crate) fn index_record(&mut self, id: u64) {
         let Some(record) = self.records.get(&id) else {
             return;
         };
-        let entries: Vec<(String, String)> = record
-            .properties
-            .iter()
-            .filter(|(name, _)| self.is_indexed(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        for (name, value) in entries {
+        for (name, value) in self.indexed_entries(record) {
             self.unique_index.entry(name).or_default().insert(value, id);
         }
     }
@@ -299,20 +320,49 @@ impl ObjectType {
         let Some(record) = self.records.get(&id) else {
             return;
         };
-        for (name, value) in &record.properties {
-            if let Some(values) = self.unique_index.get_mut(name)
-                && values.get(value) == Some(&id)
+        for (name, value) in self.indexed_entries(record) {
+            if let Some(values) = self.unique_index.get_mut(&name)
+                && values.get(&value) == Some(&id)
             {
-                values.remove(value);
+                values.remove(&value);
             }
         }
+    }
+
+    /// The live record an id names: the record itself, or the record it was merged into
+    /// (following later merges too). `None` once that record is archived, or never existed.
+    pub(crate) fn resolve_id(&self, id: u64) -> Option<u64> {
+        let mut current = id;
+        // Each merge creates a new id, so the chain is short and acyclic; the bound is a guard.
+        for _ in 0..=self.merged_into.len() {
+            if self.records.contains_key(&current) {
+                return Some(current);
+            }
+            current = *self.merged_into.get(&current)?;
+        }
+        None
+    }
+
+    /// A record id as a client sends it (a string), resolved like [`Self::resolve_id`].
+    pub(crate) fn resolve_raw_id(&self, raw: &str) -> Option<u64> {
+        raw.parse().ok().and_then(|id| self.resolve_id(id))
+    }
+
+    /// Whether an id was ever handed out here: a live record or one merged away.
+    pub(crate) fn id_taken(&self, id: u64) -> bool {
+        self.records.contains_key(&id) || self.merged_into.contains_key(&id)
+    }
+
+    /// Removes a record with its unique values (archive). Returns whether it existed.
+    pub(crate) fn remove_record(&mut self, id: u64) -> Option<StoredRecord> {
+        self.unindex_record(id);
+        self.records.remove(&id)
     }
 
     /// The record whose `property` holds `value`.
     pub(crate) fn find_by_property(&self, property: &str, value: &str) -> Option<u64> {
         if property == "hs_object_id" {
-            let id = value.parse().ok()?;
-            return self.records.contains_key(&id).then_some(id);
+            return self.resolve_raw_id(value);
         }
         let wanted = self.canonical_identifier(property, value);
         if self.is_indexed(property) {
@@ -326,7 +376,7 @@ impl ObjectType {
 
     /// The next free record id; ids taken by seeded records are skipped.
     pub(crate) fn allocate_record_id(&mut self) -> u64 {
-        while self.records.contains_key(&self.next_record_id) {
+        while self.id_taken(self.next_record_id) {
             self.next_record_id += 1;
         }
         let id = self.next_record_id;
@@ -392,6 +442,7 @@ impl Portal {
             records: BTreeMap::new(),
             next_record_id: record_id_base(ordinal),
             unique_index: HashMap::new(),
+            merged_into: HashMap::new(),
         };
         let contacts = standard_type(CONTACTS_TYPE_ID, "contacts", "contact", 1);
         let companies = standard_type(COMPANIES_TYPE_ID, "companies", "company", 2);

@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Emulator, EmulatorConfig, Faults, RateLimit, RunningEmulator};
 
+mod lived_in;
+
 const TOKEN: &str = "test-token";
 
 struct Reply {
@@ -82,6 +84,10 @@ impl Api {
 
     async fn put(&self, path: &str) -> Reply {
         self.call(Method::PUT, path, None).await
+    }
+
+    async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
     }
 }
 

@@ -14,6 +14,7 @@ use super::clock::{
 };
 use super::errors::{ApiError, PropertyValueError};
 use super::state::{ObjectType, PropertyDefinition, PropertyOption};
+use super::tlds::is_known_tld;
 
 pub(crate) const MAX_UNIQUE_PROPERTIES: usize = 10;
 pub(crate) const MAX_STRING_LENGTH: usize = 65_536;
@@ -486,7 +487,9 @@ fn normalize_enumeration(
     Ok(selected.join(";"))
 }
 
-/// One plain address: `local@domain.tld`, no spaces, no lists.
+/// One plain address as HubSpot takes it: `local@domain.tld`, no spaces, no lists, and a
+/// domain ending in a top-level domain on IANA's list (so `@acme.con` and the reserved
+/// `@x.test`, `@x.example`, `@x.invalid`, `@localhost` are refused).
 pub(crate) fn is_valid_email(address: &str) -> bool {
     let Some((local, domain)) = address.split_once('@') else {
         return false;
@@ -506,9 +509,7 @@ pub(crate) fn is_valid_email(address: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+        && labels.last().is_some_and(|tld| is_known_tld(tld));
     local_ok && domain_ok
 }
 
@@ -538,6 +539,30 @@ mod tests {
         assert!(!is_valid_email("no-at-sign.com"));
         assert!(!is_valid_email("a@localhost"));
         assert!(!is_valid_email("a b@x.com"));
+    }
+
+    #[test]
+    fn email_domains_must_end_in_a_delegated_tld() {
+        for valid in [
+            "kenji.tanaka@example.jp",
+            "billing-cus_ind@example.com",
+            "a@Sub.Example.COM",
+            "x@acme.io",
+            "x@acme.xn--p1ai",
+        ] {
+            assert!(is_valid_email(valid), "{valid}");
+        }
+        for invalid in [
+            "x@acme.con",
+            "x@example.invalidtld",
+            "x@acme.test",
+            "x@acme.example",
+            "x@acme.invalid",
+            "x@host.localhost",
+            "x@acme.c0m",
+        ] {
+            assert!(!is_valid_email(invalid), "{invalid}");
+        }
     }
 
     #[test]
