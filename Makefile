@@ -1,11 +1,16 @@
-# Two commands for a fresh machine (see README): `make demo` and `make test`.
+# Two commands for a fresh machine (see README): `make demo` and `make test`; `make install`
+# puts `lago-hubspot` and its component on the PATH.
 CARGO ?= cargo
 COMPONENT := target/wasm32-wasip2/release/lago_hubspot_guest.wasm
+# Where `cargo install` puts binaries; the component goes beside the binary, where it looks first.
+INSTALL_BIN ?= $(or $(CARGO_INSTALL_ROOT),$(CARGO_HOME),$(HOME)/.cargo)/bin
 
-.PHONY: demo test component check dist
+.PHONY: demo test component check dist install
 
-## Build the component and the harness, then run the main job on its embedded default.
+## Build the component and the harness (cargo shows its progress: a first build takes minutes),
+## then run the main job on its embedded default.
 demo: component
+	$(CARGO) build -p lago-hubspot
 	$(CARGO) run -p lago-hubspot --quiet
 
 ## Build the component, then run every test (guest and harness unit tests, the emulators, and the
@@ -24,6 +29,13 @@ check:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p lago-hubspot --no-default-features -- -D warnings
 	$(CARGO) clippy -p lago-hubspot-guest --target wasm32-wasip2 -- -D warnings
+
+## Install `lago-hubspot` (optimised, with the locked dependencies) and its component beside it:
+## `$(INSTALL_BIN)/lago-hubspot` and `$(INSTALL_BIN)/lago_hubspot_guest.wasm`.
+install: component
+	$(CARGO) install --path host-harness --locked --profile dist --target-dir target
+	install -m 0644 $(COMPONENT) "$(INSTALL_BIN)/lago_hubspot_guest.wasm"
+	@echo "installed $(INSTALL_BIN)/lago-hubspot and its component; try: lago-hubspot --help"
 
 ## Release artifacts: the .wasm and an optimised harness binary.
 dist: component

@@ -22,6 +22,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use lago_hubspot_guest::lago::{Customer, hubspot_entries};
+use lago_hubspot_guest::webhooks::{Envelope, Route};
+
 use crate::config::MatchCompanies;
 use crate::executor::{ExecError, Executor};
 use crate::runtime::{HttpMethod, Plan, RecordKind, Step};
@@ -299,7 +302,19 @@ async fn adopt_contact(
                 .await?;
             attempts += more;
             if !response.is_success() {
-                return Err(ExecError::rejected(1, &patch.description, &response));
+                let refused = ExecError::rejected(1, &patch.description, &response);
+                // This customer already has its own contact (its email changed to one another
+                // contact holds): keep that one, without HubSpot's email.
+                if holds_lago_customer_id(&refused) {
+                    notes.push(format!(
+                        "the email belongs to HubSpot contact {existing_id}; this customer keeps its own contact, without HubSpot's email (it stays in lago_billing_email)"
+                    ));
+                    let mut recovered =
+                        send_upsert(executor, &upsert.without(&["email".into()])).await?;
+                    recovered.attempts += attempts;
+                    return Ok(recovered);
+                }
+                return Err(refused);
             }
             // A merged contact answers with its new id.
             let id = response
@@ -316,6 +331,107 @@ async fn adopt_contact(
                 note: String::new(),
             })
         }
+    }
+}
+
+/// HubSpot refused a write because another record holds this `lago_customer_id`.
+fn holds_lago_customer_id(error: &ExecError) -> bool {
+    matches!(error, ExecError::Rejected { status: 400, message, .. }
+        if message.contains("lago_customer_id")
+            && (message.contains("INVALID_UNIQUE_VALUE") || message.contains("already has that value")))
+}
+
+/// `PATCH /crm/v3/objects/{companies|contacts}/{id}` of a customer linked to that record
+/// (Lago's `integration_customers` entry, or `lago-hubspot link`), refused because another
+/// record (the customer's own, written before the link) holds its `lago_customer_id`: that
+/// record lets go of it, and the linked one is written. The link is what the user asked for.
+pub async fn recover_linked_update(
+    executor: &Executor<'_>,
+    path: &str,
+    body: &Value,
+    error: &ExecError,
+) -> Option<Result<Recovered, ExecError>> {
+    if !holds_lago_customer_id(error) {
+        return None;
+    }
+    let rest = path.strip_prefix("/crm/v3/objects/")?;
+    let (object_type, target) = rest.split_once('/')?;
+    if !CUSTOMER_OBJECTS.contains(&object_type) || !target.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let lago_id = body["properties"]["lago_customer_id"].as_str()?.to_owned();
+    Some(release_and_update(executor, object_type, target, &lago_id, body).await)
+}
+
+async fn release_and_update(
+    executor: &Executor<'_>,
+    object_type: &str,
+    target: &str,
+    lago_id: &str,
+    body: &Value,
+) -> Result<Recovered, ExecError> {
+    let encoded: String = form_urlencoded::byte_serialize(lago_id.as_bytes()).collect();
+    let find = format!("/crm/v3/objects/{object_type}/{encoded}?idProperty=lago_customer_id");
+    let read = step(
+        HttpMethod::Get,
+        &find,
+        "find the record that holds the customer's id",
+    );
+    let (response, mut attempts) = executor.send_with_retries(&read, 1, &find, None).await?;
+    let holder = response
+        .json()
+        .and_then(|j| j["id"].as_str().map(str::to_owned))
+        .filter(|_| response.is_success());
+    let mut note = String::new();
+    if let Some(holder) = holder.filter(|h| h != target) {
+        let path = format!("/crm/v3/objects/{object_type}/{holder}");
+        let release = step(HttpMethod::Patch, &path, "release the customer's id");
+        let body = Bytes::from(json!({"properties": {"lago_customer_id": ""}}).to_string());
+        let (response, more) = executor
+            .send_with_retries(&release, 1, &path, Some(body))
+            .await?;
+        attempts += more;
+        if !response.is_success() {
+            return Err(ExecError::rejected(1, &release.description, &response));
+        }
+        note = format!(
+            "the customer is linked to HubSpot record {target}: record {holder}, written for it before, no longer carries its lago_customer_id"
+        );
+    }
+    let path = format!("/crm/v3/objects/{object_type}/{target}");
+    let update = step(HttpMethod::Patch, &path, "update the linked record");
+    let (response, more) = executor
+        .send_with_retries(&update, 1, &path, Some(Bytes::from(body.to_string())))
+        .await?;
+    attempts += more;
+    if !response.is_success() {
+        return Err(ExecError::rejected(1, &update.description, &response));
+    }
+    Ok(Recovered {
+        json: response.json().unwrap_or(Value::Null),
+        status: response.status,
+        attempts,
+        note,
+    })
+}
+
+/// Every recovery a refused request may have: a single-input customer upsert, or the update of
+/// a linked customer record.
+pub async fn recover_request(
+    executor: &Executor<'_>,
+    method: HttpMethod,
+    path: &str,
+    body: Option<&[u8]>,
+    error: &ExecError,
+) -> Option<Result<Recovered, ExecError>> {
+    let body: Value = serde_json::from_slice(body?).ok()?;
+    match method {
+        HttpMethod::Post => {
+            let upsert = CustomerUpsert::of_request(path, &body)?;
+            recover(executor, &upsert, error).await
+        }
+        HttpMethod::Patch => recover_linked_update(executor, path, &body, error).await,
+        _ => None,
     }
 }
 
@@ -400,7 +516,11 @@ pub async fn match_companies<'p>(syncer: &Syncer, plans: impl Iterator<Item = &'
     if wanted.is_empty() {
         return;
     }
-    let mut domains: Vec<String> = wanted.iter().map(|(_, _, d)| d.clone()).collect();
+    // HubSpot keeps domains without `www.`; a customer's URL often has it.
+    let mut domains: Vec<String> = wanted
+        .iter()
+        .flat_map(|(_, _, d)| [d.clone(), format!("www.{d}")])
+        .collect();
     domains.sort();
     domains.dedup();
     let holders = match companies_by_domain(&syncer.executor(), &domains).await {
@@ -415,6 +535,18 @@ pub async fn match_companies<'p>(syncer: &Syncer, plans: impl Iterator<Item = &'
             continue;
         };
         if holder.as_deref().is_some_and(|other| other != lago_id) {
+            continue;
+        }
+        // Search lags behind writes, and other plans of this run or of other workers may be
+        // adopting it right now: the company must not be claimed by another customer, in the
+        // store or in this process.
+        let stored = syncer
+            .store()
+            .lago_id_for(&code, RecordKind::Company, id)
+            .ok()
+            .flatten();
+        let portal = syncer.client().base_url();
+        if stored.is_some_and(|other| other != lago_id) || !claim_company(portal, id, &lago_id) {
             continue;
         }
         let step = &mut plan.steps[0];
@@ -441,6 +573,27 @@ pub async fn match_companies<'p>(syncer: &Syncer, plans: impl Iterator<Item = &'
     }
 }
 
+/// Claims HubSpot company `id` of the portal at `portal` (its API URL) for `lago_id` in this
+/// process; false when another customer has.
+fn claim_company(portal: &str, id: &str, lago_id: &str) -> bool {
+    static CLAIMS: std::sync::LazyLock<std::sync::Mutex<HashMap<(String, String), String>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut claims = CLAIMS.lock().unwrap_or_else(|p| p.into_inner());
+    let holder = claims
+        .entry((portal.to_owned(), id.to_owned()))
+        .or_insert_with(|| lago_id.to_owned());
+    holder == lago_id
+}
+
+/// A domain as HubSpot keeps it: lower case, without `www.`.
+fn bare_domain(domain: &str) -> String {
+    let domain = domain.trim().to_ascii_lowercase();
+    domain
+        .strip_prefix("www.")
+        .map(str::to_owned)
+        .unwrap_or(domain)
+}
+
 /// The Lago id and domain of a plan whose first step upserts a company by `lago_customer_id`.
 fn new_company(plan: &Plan) -> Option<(String, String)> {
     let step = plan.steps.first()?;
@@ -456,10 +609,7 @@ fn new_company(plan: &Plan) -> Option<(String, String)> {
         return None;
     }
     let lago_id = input["id"].as_str()?.to_owned();
-    let domain = input["properties"]["domain"]
-        .as_str()?
-        .trim()
-        .to_ascii_lowercase();
+    let domain = bare_domain(input["properties"]["domain"].as_str()?);
     (!domain.is_empty()).then_some((lago_id, domain))
 }
 
@@ -504,7 +654,7 @@ async fn companies_by_domain(
                     .filter(|h| !h.trim().is_empty())
                     .map(str::to_owned);
                 holders
-                    .entry(domain.trim().to_ascii_lowercase())
+                    .entry(bare_domain(domain))
                     .or_default()
                     .push((id.to_owned(), holder));
             }
@@ -521,15 +671,28 @@ async fn companies_by_domain(
     Ok(holders)
 }
 
-/// Checks every HubSpot id the store holds for the records an event names (its object, its
-/// customer, the records it references): an id HubSpot no longer has is forgotten, one that was
-/// merged away is replaced by the merged record's id (HubSpot answers a read by the old id with
-/// the new one). Returns how many mappings changed.
-pub async fn heal_ids(syncer: &Syncer, event: &EventRef) -> anyhow::Result<usize> {
+/// What [`heal_ids`] changed.
+#[derive(Debug, Default)]
+pub struct Healed {
+    /// Mappings forgotten or moved, and links dropped.
+    pub changed: usize,
+    /// The payload without the HubSpot links to records that are gone, when it had any.
+    pub payload: Option<String>,
+    /// What happened, for the outcome.
+    pub note: String,
+}
+
+/// Checks every HubSpot id an event used (the ids the store holds for its object, its customer
+/// and the records it references, and the record its customer is linked to): an id HubSpot no
+/// longer has is forgotten, one that was merged away is replaced by the merged record's id
+/// (HubSpot answers a read by the old id with the new one), and a link to a record that is gone
+/// is dropped.
+pub async fn heal_ids(syncer: &Syncer, event: &EventRef, payload: &str) -> anyhow::Result<Healed> {
     let (connection, known) = syncer.context_for(event)?;
     let code = syncer.settings().code.clone();
     let executor = syncer.executor();
-    let mut changed = 0;
+    let mut healed = Healed::default();
+    let mut notes = Vec::new();
     for id in known {
         let object_type = match id.key.kind {
             RecordKind::Company => Some("companies".to_owned()),
@@ -542,13 +705,8 @@ pub async fn heal_ids(syncer: &Syncer, event: &EventRef) -> anyhow::Result<usize
         let Some(object_type) = object_type else {
             continue;
         };
-        let path = format!("/crm/v3/objects/{object_type}/{}", id.hubspot_id);
-        let read = step(HttpMethod::Get, &path, "check a stored HubSpot id");
-        let Ok((response, _)) = executor.send_with_retries(&read, 1, &path, None).await else {
-            continue;
-        };
-        match response.status {
-            404 => {
+        match read_id(&executor, &object_type, &id.hubspot_id).await {
+            Some(Read::Gone) => {
                 tracing::info!(
                     kind = ?id.key.kind, lago_id = %id.key.lago_id, hubspot_id = %id.hubspot_id,
                     "HubSpot no longer has this record; forgetting its id"
@@ -556,31 +714,131 @@ pub async fn heal_ids(syncer: &Syncer, event: &EventRef) -> anyhow::Result<usize
                 syncer
                     .store()
                     .forget_id(&code, id.key.kind, &id.key.lago_id)?;
-                changed += 1;
+                notes.push(format!(
+                    "HubSpot record {} ({:?} {}) was deleted: written again",
+                    id.hubspot_id, id.key.kind, id.key.lago_id
+                ));
+                healed.changed += 1;
             }
-            200..=299 => {
-                let current = response
-                    .json()
-                    .and_then(|j| j["id"].as_str().map(str::to_owned));
-                if let Some(current) = current.filter(|c| *c != id.hubspot_id) {
-                    tracing::info!(
-                        kind = ?id.key.kind, lago_id = %id.key.lago_id,
-                        old = %id.hubspot_id, new = %current, "the record was merged; storing its new id"
-                    );
-                    syncer.store().put_ids(
-                        &code,
-                        &[crate::runtime::KnownId {
-                            key: id.key.clone(),
-                            hubspot_id: current,
-                        }],
-                    )?;
-                    changed += 1;
-                }
+            Some(Read::Moved(current)) => {
+                tracing::info!(
+                    kind = ?id.key.kind, lago_id = %id.key.lago_id,
+                    old = %id.hubspot_id, new = %current, "the record was merged; storing its new id"
+                );
+                syncer.store().put_ids(
+                    &code,
+                    &[crate::runtime::KnownId {
+                        key: id.key.clone(),
+                        hubspot_id: current,
+                    }],
+                )?;
+                healed.changed += 1;
             }
             _ => {}
         }
     }
-    Ok(changed)
+    // The record the customer is linked to (Lago's entry, or a link made by hand).
+    let with_stored_link = syncer.linked_payload(payload)?;
+    let linked = linked_records(with_stored_link.as_deref().unwrap_or(payload));
+    let mut gone_links = Vec::new();
+    for (object_type, id) in &linked {
+        if let Some(Read::Gone) = read_id(&executor, object_type, id).await {
+            gone_links.push(id.clone());
+            let unlinked = syncer.store().remove_links_to(&code, id)?;
+            notes.push(format!(
+                "the HubSpot record {id} this customer is linked to no longer exists: {}",
+                if unlinked.is_empty() {
+                    "written as its own record (update or remove the link in Lago)".to_owned()
+                } else {
+                    "the link made with `lago-hubspot link` is removed".to_owned()
+                }
+            ));
+        }
+    }
+    if !gone_links.is_empty() {
+        healed.changed += gone_links.len();
+        healed.payload = without_links(payload, &gone_links);
+    }
+    healed.note = notes.join("; ");
+    Ok(healed)
+}
+
+enum Read {
+    Same,
+    Gone,
+    Moved(String),
+}
+
+async fn read_id(executor: &Executor<'_>, object_type: &str, id: &str) -> Option<Read> {
+    let path = format!("/crm/v3/objects/{object_type}/{id}");
+    let read = step(HttpMethod::Get, &path, "check a HubSpot id");
+    let (response, _) = executor
+        .send_with_retries(&read, 1, &path, None)
+        .await
+        .ok()?;
+    match response.status {
+        404 => Some(Read::Gone),
+        200..=299 => {
+            let current = response
+                .json()
+                .and_then(|j| j["id"].as_str().map(str::to_owned));
+            Some(match current {
+                Some(current) if current != id => Read::Moved(current),
+                _ => Read::Same,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The HubSpot records a payload's customer is linked to: `(object type, id)`.
+fn linked_records(payload: &str) -> Vec<(String, String)> {
+    let Some(customer) = Envelope::read(payload)
+        .ok()
+        .and_then(|e| e.customer().cloned())
+        .and_then(|c| serde_json::from_value::<Customer>(c).ok())
+    else {
+        return Vec::new();
+    };
+    hubspot_entries(&customer)
+        .filter_map(|entry| {
+            let id = entry.external_customer_id.as_deref()?.trim();
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let object_type = match entry.targeted_object.as_deref() {
+                Some("contacts") => "contacts",
+                _ => "companies",
+            };
+            Some((object_type.to_owned(), id.to_owned()))
+        })
+        .collect()
+}
+
+/// The payload without the customer's HubSpot links to `gone` records.
+fn without_links(payload: &str, gone: &[String]) -> Option<String> {
+    let Route::Push { object, .. } = Envelope::read(payload).ok()?.route else {
+        return None;
+    };
+    let mut body: Value = serde_json::from_str(payload).ok()?;
+    let customer = if object == "/customer" {
+        body.pointer_mut(object)?
+    } else {
+        body.pointer_mut(&format!("{object}/customer"))?
+    };
+    let entries = customer.get_mut("integration_customers")?.as_array_mut()?;
+    entries.retain(|entry| {
+        let id = entry["external_customer_id"]
+            .as_str()
+            .map(|i| i.trim().to_owned())
+            .or_else(|| {
+                entry["external_customer_id"]
+                    .as_u64()
+                    .map(|n| n.to_string())
+            });
+        !id.is_some_and(|id| gone.contains(&id))
+    });
+    Some(body.to_string())
 }
 
 #[cfg(test)]

@@ -189,8 +189,9 @@ impl<'a> BatchExecutor<'a> {
                     .await;
                 answers.push((
                     step.job,
-                    result
-                        .map(|(json, status, attempts)| (json, status, attempts, step.path, None)),
+                    result.map(|(json, status, attempts, note)| {
+                        (json, status, attempts, step.path, note)
+                    }),
                 ));
             }
         }
@@ -260,13 +261,32 @@ impl<'a> BatchExecutor<'a> {
         number: usize,
         path: &str,
         body: Option<Bytes>,
-    ) -> Result<(Value, u16, u32), ExecError> {
+    ) -> Result<(Value, u16, u32, Option<String>), ExecError> {
         let (response, attempts) = self
             .executor
-            .send_with_retries(step, number, path, body)
+            .send_with_retries(step, number, path, body.clone())
             .await?;
         if !(response.is_success() || step.accept_statuses.contains(&response.status)) {
-            return Err(ExecError::rejected(number, &step.description, &response));
+            let error = ExecError::rejected(number, &step.description, &response);
+            // The update of a linked customer record (see [`crate::adopt`]).
+            return match crate::adopt::recover_request(
+                &self.executor,
+                step.method,
+                path,
+                body.as_deref(),
+                &error,
+            )
+            .await
+            {
+                Some(Ok(recovered)) => Ok((
+                    recovered.json,
+                    recovered.status,
+                    attempts + recovered.attempts,
+                    Some(recovered.note),
+                )),
+                Some(Err(next)) => Err(next),
+                None => Err(error),
+            };
         }
         let json = if response.is_success() {
             response.json().unwrap_or(Value::Null)
@@ -280,7 +300,7 @@ impl<'a> BatchExecutor<'a> {
                 message,
             });
         }
-        Ok((json, response.status, attempts))
+        Ok((json, response.status, attempts, None))
     }
 
     async fn send_chunk(&self, path: &str, chunk: &[Ready]) -> ChunkAnswer {

@@ -1,9 +1,7 @@
-//! Connection settings: what the host passes to the guest with every call.
-//! They come from flags or a small TOML file and are kept in the state database.
+//! Connection settings: what the host passes to the guest with every call, kept in the state
+//! database as JSON. The command line sets them (flags, environment variables, a TOML file:
+//! `cli/settings.rs` in the binary spells them).
 
-use std::path::Path;
-
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::{Connection, TargetedObject};
@@ -76,59 +74,29 @@ impl Default for ConnectionSettings {
     }
 }
 
-/// Connection settings given as flags; each one given overrides the stored or file value.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct SettingsFlags {
-    /// The HubSpot object Lago customers without a customer type become.
-    #[arg(long, value_enum)]
-    pub default_object: Option<DefaultObject>,
-    #[arg(long)]
-    pub lago_app_url: Option<String>,
-    #[arg(long)]
-    pub organization_slug: Option<String>,
-    #[arg(long)]
-    pub no_sync_subscriptions: bool,
-    #[arg(long)]
-    pub no_sync_invoices: bool,
-    /// Also sync credit notes, to a LagoCreditNotes custom object (deployed with the others).
-    #[arg(long)]
-    pub sync_credit_notes: bool,
-    /// Only sync customers that carry a HubSpot `integration_customers` entry.
-    #[arg(long)]
-    pub linked_customers_only: bool,
-    /// On a customer's first sync, adopt the one HubSpot company with its domain (`domain`,
-    /// the default) or always create its own (`none`).
-    #[arg(long, value_enum)]
-    pub match_companies: Option<MatchCompanies>,
-}
-
-impl SettingsFlags {
-    pub fn apply(&self, settings: &mut ConnectionSettings) {
-        if let Some(object) = self.default_object {
-            settings.default_targeted_object = object;
-        }
-        if let Some(url) = &self.lago_app_url {
-            settings.lago_app_url = url.clone();
-        }
-        if let Some(slug) = &self.organization_slug {
-            settings.organization_slug = slug.clone();
-        }
-        settings.sync_subscriptions &= !self.no_sync_subscriptions;
-        settings.sync_invoices &= !self.no_sync_invoices;
-        settings.sync_credit_notes |= self.sync_credit_notes;
-        settings.sync_unlinked_customers &= !self.linked_customers_only;
-        if let Some(matching) = self.match_companies {
-            settings.match_companies = matching;
-        }
-    }
-}
-
 impl ConnectionSettings {
-    pub fn from_toml_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read connection settings {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("invalid connection settings in {}", path.display()))
+    /// The settings of the links written to HubSpot (`lago_app_url`, `organization_slug`) that
+    /// still hold their placeholder default: links built from them lead nowhere.
+    pub fn placeholder_link_settings(&self) -> Vec<&'static str> {
+        let defaults = ConnectionSettings::default();
+        let mut placeholders = Vec::new();
+        if self.lago_app_url.trim().trim_end_matches('/') == defaults.lago_app_url {
+            placeholders.push("lago_app_url");
+        }
+        if self.organization_slug.trim().trim_matches('/') == defaults.organization_slug {
+            placeholders.push("organization_slug");
+        }
+        placeholders
+    }
+
+    /// What a customer's link in HubSpot looks like with these settings (as the component
+    /// writes it: `{lago_app_url}/{organization_slug}/customer/{lago_id}`).
+    pub fn customer_link_example(&self) -> String {
+        format!(
+            "{}/{}/customer/<lago_id>",
+            self.lago_app_url.trim().trim_end_matches('/'),
+            self.organization_slug.trim().trim_matches('/')
+        )
     }
 
     /// The WIT record, with the custom object type ids the store knows. `sole_connection`: the
@@ -165,18 +133,7 @@ impl ConnectionSettings {
 mod tests {
     use super::*;
 
-    #[test]
-    fn toml_fills_missing_keys_with_defaults_and_rejects_typos() {
-        let settings: ConnectionSettings =
-            toml::from_str("code = \"hs-prod\"\ndefault_targeted_object = \"contacts\"").unwrap();
-        assert_eq!(settings.code, "hs-prod");
-        assert_eq!(settings.default_targeted_object, DefaultObject::Contacts);
-        assert!(settings.sync_invoices);
-        assert!(toml::from_str::<ConnectionSettings>("sync_invoice = false").is_err());
-    }
-
-    /// Settings stored by the release before credit notes load, with credit notes off; the flag
-    /// turns them on and leaving it out never turns them off.
+    /// Settings stored by the release before credit notes load, with credit notes off.
     #[test]
     fn credit_notes_are_opt_in() {
         assert!(!ConnectionSettings::default().sync_credit_notes);
@@ -186,19 +143,51 @@ mod tests {
         let mut settings: ConnectionSettings = serde_json::from_str(stored).unwrap();
         assert!(!settings.sync_credit_notes);
         assert!(settings.sync_invoices);
-        SettingsFlags::default().apply(&mut settings);
-        assert!(!settings.sync_credit_notes);
-        let flags = SettingsFlags {
-            sync_credit_notes: true,
-            ..SettingsFlags::default()
-        };
-        flags.apply(&mut settings);
-        assert!(settings.sync_credit_notes);
-        SettingsFlags::default().apply(&mut settings);
-        assert!(settings.sync_credit_notes);
+        assert_eq!(settings.match_companies, MatchCompanies::Domain);
+        settings.sync_credit_notes = true;
         let wit = settings.to_wit(None, None, Some("2-3".into()), true);
         assert!(wit.sync_credit_notes);
         assert_eq!(wit.credit_notes_object_type_id.as_deref(), Some("2-3"));
+    }
+
+    /// The JSON each release stored loads as it was written (the stored names never change:
+    /// flags and TOML keys are spelled in the CLI, this is the state's format).
+    #[test]
+    fn settings_stored_by_earlier_releases_load() {
+        let stored = r#"{"code":"hs","name":"HubSpot","default_targeted_object":"contacts",
+            "lago_app_url":"https://app.lago.test","organization_slug":"acme",
+            "sync_subscriptions":false,"sync_invoices":true,"sync_credit_notes":true,
+            "sync_unlinked_customers":false,"match_companies":"none"}"#;
+        let settings: ConnectionSettings = serde_json::from_str(stored).unwrap();
+        assert_eq!(settings.default_targeted_object, DefaultObject::Contacts);
+        assert!(!settings.sync_subscriptions && settings.sync_credit_notes);
+        assert_eq!(settings.match_companies, MatchCompanies::None);
+        let again: ConnectionSettings =
+            serde_json::from_str(&serde_json::to_string(&settings).unwrap()).unwrap();
+        assert_eq!(again, settings);
+    }
+
+    #[test]
+    fn placeholder_links_are_named() {
+        let defaults = ConnectionSettings::default();
+        assert_eq!(
+            defaults.placeholder_link_settings(),
+            ["lago_app_url", "organization_slug"]
+        );
+        assert_eq!(
+            defaults.customer_link_example(),
+            "http://localhost:8080/default/customer/<lago_id>"
+        );
+        let real = ConnectionSettings {
+            lago_app_url: "https://lago.example.com/".into(),
+            organization_slug: "acme".into(),
+            ..defaults
+        };
+        assert!(real.placeholder_link_settings().is_empty());
+        assert_eq!(
+            real.customer_link_example(),
+            "https://lago.example.com/acme/customer/<lago_id>"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Record, RunningEmulator};
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Record, RunningEmulator, Seed};
 
 use crate::config::{ConnectionSettings, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
 use crate::hubspot_http::{HubspotClient, Secret};
@@ -15,6 +15,9 @@ use crate::store::Store;
 use crate::sync::{OutcomeStatus, Syncer};
 
 const DEMO_TOKEN: &str = "demo-token";
+
+/// The HubSpot records the sample events expect to exist (`samples/hubspot-seed.json`).
+const SAMPLE_SEED: &str = include_str!("../../samples/hubspot-seed.json");
 
 /// Runs the whole path on loopback and returns what a person should read.
 pub async fn run(plugin: Arc<Plugin>) -> anyhow::Result<String> {
@@ -39,12 +42,9 @@ pub async fn run(plugin: Arc<Plugin>) -> anyhow::Result<String> {
         "deploy: {} ({} write requests)",
         deployed.summary, deployed.writes
     )?;
-    // A company a salesperson created before Lago existed; sample 03 links its Lago customer to it.
-    emulator.seed_record(
-        "companies",
-        "9000001",
-        serde_json::json!({"name": "Globex (created in HubSpot)", "domain": "globex.example"}),
-    )?;
+    // A company a salesperson created before Lago existed; sample 03 links its Lago customer to
+    // it. The same file seeds `lago-hubspot emulator --seed-records` in the README's walkthrough.
+    emulator.seed(&serde_json::from_str::<Seed>(SAMPLE_SEED)?)?;
     let again = syncer.deploy().await?;
     writeln!(
         out,
@@ -169,7 +169,10 @@ pub fn hubspot_state(emulator: &RunningEmulator) -> String {
                 prop(r, "lago_invoice_number"),
                 prop(r, "lago_invoice_status"),
                 prop(r, "lago_invoice_payment_status"),
-                prop(r, "lago_invoice_total_amount"),
+                crate::report::amount(
+                    &prop(r, "lago_invoice_total_amount"),
+                    &prop(r, "lago_invoice_currency"),
+                ),
                 prop(r, "lago_invoice_currency"),
                 linked(INVOICES_SCHEMA, &r.id),
             ]

@@ -210,14 +210,14 @@ impl<'a> Executor<'a> {
             let (json, status, attempts, note) = match refused {
                 None => (json, response.status, attempts, None),
                 Some(error) => {
-                    let upsert = body
-                        .as_deref()
-                        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-                        .and_then(|b| crate::adopt::CustomerUpsert::of_request(&path, &b));
-                    let recovered = match &upsert {
-                        Some(upsert) => crate::adopt::recover(self, upsert, &error).await,
-                        None => None,
-                    };
+                    let recovered = crate::adopt::recover_request(
+                        self,
+                        step.method,
+                        &path,
+                        body.as_deref(),
+                        &error,
+                    )
+                    .await;
                     match recovered {
                         Some(Ok(recovered)) => (
                             recovered.json,

@@ -86,6 +86,11 @@ impl HubspotClient {
         self
     }
 
+    /// The portal's budget this client is paced by, if any.
+    pub fn budget(&self) -> Option<&Arc<RateBudget>> {
+        self.budget.as_ref()
+    }
+
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
         self

@@ -29,6 +29,7 @@ pub mod executor;
 pub mod hubspot_http;
 pub mod lago_api;
 pub mod links;
+pub mod lookup;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;

@@ -117,6 +117,22 @@ impl Store {
         Ok(removed > 0)
     }
 
+    /// Removes every link of `connection` to HubSpot record `hubspot_id` (it no longer exists);
+    /// returns the customers that were linked to it.
+    pub fn remove_links_to(
+        &self,
+        connection: &str,
+        hubspot_id: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.db.prepare(
+            "DELETE FROM customer_links WHERE connection = ?1 AND hubspot_id = ?2 RETURNING customer_key",
+        )?;
+        let keys = stmt
+            .query_map(params![connection, hubspot_id], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(keys)
+    }
+
     /// Every link, of one connection or of all, by connection and customer.
     pub fn links(&self, connection: Option<&str>) -> anyhow::Result<Vec<CustomerLink>> {
         let mut stmt = self.db.prepare(&format!(

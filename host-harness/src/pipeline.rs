@@ -95,10 +95,26 @@ pub async fn run(syncer: &Syncer, inputs: &[Input], recorder: &dyn Recorder) -> 
         .collect();
     let all: Vec<usize> = (0..inputs.len()).collect();
     let mut outcomes = attempt(syncer, inputs, &events, &all, recorder).await;
-    let stale: Vec<usize> = heal(syncer, &events, &outcomes).await;
-    if !stale.is_empty() {
-        let again = attempt(syncer, inputs, &events, &stale, recorder).await;
-        for (index, outcome) in stale.iter().zip(again) {
+    let healed = heal(syncer, inputs, &events, &outcomes).await;
+    if !healed.is_empty() {
+        // Run again with what healing changed in the inputs (a link to a record that is gone
+        // is dropped), under the same indexes.
+        let mut again_inputs = inputs.to_vec();
+        let mut stale = Vec::new();
+        let mut notes = Vec::new();
+        for (index, payload, note) in healed {
+            if let Some(payload) = payload {
+                again_inputs[index].payload = payload;
+                again_inputs[index].resume = None;
+            }
+            stale.push(index);
+            notes.push(note);
+        }
+        let again = attempt(syncer, &again_inputs, &events, &stale, recorder).await;
+        for ((index, mut outcome), note) in stale.iter().zip(again).zip(notes) {
+            if !note.is_empty() {
+                outcome.detail = format!("{}; {note}", outcome.detail);
+            }
             outcomes[*index] = outcome;
         }
     }
@@ -184,18 +200,25 @@ async fn attempt(
         .collect()
 }
 
-/// For events that failed because HubSpot no longer knows an id the store holds (404, an
-/// association naming a missing record), checks every id the event's plan was given: a record
-/// that is gone loses its mapping (the customer is then upserted again from the copy every
-/// payload embeds), a merged one is stored under its new id. Returns the events to run again.
-async fn heal(syncer: &Syncer, events: &[EventRef], ended: &[Ended]) -> Vec<usize> {
+/// For events that failed because HubSpot no longer knows an id (404, an association naming a
+/// missing record), checks every id the event used: a record that is gone loses its mapping
+/// (the customer is then upserted again from the copy every payload embeds), a merged one is
+/// stored under its new id, and a link to a record that is gone is dropped (from the state, and
+/// from the payload for this run). Returns the events to run again, with their changed payload
+/// and a note for the outcome.
+async fn heal(
+    syncer: &Syncer,
+    inputs: &[Input],
+    events: &[EventRef],
+    ended: &[Ended],
+) -> Vec<(usize, Option<String>, String)> {
     let mut again = Vec::new();
     for (index, outcome) in ended.iter().enumerate() {
         if !outcome.names_a_missing_record() {
             continue;
         }
-        match crate::adopt::heal_ids(syncer, &events[index]).await {
-            Ok(changed) if changed > 0 => again.push(index),
+        match crate::adopt::heal_ids(syncer, &events[index], &inputs[index].payload).await {
+            Ok(healed) if healed.changed > 0 => again.push((index, healed.payload, healed.note)),
             Ok(_) => {}
             Err(error) => tracing::warn!("could not check the event's HubSpot ids: {error:#}"),
         }

@@ -90,6 +90,40 @@ impl Window {
     }
 }
 
+impl Window {
+    /// Sends the window admits now, and how long until it admits `wanted` (at most `max`).
+    fn room(&mut self, now: Instant, wanted: u32) -> (u32, Duration) {
+        if let Some(until) = self.blocked_until.filter(|until| *until > now) {
+            return (0, until - now);
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= self.rate.interval)
+        {
+            self.sent.pop_front();
+        }
+        let free = self.rate.max.saturating_sub(self.sent.len() as u32);
+        let short = wanted.min(self.rate.max).saturating_sub(free) as usize;
+        let wait = match short.checked_sub(1).and_then(|n| self.sent.get(n)) {
+            Some(&at) => self.rate.interval.saturating_sub(now.duration_since(at)),
+            None => Duration::ZERO,
+        };
+        (free, wait)
+    }
+}
+
+/// What a window admits now ([`RateBudget::api_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// Requests it would admit right now (0 while HubSpot says it is spent).
+    pub free: u32,
+    /// The share of the window asked about, in requests.
+    pub wanted: u32,
+    /// How long until it admits `wanted` (zero when it does now).
+    pub wait: Duration,
+}
+
 /// The budget of one HubSpot portal: one window for the API, one for search.
 #[derive(Debug)]
 pub struct RateBudget {
@@ -126,6 +160,15 @@ impl RateBudget {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// What the API window admits now, against `share` of its size: `serve` holds new work back while the window runs low, so that it goes out in
+    /// fuller batches once the window comes back.
+    pub fn api_room(&self, share: f64) -> Room {
+        let mut window = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted = ((window.rate.max as f64 * share).ceil() as u32).clamp(1, window.rate.max);
+        let (free, wait) = window.room(Instant::now(), wanted);
+        Room { free, wanted, wait }
     }
 
     /// Learns from HubSpot's answer. A 429 blocks the window for the interval HubSpot names; a
@@ -213,6 +256,27 @@ mod tests {
             Duration::from_secs(10),
             "a 429 waits the window"
         );
+    }
+
+    #[test]
+    fn the_room_says_how_long_until_enough_of_the_window_is_back() {
+        let rate = Rate {
+            max: 4,
+            interval: Duration::from_millis(100),
+        };
+        let mut window = Window::new(rate);
+        let start = Instant::now();
+        assert_eq!(window.room(start, 2), (4, Duration::ZERO));
+        for ms in [0, 10, 20] {
+            window.try_take(start + Duration::from_millis(ms)).unwrap();
+        }
+        let now = start + Duration::from_millis(30);
+        assert_eq!(window.room(now, 1), (1, Duration::ZERO));
+        // Two free needs the first send (at 0 ms) to age out, three the second (at 10 ms).
+        assert_eq!(window.room(now, 2), (1, Duration::from_millis(70)));
+        assert_eq!(window.room(now, 3), (1, Duration::from_millis(80)));
+        window.blocked_until = Some(now + Duration::from_millis(500));
+        assert_eq!(window.room(now, 1), (0, Duration::from_millis(500)));
     }
 
     #[test]

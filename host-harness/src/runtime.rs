@@ -104,10 +104,12 @@ impl WasiHttpHooks for GuestHttp {
                 .unwrap_or_else(|| "/".into());
             let body = body.collect().await?.to_bytes();
             let body = (!body.is_empty()).then_some(body);
-            let response = client.send(parts.method, &path, body).await.map_err(|e| {
-                tracing::warn!("guest read failed: {e}");
-                Error::DestinationUnavailable
-            })?;
+            let response = send_read(&client, parts.method, &path, body)
+                .await
+                .map_err(|e| {
+                    tracing::warn!("guest read failed: {e}");
+                    Error::DestinationUnavailable
+                })?;
             let mut builder = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {
                 builder = builder.header(name, value);
@@ -122,6 +124,37 @@ impl WasiHttpHooks for GuestHttp {
                 Box::new(async { Ok(()) });
             Ok((response, done))
         })
+    }
+}
+
+/// Sends one of the guest's reads. No answer at all (HubSpot, or the emulator started in the
+/// background a moment ago, not listening yet; a dropped connection) is tried again with the
+/// request retry policy's backoff, as every other HubSpot request is; any answer goes to the guest.
+async fn send_read(
+    client: &HubspotClient,
+    method: http::Method,
+    path: &str,
+    body: Option<bytes::Bytes>,
+) -> Result<crate::response::HubspotResponse, crate::hubspot_http::TransportError> {
+    let policy = crate::retry::RetryPolicy::default();
+    let mut attempt = 1;
+    loop {
+        match client.send(method.clone(), path, body.clone()).await {
+            Err(error @ crate::hubspot_http::TransportError::Network { .. }) => {
+                match policy.after_network_error(attempt) {
+                    crate::retry::Decision::RetryIn(wait) => {
+                        tracing::info!(
+                            attempt,
+                            "guest read got no answer, retrying in {wait:?}: {error}"
+                        );
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    crate::retry::Decision::GiveUp => return Err(error),
+                }
+            }
+            other => return other,
+        }
     }
 }
 

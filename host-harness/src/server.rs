@@ -163,6 +163,7 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     // Events of one customer stay in order; anything else orders by itself.
     let order_key = event.order_key(unique_key.as_deref());
     let customer_key = event.customer_key();
+    let (webhook_type, lago_id) = (event.webhook_type.clone(), event.lago_id.clone());
     // Routing may read the store, and a durable commit waits for the disk: both stay off the
     // async threads.
     let fleet = app.fleet.clone();
@@ -193,7 +194,14 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
             match settled {
                 Some(Settled::Rejected(reason)) => {
                     app.metrics.events_rejected.inc();
-                    tracing::warn!(event = id, "kept an unusable webhook: {reason}");
+                    tracing::warn!(
+                        event = id,
+                        %webhook_type,
+                        %lago_id,
+                        outcome = "rejected",
+                        %reason,
+                        "kept an unusable webhook"
+                    );
                     answer(
                         StatusCode::OK,
                         json!({"status": "rejected", "id": id, "reason": reason}),
@@ -201,7 +209,14 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
                 }
                 Some(Settled::Skipped(reason)) => {
                     app.metrics.events_skipped.inc();
-                    tracing::info!(event = id, "skipped: {reason}");
+                    tracing::info!(
+                        event = id,
+                        %webhook_type,
+                        %lago_id,
+                        outcome = "skipped",
+                        %reason,
+                        "event skipped"
+                    );
                     answer(
                         StatusCode::OK,
                         json!({"status": "skipped", "id": id, "reason": reason}),

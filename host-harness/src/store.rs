@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_lookup_indexes.sql"),
     include_str!("migrations/0003_event_dependencies.sql"),
     include_str!("migrations/0004_customer_links.sql"),
+    include_str!("migrations/0005_id_map_by_hubspot_id.sql"),
 ];
 
 /// The schema version this build writes (SQLite `user_version` after [`Store::open`]).
@@ -128,6 +129,24 @@ impl Store {
         put_ids_in(&tx, connection, ids)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The Lago id stored for HubSpot record `hubspot_id` of `kind`, if any.
+    pub fn lago_id_for(
+        &self,
+        connection: &str,
+        kind: RecordKind,
+        hubspot_id: &str,
+    ) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT lago_id FROM id_map WHERE connection = ?1 AND hubspot_id = ?2 AND kind = ?3
+                 LIMIT 1",
+                params![connection, hubspot_id, kind_name(kind)],
+                |row| row.get(0),
+            )
+            .optional()?)
     }
 
     /// Drops one mapping (HubSpot no longer has the record); `true` if there was one.
@@ -369,6 +388,7 @@ mod tests {
             .known_ids("a", &["inv_1".into(), "cus_1".into()])
             .unwrap();
         store.hubspot_id("a", RecordKind::Company, "cus_1").unwrap();
+        store.lago_id_for("a", RecordKind::Company, "1").unwrap();
         store
             .checkpoint(
                 id,

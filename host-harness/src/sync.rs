@@ -120,6 +120,25 @@ impl Syncer {
         Self::shared(plugin, client, Arc::new(Mutex::new(store)), settings)
     }
 
+    /// A syncer that plans without writing to `store`: its settings are not saved (`plan`,
+    /// a dry run, reads the state as it is).
+    pub fn read_only(
+        plugin: Arc<Plugin>,
+        client: HubspotClient,
+        store: Store,
+        settings: ConnectionSettings,
+    ) -> Self {
+        Syncer {
+            plugin,
+            client: Arc::new(client),
+            store: Arc::new(Mutex::new(store)),
+            settings,
+            retry: RetryPolicy::default(),
+            sole_connection: AtomicBool::new(true),
+            deploying: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// A syncer on a store other connections use too.
     pub fn shared(
         plugin: Arc<Plugin>,
@@ -278,7 +297,7 @@ impl Syncer {
 
     /// The payload with the customer's stored link written in ([`with_link`]), when the
     /// customer has one on this connection.
-    fn linked_payload(&self, payload: &str) -> anyhow::Result<Option<String>> {
+    pub(crate) fn linked_payload(&self, payload: &str) -> anyhow::Result<Option<String>> {
         let Ok(envelope) = Envelope::read(payload) else {
             return Ok(None);
         };

@@ -1,7 +1,7 @@
 //! The worker pool of `serve`: claims stored events, runs their plans with a checkpoint after
 //! every step, and settles each one (synced, skipped, rejected, retried later, or dead).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,15 @@ impl QueuePolicy {
     }
 }
 
+/// While a batching `serve` finds less than this share of a portal's rate window left, it
+/// claims no new work for that portal: the events wait in the queue instead of going out a few
+/// at a time and spending the window on small batches.
+pub const HOLD_BELOW_SHARE: f64 = 0.5;
+
+/// Work held back that way is then claimed in groups of up to this many bursts per worker, in
+/// as few groups as it fills (requests, not workers, are what the portal is short of).
+pub const HELD_BURST_FACTOR: usize = 10;
+
 pub struct Workers {
     /// The connections events run on: one, or many with events routed per customer.
     pub fleet: Arc<Fleet>,
@@ -71,15 +80,28 @@ impl Workers {
         let mut tasks: JoinSet<Option<i64>> = JoinSet::new();
         // Per connection: which task runs for which, and until when a spent daily budget parks it.
         let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+        // How many events each task holds, for the drain's count.
+        let mut sizes: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut parked: HashMap<String, i64> = HashMap::new();
+        // Connections whose work was held back for their budget, until that backlog is claimed.
+        let mut backlogged: HashSet<String> = HashSet::new();
         while !*shutdown.borrow() {
             let now = now_ms();
             parked.retain(|_, until| *until > now);
+            // Held connections wait like parked ones, until their window is back.
+            let mut waiting = parked.clone();
+            for (code, until) in self.held(now) {
+                backlogged.insert(code.clone());
+                let until = waiting
+                    .get(&code)
+                    .map_or(until, |&parked| parked.max(until));
+                waiting.insert(code, until);
+            }
             let free = self.concurrency.saturating_sub(tasks.len());
             // A store error (disk full, a lock held by another process beyond the busy timeout)
             // must not end the pool while the server keeps accepting: log it and try again.
             let claimed = if free > 0 {
-                self.claim(free, now, &parked, &running)
+                self.claim(free, now, &waiting, &running)
                     .unwrap_or_else(|error| {
                         tracing::error!("could not claim events, will try again: {error:#}");
                         Vec::new()
@@ -87,17 +109,19 @@ impl Workers {
             } else {
                 Vec::new()
             };
-            for group in self.with_bursts(claimed, now) {
+            for group in self.with_bursts(claimed, now, &mut backlogged) {
                 let Some(syncer) = self.fleet.syncer_for(&group[0].connection).cloned() else {
                     continue;
                 };
                 let connection = group[0].connection.clone();
+                let size = group.len();
                 let (metrics, policy) = (self.metrics.clone(), self.policy.clone());
                 let task =
                     tasks.spawn(async move { process(&syncer, &metrics, &policy, group).await });
                 running.insert(task.id(), connection);
+                sizes.insert(task.id(), size);
             }
-            let idle = self.idle_wait(&parked).unwrap_or_else(|error| {
+            let idle = self.idle_wait(&waiting).unwrap_or_else(|error| {
                 tracing::error!("could not read the queue, will try again: {error:#}");
                 Duration::from_secs(1)
             });
@@ -109,6 +133,7 @@ impl Workers {
                         Err(error) => error.id(),
                     };
                     let connection = running.remove(&id).unwrap_or_default();
+                    sizes.remove(&id);
                     if let Ok((_, Some(until))) = joined {
                         tracing::warn!(%connection, "HubSpot's daily limit is spent; pausing this connection until the reset");
                         parked.insert(connection, until);
@@ -119,6 +144,13 @@ impl Workers {
             }
         }
         // Finish what is in flight; whatever cannot finish in time goes back to the queue.
+        let in_flight: usize = sizes.values().sum();
+        let timeout_s = self.drain_timeout.as_secs_f64();
+        tracing::info!(
+            in_flight,
+            timeout_s,
+            "draining: {in_flight} event(s) in flight, waiting up to {timeout_s} s"
+        );
         let drained = tokio::time::timeout(self.drain_timeout, async {
             while tasks.join_next().await.is_some() {}
         })
@@ -129,47 +161,89 @@ impl Workers {
             let released = self.fleet.store().requeue_running()?;
             tracing::warn!(
                 released,
-                "shutdown: released unfinished events to the queue"
+                "released {released} unfinished event(s) to the queue; they run at the next start"
             );
+        } else {
+            tracing::info!(in_flight, "drained");
         }
         Ok(())
     }
 
-    /// One group per claimed slot. In a burst (more events ready than workers), each slot also
-    /// takes further ready events of its connection, up to `burst`, so they go out as HubSpot
-    /// batch requests; a quiet queue keeps one event per worker for the lowest latency.
-    fn with_bursts(&self, claimed: Vec<StoredEvent>, now: i64) -> Vec<Vec<StoredEvent>> {
-        let mut groups: Vec<Vec<StoredEvent>> = claimed.into_iter().map(|e| vec![e]).collect();
+    /// One group per claimed slot at most. In a burst (more events ready than workers), the
+    /// slots of a connection also take further ready events of it, up to `burst` each, so they
+    /// go out as HubSpot batch requests; a quiet queue keeps one event per worker for the lowest
+    /// latency. A connection in `backlogged` (work held back for its budget) takes up to
+    /// [`HELD_BURST_FACTOR`] bursts per slot, in as few groups as that fills, and leaves the set
+    /// once a claim comes back short (its backlog is claimed).
+    ///
+    /// The events of a connection are grouped by kind (customers, subscriptions, invoices…) so
+    /// that each group's steps meet in few batch endpoints. Any grouping keeps the queue's order:
+    /// no two claimed events share an object or a customer dependency.
+    fn with_bursts(
+        &self,
+        claimed: Vec<StoredEvent>,
+        now: i64,
+        backlogged: &mut HashSet<String>,
+    ) -> Vec<Vec<StoredEvent>> {
         if self.burst <= 1 {
-            return groups;
+            return claimed.into_iter().map(|e| vec![e]).collect();
         }
-        let mut connections: Vec<String> = groups.iter().map(|g| g[0].connection.clone()).collect();
-        connections.sort();
-        connections.dedup();
-        for code in connections {
-            let slots: Vec<usize> = (0..groups.len())
-                .filter(|&i| groups[i][0].connection == code)
-                .collect();
+        let mut by_connection: BTreeMap<String, Vec<StoredEvent>> = BTreeMap::new();
+        for event in claimed {
+            by_connection
+                .entry(event.connection.clone())
+                .or_default()
+                .push(event);
+        }
+        let mut groups = Vec::new();
+        for (code, mut events) in by_connection {
+            let slots = events.len();
+            let held = backlogged.contains(&code);
+            let burst = if held {
+                self.burst * HELD_BURST_FACTOR
+            } else {
+                self.burst
+            };
             // Claimed after the heads are `running`, so no extra shares a customer with a head.
-            let extra =
-                match self
-                    .fleet
-                    .store()
-                    .claim_ready_in(&code, slots.len() * (self.burst - 1), now)
-                {
-                    Ok(extra) => extra,
-                    Err(error) => {
-                        tracing::warn!(
-                            "could not claim a burst, running one event per worker: {error:#}"
-                        );
-                        continue;
+            let wanted = slots * (burst - 1);
+            match self.fleet.store().claim_ready_in(&code, wanted, now) {
+                Ok(extra) => {
+                    if held && extra.len() < wanted {
+                        backlogged.remove(&code);
                     }
-                };
-            for (n, event) in extra.into_iter().enumerate() {
-                groups[slots[n % slots.len()]].push(event);
+                    events.extend(extra);
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        "could not claim a burst, running one event per worker: {error:#}"
+                    );
+                }
             }
+            let count = if held {
+                events.len().div_ceil(burst)
+            } else {
+                slots
+            };
+            groups.extend(split_by_kind(events, count));
         }
         groups
+    }
+
+    /// Connections a batching `serve` holds back now, each with when its budget's window will
+    /// have [`HOLD_BELOW_SHARE`] of its size free again.
+    fn held(&self, now: i64) -> Vec<(String, i64)> {
+        if self.burst <= 1 {
+            return Vec::new();
+        }
+        self.fleet
+            .codes()
+            .filter_map(|code| {
+                let budget = self.fleet.syncer_for(code)?.client().budget()?;
+                let room = budget.api_room(HOLD_BELOW_SHARE);
+                (room.free < room.wanted)
+                    .then(|| (code.to_owned(), now + (room.wait.as_millis() as i64).max(1)))
+            })
+            .collect()
     }
 
     /// Connections whose events may run now: not parked, not waiting for a reconnect.
@@ -238,6 +312,30 @@ impl Workers {
         let wait = due.map_or(1000, |due| (due - now).clamp(5, 1000));
         Ok(Duration::from_millis(wait as u64))
     }
+}
+
+/// `count` groups (at least one per event when fewer) of near-equal size, each a run of events
+/// of one kind where the sizes allow: sorted by kind, then by arrival.
+fn split_by_kind(mut events: Vec<StoredEvent>, count: usize) -> Vec<Vec<StoredEvent>> {
+    let kind = |event: &StoredEvent| -> String {
+        let webhook_type = event.webhook_type.as_str();
+        webhook_type
+            .split_once('.')
+            .map_or(webhook_type, |(kind, _)| kind)
+            .to_owned()
+    };
+    events.sort_by(|a, b| kind(a).cmp(&kind(b)).then(a.id.cmp(&b.id)));
+    let count = count.clamp(1, events.len().max(1));
+    let (size, larger) = (events.len() / count, events.len() % count);
+    let mut groups = Vec::with_capacity(count);
+    let mut rest = events.into_iter();
+    for n in 0..count {
+        let group: Vec<StoredEvent> = rest.by_ref().take(size + usize::from(n < larger)).collect();
+        if !group.is_empty() {
+            groups.push(group);
+        }
+    }
+    groups
 }
 
 /// Runs a group of claimed events (one, or a burst executed in batches) through the one
@@ -402,11 +500,13 @@ fn settle(
         None => {
             store.finish_event(event.id, EventState::Synced, None, None)?;
             metrics.events_synced.inc();
+            settled_info!(event, "synced", detail = %clip(detail), "event synced");
             return Ok(None);
         }
         Some(Settle::Skipped) => {
             store.finish_event(event.id, EventState::Skipped, Some(detail), None)?;
             metrics.events_skipped.inc();
+            settled_info!(event, "skipped", reason = %clip(detail), "event skipped");
             return Ok(None);
         }
         Some(Settle::Failed(failure)) => failure,
@@ -415,11 +515,13 @@ fn settle(
         Failure::Rejected => {
             store.finish_event(event.id, EventState::Rejected, Some(detail), None)?;
             metrics.events_rejected.inc();
+            settled_warn!(event, "rejected", reason = %clip(detail), "event rejected");
         }
         Failure::Dead { status } => {
             store.finish_event(event.id, EventState::Dead, Some(detail), status)?;
             metrics.events_failed.inc();
             metrics.events_dead.inc();
+            settled_warn!(event, "dead", status, error = %clip(detail), "event dead");
         }
         Failure::Retry { .. } | Failure::NotDeployed => {
             let status = match failure {
@@ -428,25 +530,153 @@ fn settle(
             };
             metrics.events_failed.inc();
             let attempts = event.attempts + 1;
-            if attempts >= policy.max_attempts {
+            let max_attempts = policy.max_attempts;
+            if attempts >= max_attempts {
                 let error = format!("gave up after {attempts} attempts: {detail}");
                 store.finish_event(event.id, EventState::Dead, Some(&error), status)?;
                 metrics.events_dead.inc();
+                settled_warn!(event, "dead", status, attempts, error = %clip(&error), "event dead");
             } else {
-                let next = now_ms() + policy.backoff(attempts).as_millis() as i64;
+                let wait = policy.backoff(attempts);
+                let next = now_ms() + wait.as_millis() as i64;
                 store.retry_later(event.id, attempts, next, detail, status)?;
+                let retry_in_s = seconds(wait.as_millis() as i64);
+                settled_info!(
+                    event,
+                    "retry",
+                    retry_in_s,
+                    attempts,
+                    max_attempts,
+                    status,
+                    reason = %clip(detail),
+                    "event will be retried in {retry_in_s} s"
+                );
             }
         }
         Failure::AwaitReconnect => {
             // Not the event's fault: no attempt is used up, and the claim loop leaves the
             // connection alone until it is reconnected.
             store.retry_later(event.id, event.attempts, now_ms() + 1000, detail, None)?;
+            settled_info!(
+                event,
+                "awaiting_reconnect",
+                reason = %clip(detail),
+                "event waits until the connection is reconnected (`lago-hubspot connect`)"
+            );
         }
         Failure::Park { until_ms } => {
             store.retry_later(event.id, event.attempts, until_ms, detail, Some(429))?;
             metrics.events_failed.inc();
+            let retry_in_s = seconds(until_ms - now_ms());
+            settled_info!(
+                event,
+                "parked",
+                retry_in_s,
+                reason = %clip(detail),
+                "event parked: HubSpot's daily limit is spent, retry in {retry_in_s} s"
+            );
             return Ok(Some(until_ms));
         }
     }
     Ok(None)
+}
+
+/// One log line per settled event, with the event's identity as structured fields (never its
+/// payload): `settled_info!(event, "outcome", more fields…, "message")`.
+macro_rules! settled_info {
+    ($event:expr, $outcome:expr, $($rest:tt)+) => {
+        tracing::info!(
+            event = $event.id,
+            connection = %$event.connection,
+            webhook_type = %$event.webhook_type,
+            lago_id = %$event.lago_id,
+            outcome = $outcome,
+            $($rest)+
+        )
+    };
+}
+
+/// [`settled_info!`] at warn level, for outcomes that need a person (dead, rejected).
+macro_rules! settled_warn {
+    ($event:expr, $outcome:expr, $($rest:tt)+) => {
+        tracing::warn!(
+            event = $event.id,
+            connection = %$event.connection,
+            webhook_type = %$event.webhook_type,
+            lago_id = %$event.lago_id,
+            outcome = $outcome,
+            $($rest)+
+        )
+    };
+}
+
+use {settled_info, settled_warn};
+
+/// Milliseconds as seconds, for log lines.
+fn seconds(ms: i64) -> f64 {
+    ms.max(0) as f64 / 1000.0
+}
+
+/// A reason or HubSpot message as logged: long ones (HubSpot may echo a refused value) are cut.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 500;
+    match text.char_indices().nth(MAX) {
+        None => text.into(),
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: i64, webhook_type: &str) -> StoredEvent {
+        StoredEvent {
+            id,
+            unique_key: None,
+            received_at_ms: 0,
+            connection: "c".into(),
+            order_key: format!("o{id}"),
+            webhook_type: webhook_type.into(),
+            lago_id: format!("l{id}"),
+            body: String::new(),
+            state: EventState::Running,
+            attempts: 0,
+            next_attempt_ms: 0,
+            plan: None,
+            progress: None,
+            last_error: None,
+            last_status: None,
+        }
+    }
+
+    fn ids(groups: &[Vec<StoredEvent>]) -> Vec<Vec<i64>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|e| e.id).collect())
+            .collect()
+    }
+
+    #[test]
+    fn groups_are_runs_of_one_kind_of_near_equal_size() {
+        let events = vec![
+            event(1, "customer.created"),
+            event(2, "invoice.created"),
+            event(3, "subscription.started"),
+            event(4, "invoice.created"),
+            event(5, "customer.created"),
+            event(6, "invoice.paid_credit_added"),
+        ];
+        assert_eq!(
+            ids(&split_by_kind(events.clone(), 3)),
+            [vec![1, 5], vec![2, 4], vec![6, 3]]
+        );
+        assert_eq!(
+            ids(&split_by_kind(events.clone(), 1)),
+            [vec![1, 5, 2, 4, 6, 3]]
+        );
+        // Never more groups than events, never an empty one.
+        assert_eq!(split_by_kind(events[..2].to_vec(), 5).len(), 2);
+        assert!(split_by_kind(Vec::new(), 3).is_empty());
+    }
 }

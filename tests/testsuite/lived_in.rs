@@ -378,10 +378,16 @@ async fn deleted_and_merged_records_heal() {
         )
         .to_string(),
     );
+    let payload = invoice_event(
+        "invoice.created",
+        &invoice("inv_merged", &merged, "finalized", "pending"),
+    )
+    .to_string();
     assert_eq!(
-        lago_hubspot::adopt::heal_ids(&harness.syncer, &event)
+        lago_hubspot::adopt::heal_ids(&harness.syncer, &event, &payload)
             .await
-            .unwrap(),
+            .unwrap()
+            .changed,
         1
     );
     assert_eq!(company_of(&harness.syncer, "cus_merged"), merged_record.id);
@@ -405,4 +411,151 @@ async fn start_emulator() -> RunningEmulator {
     })
     .await
     .expect("emulator starts")
+}
+
+/// Two new customers with one domain in one batch: only the first adopts the company; a
+/// customer's URL with `www.` still finds the company HubSpot keeps without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_company_is_adopted_by_one_customer_only() {
+    let harness = Harness::deployed().await;
+    let initech = harness
+        .hubspot
+        .seed_records(
+            "companies",
+            vec![json!({"name": "Initech", "domain": "initech.example"})],
+        )
+        .unwrap()
+        .remove(0);
+    let mut eu = customer("cus_initech_eu", Some("company"));
+    eu["url"] = json!("https://www.initech.example/");
+    let mut us = customer("cus_initech_us", Some("company"));
+    us["url"] = json!("initech.example");
+    let outcomes = harness
+        .syncer
+        .sync_batch(&[
+            customer_event("customer.created", &eu).to_string(),
+            customer_event("customer.created", &us).to_string(),
+        ])
+        .await;
+    assert!(outcomes.iter().all(|o| o.status == OutcomeStatus::Synced));
+    let adopted = harness.hubspot.record("companies", &initech.id).unwrap();
+    assert_eq!(adopted.properties["lago_customer_id"], "cus_initech_eu");
+    let hubspot = harness.hubspot.emulator();
+    assert_eq!(
+        by(hubspot, "companies", "lago_customer_id", "cus_initech_us").len(),
+        1
+    );
+    assert_eq!(hubspot.records("companies").len(), 2);
+}
+
+/// A customer whose billing email changes to one a CRM contact already has keeps its own
+/// contact (without HubSpot's email): never blocked.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_change_to_a_crm_contacts_email_does_not_block_the_customer() {
+    let harness = Harness::deployed().await;
+    let cfo = harness
+        .hubspot
+        .seed_records("contacts", vec![json!({"email": "cfo@example.net"})])
+        .unwrap()
+        .remove(0);
+    let mut kim = individual("cus_kim", "kim@example.org");
+    harness
+        .sync_ok(&customer_event("customer.created", &kim))
+        .await;
+    kim["email"] = json!("cfo@example.net");
+    let outcome = harness
+        .sync_ok(&customer_event("customer.updated", &kim))
+        .await;
+    assert_eq!(outcome.status, OutcomeStatus::Synced, "{}", outcome.detail);
+    let hubspot = harness.hubspot.emulator();
+    let own = by(hubspot, "contacts", "lago_customer_id", "cus_kim");
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].properties["lago_billing_email"], "cfo@example.net");
+    assert!(
+        hubspot
+            .record("contacts", &cfo.id)
+            .unwrap()
+            .properties
+            .get("lago_customer_id")
+            .is_none_or(|v| v.is_empty())
+    );
+}
+
+/// A customer linked (in Lago, or with `lago-hubspot link`) to another record than the one
+/// written for it before: the link wins; a linked record that is deleted heals.
+#[tokio::test(flavor = "multi_thread")]
+async fn links_win_over_earlier_records_and_heal_when_the_record_is_gone() {
+    let harness = Harness::deployed().await;
+    let original = harness
+        .hubspot
+        .seed_records("companies", vec![json!({"name": "Umbrella (CRM)"})])
+        .unwrap()
+        .remove(0);
+    let umbrella = customer("cus_umbrella", Some("company"));
+    harness
+        .sync_ok(&customer_event("customer.created", &umbrella))
+        .await;
+    let hubspot = harness.hubspot.emulator();
+    let duplicate = by(hubspot, "companies", "lago_customer_id", "cus_umbrella")[0]
+        .id
+        .clone();
+    assert_ne!(duplicate, original.id);
+    harness
+        .syncer
+        .store()
+        .put_link(
+            &settings().code,
+            "cus_umbrella",
+            &original.id,
+            lago_hubspot::links::LinkedObject::Companies,
+        )
+        .unwrap();
+    let outcome = harness
+        .sync_ok(&customer_event("customer.updated", &umbrella))
+        .await;
+    assert_eq!(outcome.status, OutcomeStatus::Synced, "{}", outcome.detail);
+    assert_eq!(
+        hubspot
+            .record("companies", &original.id)
+            .unwrap()
+            .properties["lago_customer_id"],
+        "cus_umbrella"
+    );
+    let invoices = harness
+        .syncer
+        .connection()
+        .unwrap()
+        .invoices_object_type_id
+        .unwrap();
+    harness
+        .sync_ok(&invoice_event(
+            "invoice.created",
+            &invoice("inv_umbrella", &umbrella, "finalized", "pending"),
+        ))
+        .await;
+    let record = &by(hubspot, &invoices, "lago_invoice_id", "inv_umbrella")[0];
+    assert_eq!(
+        hubspot.associations(&invoices, &record.id, "companies"),
+        std::slice::from_ref(&original.id)
+    );
+
+    // The linked record is deleted in HubSpot: the customer is written as its own again.
+    hubspot.archive("companies", &original.id).unwrap();
+    let outcome = harness
+        .sync_ok(&customer_event("customer.updated", &umbrella))
+        .await;
+    assert_eq!(outcome.status, OutcomeStatus::Synced, "{}", outcome.detail);
+    assert!(
+        outcome.detail.contains("no longer exists"),
+        "{}",
+        outcome.detail
+    );
+    assert_eq!(
+        by(hubspot, "companies", "lago_customer_id", "cus_umbrella").len(),
+        1
+    );
+    assert!(
+        harness.syncer.store().links(None).unwrap().is_empty(),
+        "the stale link is removed"
+    );
 }

@@ -13,7 +13,6 @@ mod summary;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context as _;
 use lago_hubspot_guest::webhooks::{Envelope, Handler, Route};
@@ -96,87 +95,6 @@ impl ObjectKind {
 pub const ALL_SUBSCRIPTION_STATUSES: [&str; 5] =
     ["active", "terminated", "canceled", "pending", "incomplete"];
 
-/// `lago-hubspot backfill`: the flags besides HubSpot's and the connection's.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BackfillArgs {
-    /// Lago's API, e.g. https://api.getlago.com or a self-hosted http://localhost:3000.
-    #[arg(long, env = "LAGO_API_URL", required_unless_present = "from")]
-    pub lago_url: Option<String>,
-    /// A Lago API key of the organization (Developers → API keys).
-    #[arg(
-        long,
-        env = "LAGO_API_KEY",
-        hide_env_values = true,
-        required_unless_present = "from"
-    )]
-    pub lago_api_key: Option<String>,
-    /// Read exported Lago webhook payloads (one JSON payload per line) instead of the API.
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub from: Option<PathBuf>,
-    /// Only these kinds (default: all three, in the order customers, subscriptions, invoices).
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub only: Vec<ObjectKind>,
-    /// Subscription statuses to read (Lago's `status[]`).
-    #[arg(long = "subscription-status", value_delimiter = ',', default_values_t = ALL_SUBSCRIPTION_STATUSES.map(String::from))]
-    pub subscription_statuses: Vec<String>,
-    /// Only invoices with this status (Lago's `status`, e.g. finalized); default: all.
-    #[arg(long)]
-    pub invoice_status: Option<String>,
-    /// Only invoices issued on or after this date (YYYY-MM-DD).
-    #[arg(long, value_name = "DATE")]
-    pub invoices_issued_from: Option<String>,
-    /// Only invoices issued on or before this date (YYYY-MM-DD).
-    #[arg(long, value_name = "DATE")]
-    pub invoices_issued_to: Option<String>,
-    /// Records per Lago API page.
-    #[arg(long, default_value_t = DEFAULT_PER_PAGE)]
-    pub per_page: u32,
-    /// Send every record again, even those a previous backfill already synced unchanged.
-    #[arg(long)]
-    pub force: bool,
-    /// One HubSpot request per plan step instead of coalescing records into batch requests
-    /// (for comparison and debugging).
-    #[arg(long)]
-    pub no_batch: bool,
-    /// A bar on a terminal, plain lines otherwise (auto), or none.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
-}
-
-impl BackfillArgs {
-    pub fn lago_options(&self) -> anyhow::Result<LagoOptions> {
-        for date in [&self.invoices_issued_from, &self.invoices_issued_to]
-            .into_iter()
-            .flatten()
-        {
-            anyhow::ensure!(
-                is_iso_date(date),
-                "invoice issuing dates are YYYY-MM-DD, got {date:?}"
-            );
-        }
-        anyhow::ensure!(
-            (1..=1000).contains(&self.per_page),
-            "--per-page must be between 1 and 1000"
-        );
-        Ok(LagoOptions {
-            kinds: self.only.clone(),
-            per_page: self.per_page,
-            subscription_statuses: self.subscription_statuses.clone(),
-            invoice_status: self.invoice_status.clone(),
-            invoices_issued_from: self.invoices_issued_from.clone(),
-            invoices_issued_to: self.invoices_issued_to.clone(),
-        })
-    }
-
-    pub fn run_options(&self) -> RunOptions {
-        RunOptions {
-            force: self.force,
-            progress: self.progress,
-            batch: !self.no_batch,
-        }
-    }
-}
-
 /// What to read from Lago.
 #[derive(Debug, Clone)]
 pub struct LagoOptions {
@@ -203,6 +121,25 @@ impl Default for LagoOptions {
 }
 
 impl LagoOptions {
+    /// Refuses dates that are not `YYYY-MM-DD` and page sizes Lago does not take, before
+    /// anything is read.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for date in [&self.invoices_issued_from, &self.invoices_issued_to]
+            .into_iter()
+            .flatten()
+        {
+            anyhow::ensure!(
+                is_iso_date(date),
+                "invoice issuing dates are YYYY-MM-DD, got {date:?}"
+            );
+        }
+        anyhow::ensure!(
+            (1..=1000).contains(&self.per_page),
+            "--per-page must be between 1 and 1000"
+        );
+        Ok(())
+    }
+
     /// The kinds to read with their lists, in sync order.
     fn kinds(&self) -> Vec<(ObjectKind, LagoList)> {
         let mut kinds: Vec<(ObjectKind, LagoList)> = match self.kinds.as_slice() {
@@ -261,31 +198,38 @@ pub struct RunOptions {
 /// batches many times over, small enough that progress stays visible.
 const BATCH_RECORDS: usize = 2000;
 
-/// The `backfill` command: runs, prints the summary, and fails if any record failed or the run
-/// was interrupted.
-pub async fn run(syncer: &Syncer, args: &BackfillArgs) -> anyhow::Result<ExitCode> {
-    let options = args.run_options();
-    let summary = match &args.from {
-        Some(path) => from_jsonl(syncer, path, &options).await?,
-        None => {
-            let url = args
-                .lago_url
-                .as_deref()
-                .context("--lago-url (or LAGO_API_URL) is needed unless --from is given")?;
-            let key = args
-                .lago_api_key
-                .clone()
-                .context("--lago-api-key (or LAGO_API_KEY) is needed unless --from is given")?;
-            let client = LagoClient::new(url, Secret::new(key))?;
-            from_lago(syncer, &client, &args.lago_options()?, &options).await?
+/// Where a backfill reads its records.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Lago's REST API.
+    Lago {
+        url: String,
+        api_key: Secret,
+        options: LagoOptions,
+    },
+    /// Exported webhook payloads, one per line ([`from_jsonl`]).
+    File(PathBuf),
+}
+
+/// The `backfill` command's work: reads the source and syncs it. The caller prints the
+/// summary; [`Summary::is_success`] says whether a record failed or the run was interrupted.
+pub async fn run(
+    syncer: &Syncer,
+    source: &Source,
+    options: &RunOptions,
+) -> anyhow::Result<Summary> {
+    match source {
+        Source::File(path) => from_jsonl(syncer, path, options).await,
+        Source::Lago {
+            url,
+            api_key,
+            options: lago,
+        } => {
+            lago.check()?;
+            let client = LagoClient::new(url, api_key.clone())?;
+            from_lago(syncer, &client, lago, options).await
         }
-    };
-    print!("{summary}");
-    Ok(if summary.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    }
 }
 
 /// Reads the lists from Lago and syncs them: customers, then subscriptions, then invoices.
@@ -378,6 +322,14 @@ pub async fn from_jsonl(
 ) -> anyhow::Result<Summary> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(problem) = not_json_lines(&text) {
+        anyhow::bail!(
+            "{} is not JSON lines: {problem}. --from expects one Lago webhook payload per line \
+             (`jq -c '.[]' FILE` turns an array of payloads into that, `jq -c . FILE` \
+             pretty-printed payloads)",
+            path.display()
+        );
+    }
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -438,6 +390,38 @@ pub async fn from_jsonl(
         backfill.record(item).await;
     }
     Ok(backfill.finish().await)
+}
+
+/// Why a `--from` file is JSON but not JSON lines (one pretty-printed document, or an array of
+/// payloads), before anything is sent; `None` for JSON lines (a line that is not JSON at all
+/// just fails, as it would in Lago's export).
+fn not_json_lines(text: &str) -> Option<String> {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .collect();
+    if lines.len() > 1
+        && let Ok(whole) = serde_json::from_str::<Value>(text)
+    {
+        return Some(match whole {
+            Value::Array(items) => format!("it holds one JSON array of {} values", items.len()),
+            _ => "it holds one JSON document over several lines (pretty-printed)".into(),
+        });
+    }
+    for (number, line) in lines {
+        if line == "{" || line == "[" {
+            return Some(format!(
+                "line {number} is just `{line}`, the start of a pretty-printed JSON document"
+            ));
+        }
+        if line.starts_with('[') && serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_array())
+        {
+            return Some(format!("line {number} is a JSON array, not one payload"));
+        }
+    }
+    None
 }
 
 /// A field of the object a webhook carries (at its handler's pointer).
@@ -913,6 +897,26 @@ mod tests {
         );
         assert!(is_iso_date("2026-02-28"));
         assert!(!is_iso_date("2026-2-28"));
+    }
+
+    #[test]
+    fn pretty_printed_json_is_not_json_lines() {
+        let payload = json!({"webhook_type": "customer.created", "customer": {"lago_id": "c"}});
+        let lines = format!("{payload}\n{payload}\nnot json\n");
+        assert_eq!(not_json_lines(&lines), None);
+        let pretty = serde_json::to_string_pretty(&payload).unwrap();
+        assert!(not_json_lines(&pretty).unwrap().contains("pretty-printed"));
+        let array = serde_json::to_string_pretty(&json!([payload, payload])).unwrap();
+        assert!(not_json_lines(&array).unwrap().contains("array of 2"));
+        let one_line_array = json!([payload]).to_string();
+        assert!(
+            not_json_lines(&one_line_array)
+                .unwrap()
+                .contains("line 1 is a JSON array")
+        );
+        // Two pretty-printed payloads one after the other are not one document either.
+        let two = format!("{pretty}\n{pretty}\n");
+        assert!(not_json_lines(&two).unwrap().contains("line 1 is just `{`"));
     }
 
     #[test]

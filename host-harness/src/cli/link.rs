@@ -1,21 +1,18 @@
-//! `link` and `unlink`: Lago's "paste a HubSpot ID", for self-hosted Lago, which cannot create
+//! `lago-hubspot link`: Lago's "paste a HubSpot ID", for self-hosted Lago, which cannot create
 //! HubSpot `integration_customers` entries. The work is in [`lago_hubspot::links`].
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Args;
 
 use lago_hubspot::links::{CustomerLink, LinkedObject, link_connection};
 use lago_hubspot::report::table;
-use lago_hubspot::store::Store;
 
+use super::Global;
+
+/// The connection is the global --connection (default: the only one, or the default one).
 #[derive(Args)]
 pub struct LinkArgs {
-    #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
-    pub state: PathBuf,
-    /// The connection the link is for (default: the only one, or the default one).
-    #[arg(long, visible_alias = "connection-code")]
-    pub connection: Option<String>,
     /// The Lago customer: its external_id or its lago_id.
     pub customer: String,
     /// The HubSpot record id: digits, the number at the end of the record's URL.
@@ -28,51 +25,25 @@ pub struct LinkArgs {
     pub contact: bool,
 }
 
-#[derive(Args)]
-pub struct UnlinkArgs {
-    #[arg(long, env = "LAGO_HUBSPOT_STATE", default_value = "lago-hubspot.db")]
-    pub state: PathBuf,
-    /// The connection the link is on (default: the only one, or the default one).
-    #[arg(long, visible_alias = "connection-code")]
-    pub connection: Option<String>,
-    /// The Lago customer, as it was linked: its external_id or its lago_id.
-    pub customer: String,
-}
-
 /// `link`: records the link; the customer's next event updates the record.
-pub fn link(args: LinkArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.state)?;
-    let connection = link_connection(&store, args.connection.as_deref())?;
+pub fn run(global: &Global, args: LinkArgs) -> anyhow::Result<ExitCode> {
+    // A link may come before the first sync: it creates the state like `sync` does.
+    let store = global.create_state()?;
+    let connection = link_connection(&store, global.connection())?;
     let object = if args.contact {
         LinkedObject::Contacts
     } else {
         LinkedObject::Companies
     };
     let link = store.put_link(&connection, &args.customer, &args.record_id, object)?;
-    println!(
+    outln!(
         "linked Lago customer {} to HubSpot {} {} on connection {}: its next event updates that record",
         link.customer_key,
         link.object.noun(),
         link.hubspot_id,
         link.connection
     );
-    Ok(())
-}
-
-/// `unlink`: whether a link was removed.
-pub fn unlink(args: UnlinkArgs) -> anyhow::Result<bool> {
-    let store = Store::open(&args.state)?;
-    let connection = link_connection(&store, args.connection.as_deref())?;
-    let customer = args.customer.trim();
-    let removed = store.remove_link(&connection, customer)?;
-    if removed {
-        println!("unlinked Lago customer {customer} on connection {connection}");
-    } else {
-        println!(
-            "Lago customer {customer} has no link on connection {connection}; nothing removed"
-        );
-    }
-    Ok(removed)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Links as a short table, with their connection when `with_connection`; at most `limit` rows.
@@ -96,9 +67,9 @@ pub fn print_links(links: &[CustomerLink], with_connection: bool, limit: usize) 
     if with_connection {
         headers.insert(0, "connection");
     }
-    print!("{}", table(&headers, &rows));
+    out!("{}", table(&headers, &rows));
     if links.len() > limit {
-        println!(
+        outln!(
             "… and {} more (lago-hubspot connections show CODE)",
             links.len() - limit
         );

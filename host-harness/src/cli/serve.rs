@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,8 +19,14 @@ use lago_hubspot::signature::WebhookAuth;
 use lago_hubspot::sync::Syncer;
 use lago_hubspot::worker::QueuePolicy;
 
+use super::settings::Settings;
+use super::{Global, warn_about_placeholders};
+
 #[derive(Args)]
 pub struct ServeArgs {
+    /// Settings of the connection given with --token (stored connections keep theirs).
+    #[command(flatten)]
+    pub settings: Settings,
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     #[arg(long, default_value = DEFAULT_WEBHOOK_PATH)]
@@ -31,7 +38,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub jwt_public_key: Option<PathBuf>,
     /// The Lago API URL, the `iss` of Lago's JWTs.
-    #[arg(long, env = "LAGO_API_URL")]
+    #[arg(long, env = "LAGO_API_URL", value_name = "URL", alias = "lago-url")]
     pub lago_api_url: Option<String>,
     /// Accept unsigned webhooks (trusted networks only; a warning is logged).
     #[arg(long)]
@@ -48,7 +55,7 @@ pub struct ServeArgs {
     /// One HubSpot request per plan step, even in a burst.
     #[arg(long)]
     pub no_batch: bool,
-    /// Attempts before an event is dead (kept, visible in `events list --state dead`).
+    /// Attempts before an event is dead (kept, visible in `events list --status dead`).
     #[arg(long, default_value_t = 8)]
     pub max_attempts: u32,
     /// First retry delay of an event, in milliseconds; doubles per attempt.
@@ -122,17 +129,26 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: no new webhooks; finishing in-flight events");
 }
 
+pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let metrics = Arc::new(Metrics::new());
+    let plugin = global.plugin()?;
+    let store = Arc::new(Mutex::new(global.create_state()?));
+    // A `--token` connection is a fleet of one: one path for every service.
+    let fleet = fleet(plugin, store, global, &args, metrics.clone())?;
+    run_connections(fleet, metrics, &args).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Every connection recorded by `connect` (plus the `--token` one, if given), on one store.
 pub fn fleet(
     plugin: Arc<lago_hubspot::runtime::Plugin>,
-    store: Arc<std::sync::Mutex<lago_hubspot::store::Store>>,
-    hubspot: &crate::HubspotArgs,
-    connection: &crate::ConnectionArgs,
+    store: Arc<Mutex<lago_hubspot::store::Store>>,
+    global: &Global,
     args: &ServeArgs,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<Fleet>> {
     let vault = Vault::new(store.clone(), SecretKey::from_env()?);
-    let client_secret = hubspot.client_secret.clone().map(Secret::new);
+    let client_secret = global.client_secret();
     let setup = FleetSetup {
         plugin: plugin.clone(),
         vault: &vault,
@@ -142,11 +158,11 @@ pub fn fleet(
     };
     let mut syncers = setup.syncers()?;
     // A connection given with --token joins (or overrides its stored access).
-    if let Some(token) = &hubspot.token {
-        let settings = connection.resolve(&vault.store())?;
+    if let Some(token) = &global.args.token {
+        let settings = args.settings.resolve(global.connection(), &vault.store())?;
         syncers.retain(|s| s.settings().code != settings.code);
         let client = lago_hubspot::hubspot_http::HubspotClient::new(
-            &hubspot.hubspot_url,
+            global.hubspot_url(),
             Secret::new(token.clone()),
         )?
         .with_budget(args.budget())
@@ -181,20 +197,21 @@ pub async fn run_connections(
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     for syncer in fleet.syncers() {
+        warn_about_placeholders(syncer.settings());
         let code = &syncer.settings().code;
         match syncer.deploy_if_needed().await {
-            Ok(Some(report)) => eprintln!("{code}: deployed: {}", report.summary),
+            Ok(Some(report)) => errln!("{code}: deployed: {}", report.summary),
             Ok(None) => {}
-            Err(error) => eprintln!("{code}: deploy failed, will try again later: {error:#}"),
+            Err(error) => errln!("{code}: deploy failed, will try again later: {error:#}"),
         }
     }
-    eprintln!(
+    errln!(
         "serving {} connection(s) ({}), default: {}",
         fleet.codes().count(),
         fleet.codes().collect::<Vec<_>>().join(", "),
         fleet.default_connection().unwrap_or("none")
     );
-    eprintln!(
+    errln!(
         "listening on http://{}{} (health: /healthz, metrics: /metrics)",
         listener.local_addr()?,
         options.webhook_path

@@ -108,7 +108,7 @@ impl Service {
                 // The emulator's limit is what matters here, not HubSpot's real one.
                 .args(["--rate-limit", "1000000/1000"])
                 .args([
-                    "--connection-code",
+                    "--connection",
                     "hubspot-test",
                     "--organization-slug",
                     "acme",

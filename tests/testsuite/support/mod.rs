@@ -19,9 +19,19 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "e2e-token";
 
+/// The built component: in the target directory this test binary runs from
+/// (`<target>/debug/deps/…`, whatever `CARGO_TARGET_DIR` says), else the checkout's `target/`.
 pub fn component_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/lago_hubspot_guest.wasm");
+    const COMPONENT: &str = "wasm32-wasip2/release/lago_hubspot_guest.wasm";
+    let beside_this_build = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(COMPONENT)));
+    let in_checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(COMPONENT);
+    let path = beside_this_build
+        .filter(|p| p.exists())
+        .unwrap_or(in_checkout);
     assert!(
         path.exists(),
         "the component is not built: run `make component` (or `make test`) first; looked for {}",

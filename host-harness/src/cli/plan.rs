@@ -1,0 +1,73 @@
+//! `lago-hubspot plan`: the HubSpot request plan for one webhook payload; sends nothing and
+//! changes nothing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::Value;
+
+use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
+use lago_hubspot::runtime::Plan;
+use lago_hubspot::store::Store;
+use lago_hubspot::sync::{Syncer, describe_plan_error};
+
+use super::Global;
+use super::settings::Settings;
+
+/// Known HubSpot ids and deployed object type ids come from the state when there is one (a
+/// state named with --state or LAGO_HUBSPOT_STATE must exist).
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[arg(value_name = "EVENT.json")]
+    pub event: PathBuf,
+}
+
+pub async fn run(global: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let plugin = global.plugin()?;
+    let store = match global.state_if_any()? {
+        Some(store) => store,
+        None => {
+            errln!(
+                "no state at {}: planning without known HubSpot ids",
+                global.state_path().display()
+            );
+            Store::open_in_memory()?
+        }
+    };
+    let settings = args.settings.resolve(global.connection(), &store)?;
+    // A plan never sends anything; the client is only there to satisfy the syncer.
+    let client = HubspotClient::new(DEFAULT_HUBSPOT_URL, Secret::new(""))?;
+    let syncer = Syncer::read_only(plugin, client, store, settings);
+    let payload = std::fs::read_to_string(&args.event)
+        .with_context(|| format!("cannot read {}", args.event.display()))?;
+    match syncer.plan(&payload).await? {
+        Ok(plan) => {
+            outln!("{}", serde_json::to_string_pretty(&plan_json(&plan))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            errln!("error: {}", describe_plan_error(&error));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The plan as JSON, with request bodies shown as JSON rather than escaped strings.
+fn plan_json(plan: &Plan) -> Value {
+    let mut json = serde_json::to_value(plan).unwrap_or(Value::Null);
+    if let Some(steps) = json.get_mut("steps").and_then(Value::as_array_mut) {
+        for step in steps {
+            if let Some(body) = step.get("body").and_then(Value::as_str)
+                && let Ok(parsed) = serde_json::from_str::<Value>(body)
+            {
+                step["body"] = parsed;
+            }
+        }
+    }
+    json
+}

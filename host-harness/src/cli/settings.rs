@@ -1,0 +1,293 @@
+//! The connection settings, spelled once: each field is a flag (`--lago-app-url`), an
+//! environment variable (`LAGO_APP_URL`), a key of the `--config` TOML file (`lago_app_url`) and
+//! a line of `--help`. `deploy`, `sync`, `backfill`, `serve`, `plan`, `connect` and
+//! `connections update` all take this one struct; a value given overrides the TOML file, which
+//! overrides what the state holds (a flag beats its environment variable).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{ArgAction, Args, builder::BoolishValueParser};
+use serde::Deserialize;
+
+use lago_hubspot::config::{ConnectionSettings, DefaultObject, MatchCompanies};
+use lago_hubspot::store::Store;
+
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[command(
+    next_help_heading = "Connection settings (flag, env var or --config key; kept in the state)"
+)]
+pub struct Settings {
+    /// A TOML file of these settings; its keys are the flags' names in snake_case
+    /// (`lago_app_url = "…"`, `sync_invoices = false`), plus `connection`.
+    #[arg(long, env = "LAGO_HUBSPOT_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// The `--config` file's `connection` key (the global --connection beats it).
+    #[arg(skip)]
+    #[serde(alias = "code", alias = "connection_code")]
+    pub connection: Option<String>,
+
+    /// A name for people [default: the connection's code].
+    #[arg(long, env = "LAGO_HUBSPOT_CONNECTION_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The HubSpot object that Lago customers without a customer type become [default:
+    /// companies].
+    #[arg(
+        long,
+        env = "LAGO_HUBSPOT_DEFAULT_OBJECT",
+        value_enum,
+        value_name = "OBJECT"
+    )]
+    #[serde(alias = "default_targeted_object")]
+    pub default_object: Option<DefaultObject>,
+
+    /// The Lago front end, for the `*_link` properties (the links people click in HubSpot)
+    /// [default: http://localhost:8080, a placeholder].
+    #[arg(long, env = "LAGO_APP_URL", value_name = "URL")]
+    pub lago_app_url: Option<String>,
+
+    /// The Lago organization's slug in those links [default: default, a placeholder].
+    #[arg(long, env = "LAGO_ORGANIZATION_SLUG", value_name = "SLUG")]
+    pub organization_slug: Option<String>,
+
+    /// Sync subscriptions to LagoSubscriptions [default: true].
+    #[arg(
+        long,
+        env = "LAGO_HUBSPOT_SYNC_SUBSCRIPTIONS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+    )]
+    pub sync_subscriptions: Option<bool>,
+
+    /// Sync invoices to LagoInvoices [default: true].
+    #[arg(
+        long,
+        env = "LAGO_HUBSPOT_SYNC_INVOICES",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+    )]
+    pub sync_invoices: Option<bool>,
+
+    /// Sync credit notes to a LagoCreditNotes custom object, deployed with the others
+    /// [default: false].
+    #[arg(
+        long,
+        env = "LAGO_HUBSPOT_SYNC_CREDIT_NOTES",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+    )]
+    pub sync_credit_notes: Option<bool>,
+
+    /// Sync customers that carry no HubSpot `integration_customers` entry (self-hosted Lago
+    /// creates none); false keeps Lago's own rule [default: true].
+    #[arg(
+        long,
+        env = "LAGO_HUBSPOT_SYNC_UNLINKED_CUSTOMERS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+    )]
+    pub sync_unlinked_customers: Option<bool>,
+
+    /// On a customer's first sync, adopt the one HubSpot company with its domain (`domain`) or
+    /// always create its own (`none`) [default: domain].
+    #[arg(
+        long,
+        env = "LAGO_HUBSPOT_MATCH_COMPANIES",
+        value_enum,
+        value_name = "HOW"
+    )]
+    pub match_companies: Option<MatchCompanies>,
+
+    /// Deprecated: `--sync-subscriptions false`.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub no_sync_subscriptions: bool,
+
+    /// Deprecated: `--sync-invoices false`.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub no_sync_invoices: bool,
+
+    /// Deprecated: `--sync-unlinked-customers false`.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub linked_customers_only: bool,
+}
+
+impl Settings {
+    /// Reads a `--config` file.
+    pub fn from_toml_file(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read connection settings {}", path.display()))?;
+        Self::from_toml(&text)
+            .with_context(|| format!("invalid connection settings in {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Settings> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// The `--config` file named, or none.
+    pub fn file(&self) -> anyhow::Result<Settings> {
+        match &self.config {
+            Some(path) => Self::from_toml_file(path),
+            None => Ok(Settings::default()),
+        }
+    }
+
+    /// Sets every setting given; leaves the others as they are.
+    pub fn apply(&self, settings: &mut ConnectionSettings) {
+        fn set<T: Clone>(value: &Option<T>, target: &mut T) {
+            if let Some(value) = value {
+                *target = value.clone();
+            }
+        }
+        // The deprecated spellings count unless the new one is given too.
+        let off = |flag: bool| flag.then_some(false);
+        set(&self.name, &mut settings.name);
+        set(&self.default_object, &mut settings.default_targeted_object);
+        set(&self.lago_app_url, &mut settings.lago_app_url);
+        set(&self.organization_slug, &mut settings.organization_slug);
+        set(
+            &self.sync_subscriptions.or(off(self.no_sync_subscriptions)),
+            &mut settings.sync_subscriptions,
+        );
+        set(
+            &self.sync_invoices.or(off(self.no_sync_invoices)),
+            &mut settings.sync_invoices,
+        );
+        set(&self.sync_credit_notes, &mut settings.sync_credit_notes);
+        set(
+            &self
+                .sync_unlinked_customers
+                .or(off(self.linked_customers_only)),
+            &mut settings.sync_unlinked_customers,
+        );
+        set(&self.match_companies, &mut settings.match_companies);
+    }
+
+    /// The connection's settings: what the state holds for it (the `connection` given, else the
+    /// only one stored), then the `--config` file, then the flags and environment variables.
+    pub fn resolve(
+        &self,
+        connection: Option<&str>,
+        store: &Store,
+    ) -> anyhow::Result<ConnectionSettings> {
+        let file = self.file()?;
+        let code = connection.or(file.connection.as_deref());
+        let mut settings = match code {
+            Some(code) => store
+                .connection(code)?
+                .unwrap_or_else(|| new_connection(code)),
+            None => store.sole_connection()?.unwrap_or_default(),
+        };
+        file.apply(&mut settings);
+        self.apply(&mut settings);
+        Ok(settings)
+    }
+}
+
+/// The settings of a connection not stored yet: the defaults, named by their code.
+pub fn new_connection(code: &str) -> ConnectionSettings {
+    ConnectionSettings {
+        code: code.to_owned(),
+        name: code.to_owned(),
+        ..ConnectionSettings::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn parse(args: &[&str]) -> Settings {
+        Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .unwrap()
+            .settings
+    }
+
+    #[test]
+    fn toml_keys_are_the_flags_names_and_typos_are_refused() {
+        let file = Settings::from_toml(
+            "connection = \"hs-prod\"\ndefault_object = \"contacts\"\nsync_invoices = false",
+        )
+        .unwrap();
+        assert_eq!(file.connection.as_deref(), Some("hs-prod"));
+        let mut settings = ConnectionSettings::default();
+        file.apply(&mut settings);
+        assert_eq!(settings.default_targeted_object, DefaultObject::Contacts);
+        assert!(!settings.sync_invoices);
+        assert!(settings.sync_subscriptions);
+        assert!(Settings::from_toml("sync_invoice = false").is_err());
+        assert!(Settings::from_toml("config = \"x.toml\"").is_err());
+    }
+
+    /// A file written for the previous release (the stored settings' key names) still reads.
+    #[test]
+    fn toml_files_of_the_previous_release_still_read() {
+        let file = Settings::from_toml(
+            "code = \"hs-prod\"\nname = \"Prod\"\ndefault_targeted_object = \"contacts\"\n\
+             lago_app_url = \"https://lago.test\"\norganization_slug = \"acme\"\n\
+             sync_subscriptions = true\nsync_invoices = false\nsync_credit_notes = true\n\
+             sync_unlinked_customers = false\nmatch_companies = \"none\"",
+        )
+        .unwrap();
+        assert_eq!(file.connection.as_deref(), Some("hs-prod"));
+        let mut settings = ConnectionSettings::default();
+        file.apply(&mut settings);
+        assert_eq!(settings.name, "Prod");
+        assert_eq!(settings.default_targeted_object, DefaultObject::Contacts);
+        assert!(!settings.sync_invoices && settings.sync_credit_notes);
+        assert!(!settings.sync_unlinked_customers);
+        assert_eq!(settings.match_companies, MatchCompanies::None);
+    }
+
+    #[test]
+    fn booleans_take_a_value_or_mean_true_alone() {
+        let settings = parse(&["--sync-credit-notes", "--sync-invoices", "false"]);
+        assert_eq!(settings.sync_credit_notes, Some(true));
+        assert_eq!(settings.sync_invoices, Some(false));
+        assert_eq!(parse(&["--sync-invoices=no"]).sync_invoices, Some(false));
+        assert_eq!(parse(&[]).sync_invoices, None);
+    }
+
+    #[test]
+    fn deprecated_spellings_still_work() {
+        let mut settings = ConnectionSettings::default();
+        parse(&[
+            "--no-sync-invoices",
+            "--no-sync-subscriptions",
+            "--linked-customers-only",
+        ])
+        .apply(&mut settings);
+        assert!(!settings.sync_invoices);
+        assert!(!settings.sync_subscriptions);
+        assert!(!settings.sync_unlinked_customers);
+        // Leaving a setting out never changes it.
+        Settings::default().apply(&mut settings);
+        assert!(!settings.sync_invoices);
+    }
+}
