@@ -287,9 +287,37 @@ async fn run(scratch: &mut Scratch, args: &Args, mode: Mode, customers: usize, l
     );
     let records: usize = webhooks.iter().map(Vec::len).sum();
     let started = Instant::now();
+    // With `--verbose`, a timeline: every 500 ms, requests and 429s so far, and the queue.
+    let timeline = args.verbose.then(|| {
+        let (hubspot, syncer) = (serve.hubspot.emulator().clone(), serve.syncer.clone());
+        tokio::spawn(async move {
+            let mut lines = Vec::new();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let log = hubspot.request_log();
+                let stats = syncer.store().queue_stats().unwrap();
+                lines.push(format!(
+                    "{:.1}s {}req {}x429 {}p {}r {}s",
+                    started.elapsed().as_secs_f64(),
+                    log.len(),
+                    log.iter().filter(|r| r.status == 429).count(),
+                    stats.count(EventState::Pending),
+                    stats.count(EventState::Running),
+                    stats.count(EventState::Synced),
+                ));
+                if lines.len() % 10 == 0 {
+                    println!("    {}", lines[lines.len() - 10..].join(" | "));
+                }
+            }
+        })
+    });
     let (posted, acks) = post_all(&serve.url, &webhooks, args.posters).await;
     serve.settled(Duration::from_secs(3600)).await;
     let settled = started.elapsed();
+    if let Some(timeline) = timeline {
+        timeline.abort();
+        println!("    posted in {:.1} s", posted.as_secs_f64());
+    }
 
     let stats = serve.syncer.store().queue_stats().unwrap();
     assert_eq!(

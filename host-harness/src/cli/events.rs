@@ -25,6 +25,7 @@ pub enum EventsCommand {
         /// failed (pending after a failed attempt).
         #[arg(long, value_name = "STATUS", value_parser = parse_filter)]
         status: Option<Filter>,
+        /// How many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },

@@ -156,8 +156,8 @@ pub enum Command {
     Backfill(backfill::BackfillArgs),
     /// Serve Lago's webhooks: verify, store durably, acknowledge, then sync each event exactly once.
     Serve(serve::ServeArgs),
-    /// Add a HubSpot connection (or renew one's access): OAuth in a browser, or --token for a
-    /// private-app token; then deploy its properties and objects.
+    /// Add the HubSpot connection named by --connection CODE (or renew its access): OAuth in a
+    /// browser, or --token for a private-app token; then deploy its properties and objects.
     Connect(connect::ConnectArgs),
     /// List, show, update or remove connections.
     Connections(connections::ConnectionsArgs),
