@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::adopt::CustomerUpsert;
+use crate::executor::recovery::CustomerUpsert;
 use crate::executor::{
     ExecError, Executor, Progress, StepOutcome, apply_captures, method_name, partial_failure,
     scalar_to_string, substitute_body, substitute_path,
@@ -196,7 +196,7 @@ impl<'a> BatchExecutor<'a> {
             }
         }
         // Company and contact upserts HubSpot refuses for a lived-in portal's reasons are
-        // written again one by one (see [`crate::adopt`]).
+        // written again one by one (see [`crate::executor::recovery`]).
         let mut customer_upserts: HashMap<usize, CustomerUpsert> = HashMap::new();
         for (path, pieces) in &groups {
             for ready in pieces {
@@ -237,7 +237,7 @@ impl<'a> BatchExecutor<'a> {
             let (Err(error), Some(upsert)) = (&*answer, customer_upserts.get(job)) else {
                 continue;
             };
-            match crate::adopt::recover(&self.executor, upsert, error).await {
+            match crate::executor::recovery::recover(&self.executor, upsert, error).await {
                 Some(Ok(recovered)) => {
                     let path = format!("/crm/v3/objects/{}/batch/upsert", upsert.object_type);
                     *answer = Ok((
@@ -268,8 +268,8 @@ impl<'a> BatchExecutor<'a> {
             .await?;
         if !(response.is_success() || step.accept_statuses.contains(&response.status)) {
             let error = ExecError::rejected(number, &step.description, &response);
-            // The update of a linked customer record (see [`crate::adopt`]).
-            return match crate::adopt::recover_request(
+            // The update of a linked customer record (see [`crate::executor::recovery`]).
+            return match crate::executor::recovery::recover_request(
                 &self.executor,
                 step.method,
                 path,
@@ -445,7 +445,7 @@ impl<'a> BatchExecutor<'a> {
 }
 
 /// A job's answer to one step: the JSON its captures read, status, attempts and the path sent.
-/// A step's answer: its JSON, status, attempts, path, and a note when [`crate::adopt`]
+/// A step's answer: its JSON, status, attempts, path, and a note when [`crate::executor::recovery`]
 /// recovered it.
 type Answer = Result<(Value, u16, u32, String, Option<String>), ExecError>;
 

@@ -16,7 +16,6 @@
 //!   in-memory HubSpot of the `lago-hubspot-emulators` crate, which also holds the Lago API fake
 //!   the tests use; without the feature this library has no test doubles in it.
 
-pub mod adopt;
 pub mod auth;
 pub mod backfill;
 pub mod batch;
@@ -33,6 +32,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
+pub mod portal;
 pub mod queue;
 pub mod ratelimit;
 pub mod report;

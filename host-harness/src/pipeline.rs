@@ -85,8 +85,8 @@ impl Recorder for IdsAtEnd {
 /// through `recorder` (and, for [`IdsAtEnd`], at the end).
 ///
 /// In a lived-in portal (hubspot-api.md §9): a new company may adopt the one HubSpot already
-/// holds for its domain ([`crate::adopt::match_companies`]); a contact whose email exists is
-/// adopted and a refused optional property dropped ([`crate::adopt::recover`]); and an event that
+/// holds for its domain ([`crate::portal::match_companies`]); a contact whose email exists is
+/// adopted and a refused optional property dropped ([`crate::executor::recovery::recover`]); and an event that
 /// fails on a HubSpot id that went stale (deleted or merged) heals its ids and runs once more.
 pub async fn run(syncer: &Syncer, inputs: &[Input], recorder: &dyn Recorder) -> Vec<EventOutcome> {
     let events: Vec<EventRef> = inputs
@@ -144,7 +144,7 @@ async fn attempt(
             Err(outcome) => ended[slot] = Some(outcome),
         }
     }
-    crate::adopt::match_companies(
+    crate::portal::match_companies(
         syncer,
         planned
             .iter_mut()
@@ -217,7 +217,7 @@ async fn heal(
         if !outcome.names_a_missing_record() {
             continue;
         }
-        match crate::adopt::heal_ids(syncer, &events[index], &inputs[index].payload).await {
+        match crate::portal::heal_ids(syncer, &events[index], &inputs[index].payload).await {
             Ok(healed) if healed.changed > 0 => again.push((index, healed.payload, healed.note)),
             Ok(_) => {}
             Err(error) => tracing::warn!("could not check the event's HubSpot ids: {error:#}"),

@@ -384,7 +384,7 @@ async fn deleted_and_merged_records_heal() {
     )
     .to_string();
     assert_eq!(
-        lago_hubspot::adopt::heal_ids(&harness.syncer, &event, &payload)
+        lago_hubspot::portal::heal_ids(&harness.syncer, &event, &payload)
             .await
             .unwrap()
             .changed,

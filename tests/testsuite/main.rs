@@ -17,6 +17,7 @@ mod currencies;
 mod end_to_end;
 mod faults;
 mod first_hour;
+mod layers;
 mod links;
 mod lived_in;
 mod readme;

@@ -1,6 +1,8 @@
 //! Executes a plan against HubSpot: substitutes captured values into later steps, checks each
 //! answer, retries what HubSpot says is transient, and reports what the plan taught us.
 
+pub mod recovery;
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -21,7 +23,7 @@ pub struct StepOutcome {
     pub status: u16,
     pub attempts: u32,
     /// What the step did besides the plan: an adopted record, a property HubSpot refused
-    /// ([`crate::adopt`]).
+    /// ([`recovery`]).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
 }
@@ -197,7 +199,7 @@ impl<'a> Executor<'a> {
                 Some(ExecError::rejected(number, &step.description, &response))
             } else {
                 partial_failure(&json).map(|message| {
-                    crate::adopt::error_of_207(&json, number, &step.description).unwrap_or(
+                    recovery::error_of_207(&json, number, &step.description).unwrap_or(
                         ExecError::Partial {
                             step: number,
                             description: step.description.clone(),
@@ -210,7 +212,7 @@ impl<'a> Executor<'a> {
             let (json, status, attempts, note) = match refused {
                 None => (json, response.status, attempts, None),
                 Some(error) => {
-                    let recovered = crate::adopt::recover_request(
+                    let recovered = recovery::recover_request(
                         self,
                         step.method,
                         &path,
