@@ -12,7 +12,12 @@ use cli::LogFormat;
 
 fn main() -> ExitCode {
     let (global, command) = cli::parse();
-    init_logging(global.args.log_format);
+    // A service says what it does with each event; one-shot commands print their own results.
+    let default_level = match command {
+        Some(cli::Command::Serve(_)) => "info",
+        _ => "warn",
+    };
+    init_logging(global.args.log_format, default_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -31,16 +36,19 @@ fn main() -> ExitCode {
     code
 }
 
-/// Log lines on stderr: `RUST_LOG` picks what (default: warnings), `--log-format` how. Text has
-/// colours only when stderr is a terminal, so files and pipes get plain lines.
-fn init_logging(format: LogFormat) {
+/// Log lines on stderr: `RUST_LOG` picks what (default: `default_level`; `serve` logs every
+/// event's outcome at info), `--log-format` how. Text has colours only when stderr is a
+/// terminal, so files and pipes get plain lines.
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
         Err(error) => {
             if std::env::var_os("RUST_LOG").is_some() {
-                errln!("warning: RUST_LOG is not a valid filter ({error}); logging warnings");
+                errln!(
+                    "warning: RUST_LOG is not a valid filter ({error}); logging at {default_level}"
+                );
             }
-            tracing_subscriber::EnvFilter::new("warn")
+            tracing_subscriber::EnvFilter::new(default_level)
         }
     };
     let builder = tracing_subscriber::fmt()
