@@ -1,7 +1,9 @@
 # Two commands for a fresh machine (see README): `make demo` and `make test`; `make install`
 # puts `lago-hubspot` and its component on the PATH.
 CARGO ?= cargo
-COMPONENT := target/wasm32-wasip2/release/lago_hubspot_guest.wasm
+# Cargo's build directory (`CARGO_TARGET_DIR` when set), where the component is built.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+COMPONENT := $(TARGET_DIR)/wasm32-wasip2/release/lago_hubspot_guest.wasm
 # Where `cargo install` puts binaries; the component goes beside the binary, where it looks first.
 INSTALL_BIN ?= $(or $(CARGO_INSTALL_ROOT),$(CARGO_HOME),$(HOME)/.cargo)/bin
 
@@ -33,11 +35,11 @@ check:
 ## Install `lago-hubspot` (optimised, with the locked dependencies) and its component beside it:
 ## `$(INSTALL_BIN)/lago-hubspot` and `$(INSTALL_BIN)/lago_hubspot_guest.wasm`.
 install: component
-	$(CARGO) install --path host-harness --locked --profile dist --target-dir target
+	$(CARGO) install --path host-harness --locked --profile dist --target-dir $(TARGET_DIR)
 	install -m 0644 $(COMPONENT) "$(INSTALL_BIN)/lago_hubspot_guest.wasm"
 	@echo "installed $(INSTALL_BIN)/lago-hubspot and its component; try: lago-hubspot --help"
 
 ## Release artifacts: the .wasm and an optimised harness binary.
 dist: component
 	$(CARGO) build -p lago-hubspot --profile dist
-	cp $(COMPONENT) target/dist/
+	cp $(COMPONENT) $(TARGET_DIR)/dist/

@@ -1,5 +1,6 @@
 //! Progress on stderr: a bar on a terminal, plain periodic lines otherwise (logs, CI, pipes).
 
+use std::io::Write as _;
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
@@ -101,7 +102,10 @@ impl Progress {
     pub fn note(&self, message: &str) {
         match &self.bar {
             Some(bar) => bar.println(message),
-            None if self.lines => eprintln!("{message}"),
+            // A closed stderr (`2>&1 | true`) only loses the progress, never the run.
+            None if self.lines => {
+                let _ = writeln!(std::io::stderr(), "{message}");
+            }
             None => {}
         }
     }
@@ -116,7 +120,8 @@ impl Progress {
     }
 
     fn line(&mut self) {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "{}",
             status_line(self.done, self.total, self.failed, self.started.elapsed())
         );

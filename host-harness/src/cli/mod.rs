@@ -122,7 +122,7 @@ pub struct GlobalArgs {
     pub component: Option<PathBuf>,
 
     /// Log lines on stderr as text (colours only on a terminal) or as JSON objects; RUST_LOG
-    /// picks what is logged (warnings when unset)
+    /// picks what is logged (when unset: warnings; `serve`: every event's outcome)
     #[arg(
         long,
         global = true,
@@ -233,7 +233,7 @@ impl Global {
         };
         format!(
             "no state database at {} ({from}). A state is created by `lago-hubspot connect \
-             --connection CODE` (or `deploy`, `sync`, `backfill`, `serve`); point --state FILE \
+             --connection CODE` (or `deploy`, `sync`, `backfill`, `serve`, `link`); point --state FILE \
              (or LAGO_HUBSPOT_STATE) at the one they wrote",
             path.display()
         )
