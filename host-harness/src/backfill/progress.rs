@@ -1,7 +1,7 @@
 //! Progress on stderr: a bar on a terminal, plain periodic lines otherwise (logs, CI, pipes).
 
-use std::io::Write as _;
 use std::io::IsTerminal as _;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
