@@ -20,11 +20,12 @@
 //!   are acknowledged (accepted/s, p50/p99 of each POST until its 200) while the workers drain the
 //!   queue, batched against `--no-batch`, same size.
 //!
-//! Requests are every request the emulator logged after set-up (reads, writes and 429s alike: the
-//! rolling limit counts them all); "inputs/batch" is the mean inputs of the `batch/upsert` and
-//! `batch/associate` requests. The state is a file (WAL, `synchronous = FULL`) on the build's
-//! disk, as `serve` runs (`--memory` for an in-memory store). Each run has its own emulator,
-//! store and budget; runs wait out one window after set-up so they start with the whole budget.
+//! Requests are every request the emulator logged after set-up: writes, reads, CRM searches
+//! (counted apart too: HubSpot limits them on their own, 5/s) and 429s alike; "inputs/batch" is
+//! the mean inputs of the `batch/upsert` and `batch/associate` requests. The state is a file
+//! (WAL, `synchronous = FULL`) on the build's disk, as `serve` runs (`--memory` for an in-memory
+//! store). Each run has its own emulator, store and budget; runs wait out one window after
+//! set-up so they start with the whole budget.
 //!
 //! Needs the component: `make component`.
 
@@ -207,6 +208,8 @@ struct Run {
     customers: usize,
     records: usize,
     requests: usize,
+    /// CRM searches among them (HubSpot limits them apart: 5/s).
+    searches: usize,
     rate_limited: usize,
     /// Mean inputs per batch write request (0 when none was sent).
     inputs_per_batch: f64,
@@ -372,6 +375,10 @@ async fn run(scratch: &mut Scratch, args: &Args, mode: Mode, customers: usize, l
         customers,
         records,
         requests: log.len(),
+        searches: log
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/search"))
+            .count(),
         rate_limited: log.iter().filter(|r| r.status == 429).count(),
         inputs_per_batch: if batches.is_empty() {
             0.0
@@ -459,6 +466,7 @@ async fn bench(args: Args) {
                     r.customers.to_string(),
                     r.records.to_string(),
                     r.requests.to_string(),
+                    r.searches.to_string(),
                     format!("{:.3}", r.per_record()),
                     format!("{:.1}", r.inputs_per_batch),
                     format!("{:.1}", r.settled.as_secs_f64()),
@@ -479,6 +487,7 @@ async fn bench(args: Args) {
                 args.customers.to_string(),
                 records.to_string(),
                 format!("≈ {requests:.0}"),
+                "-".into(),
                 format!("{:.3}", no_batch.per_record()),
                 "-".into(),
                 format!("≈ {wall:.0}"),
@@ -493,6 +502,7 @@ async fn bench(args: Args) {
                     "customers",
                     "webhooks",
                     "requests",
+                    "searches",
                     "req/record",
                     "inputs/batch",
                     "settled s",

@@ -135,9 +135,10 @@ impl HubspotClient {
         let url = self.url_for(path_and_query)?;
         let mut token = None;
         let result = loop {
-            if let Some(budget) = &self.budget {
-                budget.acquire(path_and_query).await;
-            }
+            let taken = match &self.budget {
+                Some(budget) => Some(budget.acquire(path_and_query).await),
+                None => None,
+            };
             // Asked after the budget wait, so a token that was fresh then is still fresh now.
             let retry_of = token.take();
             let bearer = match &retry_of {
@@ -147,8 +148,11 @@ impl HubspotClient {
             let result = self
                 .send_once(method.clone(), &url, body.clone(), &bearer)
                 .await;
-            if let (Some(budget), Ok(response)) = (&self.budget, &result) {
-                budget.observe(path_and_query, response);
+            if let (Some(budget), Some(taken)) = (&self.budget, taken) {
+                budget.answered(path_and_query, taken);
+                if let Ok(response) = &result {
+                    budget.observe(path_and_query, response);
+                }
             }
             // An access token that expired in flight: refresh once and send again.
             let expired = result.as_ref().is_ok_and(is_expired_token);

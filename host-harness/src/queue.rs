@@ -214,7 +214,7 @@ impl Store {
 
     /// Claims up to `limit` events that are due and first in line for their customer.
     pub fn claim_ready(&self, limit: usize, now: i64) -> anyhow::Result<Vec<StoredEvent>> {
-        self.claim(None, limit, now)
+        self.claim(None, 1, limit, now)
     }
 
     /// Like [`Store::claim_ready`], for the events of one connection only: `serve` with many
@@ -225,16 +225,30 @@ impl Store {
         limit: usize,
         now: i64,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        self.claim(Some(connection), limit, now)
+        self.claim(Some(connection), 1, limit, now)
+    }
+
+    /// Like [`Store::claim_ready_in`], all or nothing: claims only when at least `min` events of
+    /// the connection are ready (a batching `serve` short of HubSpot budget waits for full
+    /// groups).
+    pub fn claim_batch_in(
+        &self,
+        connection: &str,
+        min: usize,
+        limit: usize,
+        now: i64,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
+        self.claim(Some(connection), min.max(1), limit, now)
     }
 
     fn claim(
         &self,
         connection: Option<&str>,
+        min: usize,
         limit: usize,
         now: i64,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        if limit == 0 {
+        if limit == 0 || limit < min {
             return Ok(Vec::new());
         }
         let tx = self.db.unchecked_transaction()?;
@@ -255,6 +269,10 @@ impl Store {
             stmt.query_map(params![now, limit as i64, connection], row_to_event)?
                 .collect::<Result<_, _>>()?
         };
+        if events.len() < min {
+            // Nothing written: dropping the transaction leaves every event as it was.
+            return Ok(Vec::new());
+        }
         {
             let mut claim = tx.prepare_cached(
                 "UPDATE events SET state = 'running', updated_at_ms = ?2 WHERE id = ?1",
@@ -556,6 +574,23 @@ mod tests {
         assert!(store.claim_ready_in("b", 5, now_ms()).unwrap().is_empty());
         assert!(store.next_due_ms_in("b").unwrap().is_none());
         assert!(store.next_due_ms_in("a").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_batch_claim_takes_all_or_nothing() {
+        let store = Store::open_in_memory().unwrap();
+        for key in ["1", "2", "3"] {
+            store.insert_event(&event(key, key)).unwrap();
+        }
+        assert!(
+            store
+                .claim_batch_in("c", 4, 10, now_ms())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.queue_stats().unwrap().count(EventState::Pending), 3);
+        assert_eq!(store.claim_batch_in("c", 3, 10, now_ms()).unwrap().len(), 3);
+        assert_eq!(store.queue_stats().unwrap().count(EventState::Running), 3);
     }
 
     #[test]

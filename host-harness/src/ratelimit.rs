@@ -66,7 +66,7 @@ impl Window {
     }
 
     /// Takes a slot now, or says how long to wait for one.
-    fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+    fn try_take(&mut self, now: Instant) -> Result<Instant, Duration> {
         if let Some(until) = self.blocked_until {
             if until > now {
                 return Err(until - now);
@@ -82,7 +82,7 @@ impl Window {
         }
         if (self.sent.len() as u32) < self.rate.max {
             self.sent.push_back(now);
-            Ok(())
+            Ok(now)
         } else {
             let oldest = *self.sent.front().expect("window is full");
             Err(self.rate.interval - now.duration_since(oldest))
@@ -91,6 +91,18 @@ impl Window {
 }
 
 impl Window {
+    /// The slot taken at `taken` was answered at `now`. HubSpot counted the request when it
+    /// arrived, somewhere in between; counting it from the answer on, the slot frees no earlier
+    /// than HubSpot's does, so a request sent the moment a slot frees is not refused for having
+    /// left sooner after its predecessor than it reached HubSpot.
+    fn answered(&mut self, taken: Instant, now: Instant) {
+        if let Some(position) = self.sent.iter().position(|&at| at == taken) {
+            self.sent.remove(position);
+            // Every stamp is an earlier send or answer: the window stays in time order.
+            self.sent.push_back(now);
+        }
+    }
+
     /// Sends the window admits now, and how long until it admits `wanted` (at most `max`).
     fn room(&mut self, now: Instant, wanted: u32) -> (u32, Duration) {
         if let Some(until) = self.blocked_until.filter(|until| *until > now) {
@@ -148,18 +160,26 @@ impl RateBudget {
         }
     }
 
-    /// Waits until the window for `path` has room, then takes a slot.
-    pub async fn acquire(&self, path: &str) {
+    /// Waits until the window for `path` has room, then takes a slot; returns when it was
+    /// taken, for [`RateBudget::answered`].
+    pub async fn acquire(&self, path: &str) -> Instant {
         loop {
             let wait = {
                 let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
                 match window.try_take(Instant::now()) {
-                    Ok(()) => return,
+                    Ok(taken) => return taken,
                     Err(wait) => wait,
                 }
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The request whose slot was taken at `taken` has its answer (or failed): the slot counts
+    /// from now on, as HubSpot counts it from when it arrived.
+    pub fn answered(&self, path: &str, taken: Instant) {
+        let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
+        window.answered(taken, Instant::now());
     }
 
     /// What the API window admits now, against `share` of its size: `serve` holds new work back while the window runs low, so that it goes out in
@@ -256,6 +276,33 @@ mod tests {
             Duration::from_secs(10),
             "a 429 waits the window"
         );
+    }
+
+    #[test]
+    fn a_slot_counts_from_its_answer() {
+        let rate = Rate {
+            max: 2,
+            interval: Duration::from_millis(100),
+        };
+        let mut window = Window::new(rate);
+        let start = Instant::now();
+        let first = window.try_take(start).unwrap();
+        window.try_take(start + Duration::from_millis(10)).unwrap();
+        // The first request was answered 30 ms after it left: its slot frees at 130 ms, after
+        // the second one's (110 ms).
+        window.answered(first, start + Duration::from_millis(30));
+        assert_eq!(
+            window.try_take(start + Duration::from_millis(50)),
+            Err(Duration::from_millis(60))
+        );
+        assert!(window.try_take(start + Duration::from_millis(110)).is_ok());
+        assert_eq!(
+            window.try_take(start + Duration::from_millis(110)),
+            Err(Duration::from_millis(20))
+        );
+        // A slot that already aged out is not brought back.
+        window.answered(first, start + Duration::from_millis(500));
+        assert_eq!(window.sent.len(), 2);
     }
 
     #[test]

@@ -49,9 +49,14 @@ impl QueuePolicy {
 /// at a time and spending the window on small batches.
 pub const HOLD_BELOW_SHARE: f64 = 0.5;
 
-/// Work held back that way is then claimed in groups of up to this many bursts per worker, in
-/// as few groups as it fills (requests, not workers, are what the portal is short of).
+/// Meanwhile it claims ready events only once they fill a group of this many bursts (a backlog
+/// that deep fills every batch it sends), and when the window is back the work held back is
+/// claimed in groups of that size too, in as few groups as it fills: requests, not workers, are
+/// what the portal is short of.
 pub const HELD_BURST_FACTOR: usize = 10;
+
+/// How often a connection short of budget looks for a full batch (each look walks the queue).
+const HELD_LOOK_MS: i64 = 100;
 
 pub struct Workers {
     /// The connections events run on: one, or many with events routed per customer.
@@ -83,19 +88,21 @@ impl Workers {
         // How many events each task holds, for the drain's count.
         let mut sizes: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut parked: HashMap<String, i64> = HashMap::new();
-        // Connections whose work was held back for their budget, until that backlog is claimed.
+        // Connections whose work was held back for their budget, until that backlog is claimed,
+        // and when each connection short of budget looks for a full batch next.
         let mut backlogged: HashSet<String> = HashSet::new();
+        let mut next_look: HashMap<String, i64> = HashMap::new();
         while !*shutdown.borrow() {
             let now = now_ms();
             parked.retain(|_, until| *until > now);
-            // Held connections wait like parked ones, until their window is back.
+            // Connections short of budget claim only full batches: for the rest of the loop they
+            // wait like parked ones, until their window is back or their next look.
+            let held = self.held(now);
+            next_look.retain(|code, _| held.iter().any(|(c, _)| c == code));
             let mut waiting = parked.clone();
-            for (code, until) in self.held(now) {
+            for (code, until) in &held {
                 backlogged.insert(code.clone());
-                let until = waiting
-                    .get(&code)
-                    .map_or(until, |&parked| parked.max(until));
-                waiting.insert(code, until);
+                waiting.entry(code.clone()).or_insert(*until);
             }
             let free = self.concurrency.saturating_sub(tasks.len());
             // A store error (disk full, a lock held by another process beyond the busy timeout)
@@ -109,7 +116,18 @@ impl Workers {
             } else {
                 Vec::new()
             };
-            for group in self.with_bursts(claimed, now, &mut backlogged) {
+            let mut groups = self.with_bursts(claimed, now, &mut backlogged);
+            let left = free.saturating_sub(groups.len());
+            groups.extend(self.full_batches(left, now, &held, &parked, &running, &mut next_look));
+            // No full batch yet: look again after a pause, or once the window is back.
+            for (code, until) in &held {
+                if let Some(&look) = next_look.get(code)
+                    && !parked.contains_key(code)
+                {
+                    waiting.insert(code.clone(), (*until).min(look));
+                }
+            }
+            for group in groups {
                 let Some(syncer) = self.fleet.syncer_for(&group[0].connection).cloned() else {
                     continue;
                 };
@@ -229,6 +247,63 @@ impl Workers {
         groups
     }
 
+    /// For the `held` connections (short of budget): up to `free` groups of up to
+    /// [`HELD_BURST_FACTOR`] bursts of ready events, in as few groups as they fill, only when
+    /// they fill one (else the connection looks again in [`HELD_LOOK_MS`]).
+    fn full_batches(
+        &self,
+        mut free: usize,
+        now: i64,
+        held: &[(String, i64)],
+        parked: &HashMap<String, i64>,
+        running: &HashMap<tokio::task::Id, String>,
+        next_look: &mut HashMap<String, i64>,
+    ) -> Vec<Vec<StoredEvent>> {
+        let mut groups = Vec::new();
+        let size = self.burst * HELD_BURST_FACTOR;
+        for (code, _) in held {
+            let busy = running.values().filter(|c| *c == code).count();
+            let slots = self.per_connection_cap().saturating_sub(busy).min(free);
+            if slots == 0
+                || parked.contains_key(code)
+                || self.fleet.needs_reconnect(code)
+                || next_look.get(code).is_some_and(|&at| at > now)
+            {
+                continue;
+            }
+            match self
+                .fleet
+                .store()
+                .claim_batch_in(code, size, slots * size, now)
+            {
+                Ok(events) if !events.is_empty() => {
+                    next_look.remove(code);
+                    let count = events.len().div_ceil(size);
+                    free -= count;
+                    groups.extend(split_by_kind(events, count));
+                }
+                Ok(_) => {
+                    next_look.insert(code.clone(), now + HELD_LOOK_MS);
+                }
+                Err(error) => {
+                    tracing::error!("could not claim events, will try again: {error:#}");
+                    next_look.insert(code.clone(), now + HELD_LOOK_MS);
+                }
+            }
+        }
+        groups
+    }
+
+    /// Workers one connection may hold: all of them with one connection, else half, so one
+    /// portal's backlog never starves another.
+    fn per_connection_cap(&self) -> usize {
+        if self.fleet.codes().count() > 1 {
+            self.concurrency.div_ceil(2).max(1)
+        } else {
+            self.concurrency
+        }
+    }
+
     /// Connections a batching `serve` holds back now, each with when its budget's window will
     /// have [`HOLD_BELOW_SHARE`] of its size free again.
     fn held(&self, now: i64) -> Vec<(String, i64)> {
@@ -273,11 +348,7 @@ impl Workers {
         let busy = |code: &str| running.values().filter(|c| *c == code).count();
         let mut codes = self.runnable(parked);
         codes.sort_by_key(|code| busy(code));
-        let cap = if self.fleet.codes().count() > 1 {
-            self.concurrency.div_ceil(2).max(1)
-        } else {
-            self.concurrency
-        };
+        let cap = self.per_connection_cap();
         let store = self.fleet.store();
         let mut claimed = Vec::new();
         for code in codes {
