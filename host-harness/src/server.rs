@@ -41,8 +41,10 @@ pub struct ServeOptions {
     pub burst: usize,
 }
 
-/// Events per worker in a burst: half a HubSpot batch, so a burst's upserts fit one request.
-pub const DEFAULT_BURST: usize = 50;
+/// Events per worker in a burst. A group sends one request per batch endpoint and step whatever
+/// its size (up to 100 upserts and 2,000 associations each), so a month-start burst goes out in
+/// few, full requests: five full upserts of one kind per group.
+pub const DEFAULT_BURST: usize = 500;
 
 impl Default for ServeOptions {
     fn default() -> Self {

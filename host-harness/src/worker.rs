@@ -1,7 +1,7 @@
 //! The worker pool of `serve`: claims stored events, runs their plans with a checkpoint after
 //! every step, and settles each one (synced, skipped, rejected, retried later, or dead).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,17 +45,12 @@ impl QueuePolicy {
 }
 
 /// While a batching `serve` finds less than this share of a portal's rate window left, it
-/// claims no new work for that portal: the events wait in the queue instead of going out a few
-/// at a time and spending the window on small batches.
+/// claims that portal's events only once they fill a whole group (`burst`): the rest wait in the
+/// queue, until the window is back to this share or they fill one, instead of going out a few at
+/// a time and spending what is left of the window on small batches.
 pub const HOLD_BELOW_SHARE: f64 = 0.5;
 
-/// Meanwhile it claims ready events only once they fill a group of this many bursts (a backlog
-/// that deep fills every batch it sends), and when the window is back the work held back is
-/// claimed in groups of that size too, in as few groups as it fills: requests, not workers, are
-/// what the portal is short of.
-pub const HELD_BURST_FACTOR: usize = 10;
-
-/// How often a connection short of budget looks for a full batch (each look walks the queue).
+/// How often a connection short of budget looks for a full group (each look walks the queue).
 const HELD_LOOK_MS: i64 = 100;
 
 pub struct Workers {
@@ -88,20 +83,17 @@ impl Workers {
         // How many events each task holds, for the drain's count.
         let mut sizes: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut parked: HashMap<String, i64> = HashMap::new();
-        // Connections whose work was held back for their budget, until that backlog is claimed,
-        // and when each connection short of budget looks for a full batch next.
-        let mut backlogged: HashSet<String> = HashSet::new();
+        // When each connection short of budget looks for a full group next.
         let mut next_look: HashMap<String, i64> = HashMap::new();
         while !*shutdown.borrow() {
             let now = now_ms();
             parked.retain(|_, until| *until > now);
-            // Connections short of budget claim only full batches: for the rest of the loop they
+            // Connections short of budget claim only full groups: for the rest of the loop they
             // wait like parked ones, until their window is back or their next look.
             let held = self.held(now);
             next_look.retain(|code, _| held.iter().any(|(c, _)| c == code));
             let mut waiting = parked.clone();
             for (code, until) in &held {
-                backlogged.insert(code.clone());
                 waiting.entry(code.clone()).or_insert(*until);
             }
             let free = self.concurrency.saturating_sub(tasks.len());
@@ -116,10 +108,10 @@ impl Workers {
             } else {
                 Vec::new()
             };
-            let mut groups = self.with_bursts(claimed, now, &mut backlogged);
+            let mut groups = self.with_bursts(claimed, now);
             let left = free.saturating_sub(groups.len());
-            groups.extend(self.full_batches(left, now, &held, &parked, &running, &mut next_look));
-            // No full batch yet: look again after a pause, or once the window is back.
+            groups.extend(self.full_groups(left, now, &held, &parked, &running, &mut next_look));
+            // No full group yet: look again after a pause, or once the window is back.
             for (code, until) in &held {
                 if let Some(&look) = next_look.get(code)
                     && !parked.contains_key(code)
@@ -187,22 +179,17 @@ impl Workers {
         Ok(())
     }
 
-    /// One group per claimed slot at most. In a burst (more events ready than workers), the
-    /// slots of a connection also take further ready events of it, up to `burst` each, so they
-    /// go out as HubSpot batch requests; a quiet queue keeps one event per worker for the lowest
-    /// latency. A connection in `backlogged` (work held back for its budget) takes up to
-    /// [`HELD_BURST_FACTOR`] bursts per slot, in as few groups as that fills, and leaves the set
-    /// once a claim comes back short (its backlog is claimed).
+    /// At most one group per claimed slot. In a burst (more events ready than workers), the
+    /// slots of a connection also take further ready events of it, up to `burst` per slot, so
+    /// they go out as HubSpot batch requests; a quiet queue keeps one event per worker for the
+    /// lowest latency.
     ///
-    /// The events of a connection are grouped by kind (customers, subscriptions, invoices…) so
-    /// that each group's steps meet in few batch endpoints. Any grouping keeps the queue's order:
-    /// no two claimed events share an object or a customer dependency.
-    fn with_bursts(
-        &self,
-        claimed: Vec<StoredEvent>,
-        now: i64,
-        backlogged: &mut HashSet<String>,
-    ) -> Vec<Vec<StoredEvent>> {
+    /// A connection's events are grouped by kind (customers, subscriptions, invoices…) into as
+    /// few groups of up to `burst` as they fill: each group sends one request per batch endpoint
+    /// and step, whatever its size (up to 100 upserts, 2,000 associations per request), so fewer,
+    /// fuller groups spend fewer requests of the portal's budget. Any grouping keeps the queue's
+    /// order: no two claimed events share an object or a customer dependency.
+    fn with_bursts(&self, claimed: Vec<StoredEvent>, now: i64) -> Vec<Vec<StoredEvent>> {
         if self.burst <= 1 {
             return claimed.into_iter().map(|e| vec![e]).collect();
         }
@@ -215,42 +202,29 @@ impl Workers {
         }
         let mut groups = Vec::new();
         for (code, mut events) in by_connection {
-            let slots = events.len();
-            let held = backlogged.contains(&code);
-            let burst = if held {
-                self.burst * HELD_BURST_FACTOR
-            } else {
-                self.burst
-            };
             // Claimed after the heads are `running`, so no extra shares a customer with a head.
-            let wanted = slots * (burst - 1);
-            match self.fleet.store().claim_ready_in(&code, wanted, now) {
-                Ok(extra) => {
-                    if held && extra.len() < wanted {
-                        backlogged.remove(&code);
-                    }
-                    events.extend(extra);
-                }
+            let wanted = events.len() * (self.burst - 1);
+            let extra = self.fleet.store().claim_ready_in(&code, wanted, now);
+            match extra {
+                Ok(extra) => events.extend(extra),
                 Err(error) => {
                     tracing::warn!(
                         "could not claim a burst, running one event per worker: {error:#}"
                     );
+                    groups.extend(events.into_iter().map(|e| vec![e]));
+                    continue;
                 }
             }
-            let count = if held {
-                events.len().div_ceil(burst)
-            } else {
-                slots
-            };
+            let count = events.len().div_ceil(self.burst);
             groups.extend(split_by_kind(events, count));
         }
         groups
     }
 
-    /// For the `held` connections (short of budget): up to `free` groups of up to
-    /// [`HELD_BURST_FACTOR`] bursts of ready events, in as few groups as they fill, only when
-    /// they fill one (else the connection looks again in [`HELD_LOOK_MS`]).
-    fn full_batches(
+    /// For the `held` connections (short of budget): up to `free` groups of up to `burst` ready
+    /// events, in as few groups as they fill, only when they fill one (else the connection looks
+    /// again in [`HELD_LOOK_MS`]).
+    fn full_groups(
         &self,
         mut free: usize,
         now: i64,
@@ -260,7 +234,7 @@ impl Workers {
         next_look: &mut HashMap<String, i64>,
     ) -> Vec<Vec<StoredEvent>> {
         let mut groups = Vec::new();
-        let size = self.burst * HELD_BURST_FACTOR;
+        let size = self.burst;
         for (code, _) in held {
             let busy = running.values().filter(|c| *c == code).count();
             let slots = self.per_connection_cap().saturating_sub(busy).min(free);
@@ -271,11 +245,11 @@ impl Workers {
             {
                 continue;
             }
-            match self
+            let claimed = self
                 .fleet
                 .store()
-                .claim_batch_in(code, size, slots * size, now)
-            {
+                .claim_batch_in(code, size, slots * size, now);
+            match claimed {
                 Ok(events) if !events.is_empty() => {
                     next_look.remove(code);
                     let count = events.len().div_ceil(size);

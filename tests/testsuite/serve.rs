@@ -312,6 +312,91 @@ async fn health_and_metrics_are_served() {
     serve.stop().await.unwrap();
 }
 
+/// While the portal's budget runs low, a batching `serve` lets a burst gather in the queue and
+/// sends it in one full group once the window is back, not a few events at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_that_meets_a_spent_budget_waits_and_goes_out_in_one_group() {
+    use lago_hubspot::ratelimit::Rate;
+    use lago_hubspot::store::Store;
+    use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig};
+
+    let rate = Rate {
+        max: 10,
+        interval: Duration::from_secs(2),
+    };
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let serve = ServeHarness::start_with(
+        hubspot,
+        Store::open_in_memory().unwrap(),
+        ServeOptions {
+            workers: 4,
+            ..ServeHarness::hmac_options()
+        },
+        ClientSetup {
+            budget: Some(rate),
+            retry: None,
+        },
+    )
+    .await;
+    // Let the set-up's requests age out, then spend the whole window at once: the burst arrives
+    // with nothing left, and half the window is back only an interval later.
+    tokio::time::sleep(rate.interval).await;
+    let budget = serve.syncer.client().budget().unwrap().clone();
+    for _ in 0..rate.max {
+        budget
+            .acquire("/crm/v3/objects/contacts/batch/upsert")
+            .await;
+    }
+    serve.hubspot.clear_request_log();
+    let mut posts = tokio::task::JoinSet::new();
+    for c in 0..40 {
+        let (url, body) = (
+            serve.url.clone(),
+            customer_event(
+                "customer.created",
+                &customer(&format!("cus_held{c}"), Some("individual")),
+            )
+            .to_string(),
+        );
+        posts.spawn(async move {
+            let client = reqwest::Client::new();
+            post_webhook(&client, &url, &body, &format!("held-{c}"))
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    for status in posts.join_all().await {
+        assert_eq!(status, 200);
+    }
+    serve.settled(Duration::from_secs(30)).await;
+    let writes: Vec<(String, usize)> = serve
+        .hubspot
+        .request_log()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| {
+            let inputs = serde_json::from_str::<Value>(&r.body)
+                .ok()
+                .and_then(|b| b["inputs"].as_array().map(Vec::len))
+                .unwrap_or(0);
+            (r.path.clone(), inputs)
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        [("/crm/v3/objects/contacts/batch/upsert".to_owned(), 40)],
+        "the 40 contacts in one request"
+    );
+    assert_eq!(serve.hubspot.records("contacts").len(), 40);
+    serve.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_goes_out_as_batch_requests_with_the_same_result() {
     let mut writes = Vec::new();
