@@ -4,17 +4,23 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/events");
+    // Read when the script runs, not when it was compiled: a build directory reused from another
+    // checkout must embed this checkout's samples.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("../samples/events");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read the sample events in {}: {e}", dir.display()));
+    let mut names: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert!(
+        !names.is_empty(),
+        "no sample events (*.json) in {}",
+        dir.display()
+    );
     names.sort();
     let mut code = String::from(
         "/// Sample Lago webhooks, in sync order.\npub const SAMPLE_EVENTS: &[(&str, &str)] = &[\n",

@@ -63,12 +63,13 @@ impl<'a> BatchExecutor<'a> {
         BatchExecutor { executor }
     }
 
-    /// Runs every job to its end or its first failure. `checkpoint(job, progress, ids)` is called
-    /// after each step of each job, as in [`Executor::run_from`].
+    /// Runs every job to its end or its first failure. `checkpoint` is called once per wave
+    /// with every job whose step succeeded in it (job, progress, ids captured), as
+    /// [`Executor::run_from`] calls it per step; when it fails, those jobs fail at that step.
     pub async fn run(
         &self,
         jobs: Vec<Job>,
-        mut checkpoint: impl FnMut(usize, &Progress, &[KnownId]) -> anyhow::Result<()>,
+        mut checkpoint: impl FnMut(&[(usize, &Progress, &[KnownId])]) -> anyhow::Result<()>,
     ) -> Vec<JobResult> {
         let count = jobs.len();
         let mut results: Vec<Option<JobResult>> = (0..count).map(|_| None).collect();
@@ -96,7 +97,7 @@ impl<'a> BatchExecutor<'a> {
                         if jobs[head].plan.steps.is_empty()
                             && !jobs[head].plan.learned.is_empty()
                             && let Err(e) =
-                                checkpoint(head, &progress[head], &jobs[head].plan.learned)
+                                checkpoint(&[(head, &progress[head], &jobs[head].plan.learned)])
                         {
                             results[head] = Some(Err(checkpoint_error(0, &e)));
                         }
@@ -118,6 +119,8 @@ impl<'a> BatchExecutor<'a> {
                 }
             }
             let answered = self.send_wave(&jobs, &progress, ready).await;
+            // The steps that succeeded in this wave, checkpointed together.
+            let mut done: Vec<(usize, Vec<KnownId>, StepOutcome)> = Vec::new();
             for (job, answer) in answered {
                 let step_index = progress[job].next_step;
                 let step = &jobs[job].plan.steps[step_index];
@@ -129,23 +132,37 @@ impl<'a> BatchExecutor<'a> {
                                     ids.splice(0..0, jobs[job].plan.learned.iter().cloned());
                                 }
                                 progress[job].next_step = step_index + 1;
-                                if let Err(e) = checkpoint(job, &progress[job], &ids) {
-                                    results[job] = Some(Err(checkpoint_error(step_index + 1, &e)));
-                                    continue;
-                                }
-                                outcomes[job].push(StepOutcome {
+                                let outcome = StepOutcome {
                                     description: step.description.clone(),
                                     method: method_name(step.method).to_owned(),
                                     path,
                                     status,
                                     attempts,
                                     note,
-                                });
+                                };
+                                done.push((job, ids, outcome));
                             }
                             Err(error) => results[job] = Some(Err(error)),
                         }
                     }
                     Err(error) => results[job] = Some(Err(error)),
+                }
+            }
+            let entries: Vec<(usize, &Progress, &[KnownId])> = done
+                .iter()
+                .map(|(job, ids, _)| (*job, &progress[*job], ids.as_slice()))
+                .collect();
+            let recorded = if entries.is_empty() {
+                Ok(())
+            } else {
+                checkpoint(&entries)
+            };
+            for (job, _, outcome) in done {
+                match &recorded {
+                    Ok(()) => outcomes[job].push(outcome),
+                    Err(e) => {
+                        results[job] = Some(Err(checkpoint_error(progress[job].next_step, e)))
+                    }
                 }
             }
             // A failed job ends its line: later events of that customer must not overtake it.

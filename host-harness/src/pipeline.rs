@@ -42,12 +42,17 @@ impl Input {
     }
 }
 
-/// Where plans and progress are kept while events run.
+/// One step of one input that succeeded: the input's index, the plan's progress, the ids the
+/// step captured.
+pub type StepDone<'a> = (usize, &'a Progress, &'a [KnownId]);
+
+/// Where plans and progress are kept while events run. Each call covers every input of a
+/// batch that reached that point together, so a durable recorder commits once per batch.
 pub trait Recorder: Sync {
-    /// A new plan, before its first step runs.
-    fn plan_chosen(&self, index: usize, plan: &Plan) -> anyhow::Result<()>;
-    /// A step succeeded: the plan's progress and the ids it captured.
-    fn step_done(&self, index: usize, progress: &Progress, ids: &[KnownId]) -> anyhow::Result<()>;
+    /// New plans (input index, plan), before their first step runs.
+    fn plans_chosen(&self, plans: &[(usize, &Plan)]) -> anyhow::Result<()>;
+    /// Steps that succeeded, one per input at most.
+    fn steps_done(&self, steps: &[StepDone<'_>]) -> anyhow::Result<()>;
     /// Ids kept back to be stored once, when the run ends.
     fn ids_at_end(&self) -> Vec<KnownId> {
         Vec::new()
@@ -63,15 +68,15 @@ pub struct IdsAtEnd {
 }
 
 impl Recorder for IdsAtEnd {
-    fn plan_chosen(&self, _: usize, _: &Plan) -> anyhow::Result<()> {
+    fn plans_chosen(&self, _: &[(usize, &Plan)]) -> anyhow::Result<()> {
         Ok(())
     }
 
-    fn step_done(&self, _: usize, _: &Progress, ids: &[KnownId]) -> anyhow::Result<()> {
-        self.ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(ids);
+    fn steps_done(&self, steps: &[StepDone<'_>]) -> anyhow::Result<()> {
+        let mut kept = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, _, ids) in steps {
+            kept.extend_from_slice(ids);
+        }
         Ok(())
     }
 
@@ -152,10 +157,17 @@ async fn attempt(
             .map(|(_, _, (plan, _, _))| plan),
     )
     .await;
+    // Every fresh plan is stored before any of them runs, in one go.
+    let fresh: Vec<(usize, &Plan)> = planned
+        .iter()
+        .filter(|(_, _, (_, _, fresh))| *fresh)
+        .map(|(_, index, (plan, _, _))| (*index, plan))
+        .collect();
+    let stored = recorder.plans_chosen(&fresh);
     let mut jobs = Vec::new();
     let mut owners = Vec::new();
     for (slot, index, (plan, progress, fresh)) in planned {
-        if fresh && let Err(error) = recorder.plan_chosen(index, &plan) {
+        if fresh && let Err(error) = &stored {
             ended[slot] = Some(Ended::failure(
                 format!("could not store the plan: {error:#}"),
                 Failure::Retry { status: None },
@@ -177,14 +189,18 @@ async fn attempt(
             syncer
                 .executor()
                 .run_from(&job.plan, job.progress, |progress, ids| {
-                    recorder.step_done(index, progress, ids)
+                    recorder.steps_done(&[(index, progress, ids)])
                 })
                 .await,
         ]
     } else {
         BatchExecutor::new(syncer.executor())
-            .run(jobs, |job, progress, ids| {
-                recorder.step_done(owners[job].1, progress, ids)
+            .run(jobs, |done| {
+                let steps: Vec<StepDone<'_>> = done
+                    .iter()
+                    .map(|&(job, progress, ids)| (owners[job].1, progress, ids))
+                    .collect();
+                recorder.steps_done(&steps)
             })
             .await
     };

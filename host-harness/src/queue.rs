@@ -320,14 +320,13 @@ impl Store {
         progress: &Progress,
         ids: &[KnownId],
     ) -> anyhow::Result<()> {
-        let tx = self.db.transaction()?;
-        tx.execute(
-            "UPDATE events SET progress = ?2, updated_at_ms = ?3 WHERE id = ?1",
-            params![id, serde_json::to_string(progress)?, now_ms()],
-        )?;
-        crate::store::put_ids_in(&tx, connection, ids)?;
-        tx.commit()?;
-        Ok(())
+        self.in_one_transaction(|store| {
+            store.db.execute(
+                "UPDATE events SET progress = ?2, updated_at_ms = ?3 WHERE id = ?1",
+                params![id, serde_json::to_string(progress)?, now_ms()],
+            )?;
+            crate::store::put_ids_in(&store.db, connection, ids)
+        })
     }
 
     pub fn finish_event(

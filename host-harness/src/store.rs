@@ -65,6 +65,31 @@ impl Store {
         Self::init(db)
     }
 
+    /// Runs `work` as one transaction: one durable commit (one fsync under `synchronous = FULL`)
+    /// however many writes it makes, all of them or none. A batch of events records its plans,
+    /// checkpoints and outcomes this way, so the webhook intake waits for one commit per batch,
+    /// not one per event. Called inside another transaction, it joins that one.
+    ///
+    /// `work` must not open a transaction of its own (`Connection::transaction`).
+    pub fn in_one_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut Store) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        if !self.db.is_autocommit() {
+            return work(self);
+        }
+        self.db.execute_batch("BEGIN IMMEDIATE")?;
+        let done = work(self).and_then(|value| {
+            self.db.execute_batch("COMMIT")?;
+            Ok(value)
+        });
+        if done.is_err() && !self.db.is_autocommit() {
+            // Nothing of the batch is kept; the caller retries it whole.
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+        done
+    }
+
     pub fn open_in_memory() -> anyhow::Result<Self> {
         Self::init(rusqlite::Connection::open_in_memory()?)
     }
@@ -282,7 +307,7 @@ fn create_owner_only(path: &Path) -> anyhow::Result<()> {
 
 /// Upserts id mappings inside a caller's transaction.
 pub(crate) fn put_ids_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     connection: &str,
     ids: &[KnownId],
 ) -> anyhow::Result<()> {

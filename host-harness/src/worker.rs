@@ -13,9 +13,10 @@ use crate::connections::fleet::Fleet;
 use crate::executor::Progress;
 use crate::metrics::Metrics;
 use crate::outcome::{Failure, OutcomeStatus};
-use crate::pipeline::{self, Input, Recorder};
+use crate::pipeline::{self, Input, Recorder, StepDone};
 use crate::queue::{EventState, StoredEvent};
-use crate::runtime::{KnownId, Plan};
+use crate::runtime::Plan;
+use crate::store::Store;
 use crate::sync::Syncer;
 
 /// How often, and how patiently, an event is tried again after transient failures.
@@ -395,6 +396,7 @@ async fn process(
     // A stored plan that cannot be read can never run: a dead letter, without running it.
     let mut runnable = Vec::with_capacity(events.len());
     let mut inputs = Vec::with_capacity(events.len());
+    let mut unreadable = Vec::new();
     for event in events {
         match resume(&event) {
             Ok(resume) => {
@@ -405,12 +407,15 @@ async fn process(
                 });
                 runnable.push(event);
             }
-            Err(error) => {
-                let failure = Failure::Dead { status: None };
-                settle_until_recorded(syncer, metrics, policy, &event, Some(failure), &error).await;
-            }
+            Err(error) => unreadable.push((event, error)),
         }
     }
+    let dead = Some(Settle::Failed(Failure::Dead { status: None }));
+    let settlements: Vec<Settlement<'_>> = unreadable
+        .iter()
+        .map(|(event, error)| (event, dead, error.as_str()))
+        .collect();
+    settle_all(syncer, metrics, policy, &settlements).await;
     let recorder = QueueRecorder {
         syncer,
         ids: runnable.iter().map(|e| e.id).collect(),
@@ -426,22 +431,21 @@ async fn process(
             tracing::warn!(connection = %syncer.settings().code, "deploy failed: {error:#}");
         }
     }
-    let mut park = None;
-    for (event, outcome) in runnable.iter().zip(outcomes) {
-        let settled = match outcome.status {
-            OutcomeStatus::Synced => None,
-            OutcomeStatus::Skipped => Some(Settle::Skipped),
-            OutcomeStatus::Failed => outcome
-                .failure
-                .or(Some(Failure::Retry { status: None }))
-                .map(Settle::Failed),
-        };
-        let parked =
-            settle_until_recorded_as(syncer, metrics, policy, event, settled, &outcome.detail)
-                .await;
-        park = park.max(parked);
-    }
-    park
+    let settlements: Vec<Settlement<'_>> = runnable
+        .iter()
+        .zip(&outcomes)
+        .map(|(event, outcome)| {
+            let settle = match outcome.status {
+                OutcomeStatus::Synced => None,
+                OutcomeStatus::Skipped => Some(Settle::Skipped),
+                OutcomeStatus::Failed => Some(Settle::Failed(
+                    outcome.failure.unwrap_or(Failure::Retry { status: None }),
+                )),
+            };
+            (event, settle, outcome.detail.as_str())
+        })
+        .collect();
+    settle_all(syncer, metrics, policy, &settlements).await
 }
 
 /// The plan an event stored at an earlier attempt and how far it got.
@@ -468,15 +472,24 @@ struct QueueRecorder<'a> {
 }
 
 impl Recorder for QueueRecorder<'_> {
-    fn plan_chosen(&self, index: usize, plan: &Plan) -> anyhow::Result<()> {
-        self.syncer.store().save_plan(self.ids[index], plan)
+    fn plans_chosen(&self, plans: &[(usize, &Plan)]) -> anyhow::Result<()> {
+        if plans.is_empty() {
+            return Ok(());
+        }
+        self.syncer.store().in_one_transaction(|store| {
+            plans
+                .iter()
+                .try_for_each(|(index, plan)| store.save_plan(self.ids[*index], plan))
+        })
     }
 
-    fn step_done(&self, index: usize, progress: &Progress, ids: &[KnownId]) -> anyhow::Result<()> {
+    fn steps_done(&self, steps: &[StepDone<'_>]) -> anyhow::Result<()> {
         let code = &self.syncer.settings().code;
-        self.syncer
-            .store()
-            .checkpoint(self.ids[index], code, progress, ids)
+        self.syncer.store().in_one_transaction(|store| {
+            steps.iter().try_for_each(|(index, progress, ids)| {
+                store.checkpoint(self.ids[*index], code, progress, ids)
+            })
+        })
     }
 }
 
@@ -487,121 +500,201 @@ enum Settle {
     Failed(Failure),
 }
 
-async fn settle_until_recorded(
-    syncer: &Syncer,
-    metrics: &Metrics,
-    policy: &QueuePolicy,
-    event: &StoredEvent,
-    failure: Option<Failure>,
-    detail: &str,
-) -> Option<i64> {
-    settle_until_recorded_as(
-        syncer,
-        metrics,
-        policy,
-        event,
-        failure.map(Settle::Failed),
-        detail,
-    )
-    .await
+/// The queue state an event was moved to, for its log line and metrics.
+enum Settled {
+    Synced,
+    Skipped,
+    Rejected,
+    /// `attempts`: set when the retries ran out.
+    Dead {
+        status: Option<u16>,
+        error: String,
+        attempts: Option<u32>,
+    },
+    Retry {
+        at_ms: i64,
+        attempts: u32,
+        status: Option<u16>,
+    },
+    AwaitingReconnect,
+    Parked {
+        until_ms: i64,
+    },
 }
 
-/// An event left `running` would hold up its customer's later events until a restart, so a
-/// store that refuses the outcome (a lock held elsewhere, a full disk) is asked again.
-async fn settle_until_recorded_as(
+/// One event to settle: the event, how it ended, and its outcome's detail.
+type Settlement<'a> = (&'a StoredEvent, Option<Settle>, &'a str);
+
+/// Settles a batch of events in one store transaction (one commit for the batch, not one per
+/// event), then logs each. An event left `running` would hold up its customer's later events
+/// until a restart, so a store that refuses the outcomes (a lock held elsewhere, a full disk) is
+/// asked again. Returns the latest park deadline when HubSpot's daily budget is spent.
+async fn settle_all(
     syncer: &Syncer,
     metrics: &Metrics,
     policy: &QueuePolicy,
-    event: &StoredEvent,
-    settled: Option<Settle>,
-    detail: &str,
+    settlements: &[Settlement<'_>],
 ) -> Option<i64> {
-    loop {
-        match settle(syncer, metrics, policy, event, settled, detail) {
-            Ok(parked) => return parked,
+    if settlements.is_empty() {
+        return None;
+    }
+    let settled = loop {
+        let written = syncer.store().in_one_transaction(|store| {
+            settlements
+                .iter()
+                .map(|&(event, settle, detail)| {
+                    write_settlement(store, policy, event, settle, detail)
+                })
+                .collect::<anyhow::Result<Vec<Settled>>>()
+        });
+        match written {
+            Ok(settled) => break settled,
             Err(error) => {
                 tracing::error!(
-                    event = event.id,
-                    "could not record an event's outcome, will try again: {error:#}"
+                    events = settlements.len(),
+                    "could not record the outcome of {} event(s), will try again: {error:#}",
+                    settlements.len()
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    };
+    let mut park = None;
+    for (&(event, _, detail), settled) in settlements.iter().zip(settled) {
+        if let Settled::Parked { until_ms } = settled {
+            park = park.max(Some(until_ms));
+        }
+        report(metrics, policy, event, &settled, detail);
     }
+    park
 }
 
-/// Moves the event to its next queue state (`None`: synced). Returns the park deadline when
-/// HubSpot's daily budget is spent.
-fn settle(
-    syncer: &Syncer,
-    metrics: &Metrics,
+/// Moves the event to its next queue state (`None`: synced).
+fn write_settlement(
+    store: &mut Store,
     policy: &QueuePolicy,
     event: &StoredEvent,
-    settled: Option<Settle>,
+    settle: Option<Settle>,
     detail: &str,
-) -> anyhow::Result<Option<i64>> {
-    let store = syncer.store();
-    let failure = match settled {
+) -> anyhow::Result<Settled> {
+    let failure = match settle {
         None => {
             store.finish_event(event.id, EventState::Synced, None, None)?;
-            metrics.events_synced.inc();
-            settled_info!(event, "synced", detail = %clip(detail), "event synced");
-            return Ok(None);
+            return Ok(Settled::Synced);
         }
         Some(Settle::Skipped) => {
             store.finish_event(event.id, EventState::Skipped, Some(detail), None)?;
-            metrics.events_skipped.inc();
-            settled_info!(event, "skipped", reason = %clip(detail), "event skipped");
-            return Ok(None);
+            return Ok(Settled::Skipped);
         }
         Some(Settle::Failed(failure)) => failure,
     };
-    match failure {
+    Ok(match failure {
         Failure::Rejected => {
             store.finish_event(event.id, EventState::Rejected, Some(detail), None)?;
-            metrics.events_rejected.inc();
-            settled_warn!(event, "rejected", reason = %clip(detail), "event rejected");
+            Settled::Rejected
         }
         Failure::Dead { status } => {
             store.finish_event(event.id, EventState::Dead, Some(detail), status)?;
-            metrics.events_failed.inc();
-            metrics.events_dead.inc();
-            settled_warn!(event, "dead", status, error = %clip(detail), "event dead");
+            Settled::Dead {
+                status,
+                error: detail.to_owned(),
+                attempts: None,
+            }
         }
         Failure::Retry { .. } | Failure::NotDeployed => {
             let status = match failure {
                 Failure::Retry { status } => status,
                 _ => None,
             };
-            metrics.events_failed.inc();
             let attempts = event.attempts + 1;
-            let max_attempts = policy.max_attempts;
-            if attempts >= max_attempts {
+            if attempts >= policy.max_attempts {
                 let error = format!("gave up after {attempts} attempts: {detail}");
                 store.finish_event(event.id, EventState::Dead, Some(&error), status)?;
-                metrics.events_dead.inc();
-                settled_warn!(event, "dead", status, attempts, error = %clip(&error), "event dead");
-            } else {
-                let wait = policy.backoff(attempts);
-                let next = now_ms() + wait.as_millis() as i64;
-                store.retry_later(event.id, attempts, next, detail, status)?;
-                let retry_in_s = seconds(wait.as_millis() as i64);
-                settled_info!(
-                    event,
-                    "retry",
-                    retry_in_s,
-                    attempts,
-                    max_attempts,
+                Settled::Dead {
                     status,
-                    reason = %clip(detail),
-                    "event will be retried in {retry_in_s} s"
-                );
+                    error,
+                    attempts: Some(attempts),
+                }
+            } else {
+                let at_ms = now_ms() + policy.backoff(attempts).as_millis() as i64;
+                store.retry_later(event.id, attempts, at_ms, detail, status)?;
+                Settled::Retry {
+                    at_ms,
+                    attempts,
+                    status,
+                }
             }
         }
         Failure::AwaitReconnect => {
             // Not the event's fault: no attempt is used up, and the claim loop leaves the
             // connection alone until it is reconnected.
             store.retry_later(event.id, event.attempts, now_ms() + 1000, detail, None)?;
+            Settled::AwaitingReconnect
+        }
+        Failure::Park { until_ms } => {
+            store.retry_later(event.id, event.attempts, until_ms, detail, Some(429))?;
+            Settled::Parked { until_ms }
+        }
+    })
+}
+
+/// The log line and metrics of a settled event.
+fn report(
+    metrics: &Metrics,
+    policy: &QueuePolicy,
+    event: &StoredEvent,
+    settled: &Settled,
+    detail: &str,
+) {
+    match settled {
+        Settled::Synced => {
+            metrics.events_synced.inc();
+            settled_info!(event, "synced", detail = %clip(detail), "event synced");
+        }
+        Settled::Skipped => {
+            metrics.events_skipped.inc();
+            settled_info!(event, "skipped", reason = %clip(detail), "event skipped");
+        }
+        Settled::Rejected => {
+            metrics.events_rejected.inc();
+            settled_warn!(event, "rejected", reason = %clip(detail), "event rejected");
+        }
+        Settled::Dead {
+            status,
+            error,
+            attempts,
+        } => {
+            metrics.events_failed.inc();
+            metrics.events_dead.inc();
+            let status = *status;
+            match attempts {
+                None => settled_warn!(event, "dead", status, error = %clip(error), "event dead"),
+                Some(attempts) => {
+                    settled_warn!(event, "dead", status, attempts, error = %clip(error), "event dead")
+                }
+            }
+        }
+        Settled::Retry {
+            at_ms,
+            attempts,
+            status,
+        } => {
+            metrics.events_failed.inc();
+            let (attempts, status) = (*attempts, *status);
+            let max_attempts = policy.max_attempts;
+            let retry_in_s = seconds(at_ms - now_ms());
+            settled_info!(
+                event,
+                "retry",
+                retry_in_s,
+                attempts,
+                max_attempts,
+                status,
+                reason = %clip(detail),
+                "event will be retried in {retry_in_s} s"
+            );
+        }
+        Settled::AwaitingReconnect => {
             settled_info!(
                 event,
                 "awaiting_reconnect",
@@ -609,8 +702,7 @@ fn settle(
                 "event waits until the connection is reconnected (`lago-hubspot connect`)"
             );
         }
-        Failure::Park { until_ms } => {
-            store.retry_later(event.id, event.attempts, until_ms, detail, Some(429))?;
+        Settled::Parked { until_ms } => {
             metrics.events_failed.inc();
             let retry_in_s = seconds(until_ms - now_ms());
             settled_info!(
@@ -620,10 +712,8 @@ fn settle(
                 reason = %clip(detail),
                 "event parked: HubSpot's daily limit is spent, retry in {retry_in_s} s"
             );
-            return Ok(Some(until_ms));
         }
     }
-    Ok(None)
 }
 
 /// One log line per settled event, with the event's identity as structured fields (never its
