@@ -51,6 +51,14 @@ impl QueuePolicy {
 /// a time and spending what is left of the window on small batches.
 pub const HOLD_BELOW_SHARE: f64 = 0.5;
 
+/// While webhooks keep arriving (the last one less than this ago), a batching `serve` lingers:
+/// it claims only full groups, so a burst gathers in the queue instead of going out a few events
+/// at a time as they trickle in. A single webhook on a quiet queue waits this long, no more.
+pub const LINGER_QUIET_MS: i64 = 50;
+
+/// The longest a linger lasts under a steady stream of webhooks: then whatever is ready goes.
+pub const LINGER_MAX_MS: i64 = 1000;
+
 /// How often a connection short of budget looks for a full group (each look walks the queue).
 const HELD_LOOK_MS: i64 = 100;
 
@@ -86,12 +94,22 @@ impl Workers {
         let mut parked: HashMap<String, i64> = HashMap::new();
         // When each connection short of budget looks for a full group next.
         let mut next_look: HashMap<String, i64> = HashMap::new();
+        // The first and the last webhook of the arrivals the pool lingers for.
+        let mut arrivals: Option<(i64, i64)> = None;
         while !*shutdown.borrow() {
             let now = now_ms();
             parked.retain(|_, until| *until > now);
-            // Connections short of budget claim only full groups: for the rest of the loop they
-            // wait like parked ones, until their window is back or their next look.
-            let held = self.held(now);
+            // Connections short of budget, and every connection while webhooks keep arriving,
+            // claim only full groups: for the rest of the loop they wait like parked ones, until
+            // their window is back, the linger ends, or their next look.
+            let mut held = self.held(now);
+            if let Some(until) = self.linger_until(&mut arrivals, now) {
+                for code in self.runnable(&parked) {
+                    if !held.iter().any(|(c, _)| *c == code) {
+                        held.push((code, until));
+                    }
+                }
+            }
             next_look.retain(|code, _| held.iter().any(|(c, _)| c == code));
             let mut waiting = parked.clone();
             for (code, until) in &held {
@@ -137,7 +155,10 @@ impl Workers {
                 Duration::from_secs(1)
             });
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    let at = now_ms();
+                    arrivals = Some(arrivals.map_or((at, at), |(first, _)| (first, at)));
+                }
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     let id = match &joined {
                         Ok((id, _)) => *id,
@@ -267,6 +288,19 @@ impl Workers {
             }
         }
         groups
+    }
+
+    /// Until when the pool lingers for `arrivals` (batching only): [`LINGER_QUIET_MS`] after the
+    /// last webhook, at most [`LINGER_MAX_MS`] after the first. A linger that ended is forgotten,
+    /// so the next webhook starts a new one.
+    fn linger_until(&self, arrivals: &mut Option<(i64, i64)>, now: i64) -> Option<i64> {
+        let (first, last) = (*arrivals)?;
+        let until = (last + LINGER_QUIET_MS).min(first + LINGER_MAX_MS);
+        if self.burst <= 1 || until <= now {
+            *arrivals = None;
+            return None;
+        }
+        Some(until)
     }
 
     /// Workers one connection may hold: all of them with one connection, else half, so one
