@@ -144,6 +144,7 @@ fn operated_state(path: &Path) {
                 steps: json!([{"method": "POST", "path": "/crm/v3/objects/companies/batch/upsert",
                     "status": 200, "attempts": 1}])
                 .to_string(),
+                ..SyncLogEntry::default()
             },
         )
         .unwrap();
@@ -887,5 +888,63 @@ fn the_demo_shows_amounts_with_their_currencys_decimals() {
         };
         assert_eq!(decimals, expected, "{row}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 12. A fresh-user review's remaining findings.
+
+/// `sync` (file or stdin) or `backfill` against the emulator, from `dir`, with the token in the
+/// environment.
+fn against(dir: &Path, hubspot: &RunningEmulator, args: &[&str]) -> Command {
+    let mut command = lago_hubspot(dir);
+    command
+        .args(args)
+        .args(["--hubspot-url", &hubspot.url, "--organization-slug", "acme"])
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_finds_what_sync_and_backfill_did_by_external_id_and_number() {
+    let hubspot = emulator().await;
+    let dir = workdir("log-modes");
+    let acme = customer("cus_acme", Some("company"));
+    let exported = dir.join("export.jsonl");
+    std::fs::write(
+        &exported,
+        format!("{}\n", customer_event("customer.created", &acme)),
+    )
+    .unwrap();
+    succeeded(
+        &output(against(
+            &dir,
+            &hubspot,
+            &["backfill", "--from", "export.jsonl"],
+        ))
+        .await,
+    );
+    let event = dir.join("invoice.json");
+    let invoice = invoice("inv_acme", &acme, "finalized", "pending");
+    std::fs::write(
+        &event,
+        invoice_event("invoice.created", &invoice).to_string(),
+    )
+    .unwrap();
+    succeeded(&output(against(&dir, &hubspot, &["sync", "invoice.json"])).await);
+
+    let log = |key: &str| succeeded(&lago_hubspot(&dir).args(["log", key]).output().unwrap());
+    let by_external_id = log("ext-cus_acme");
+    assert!(
+        by_external_id.contains(
+            "customer cus_acme on connection hubspot (customer external_id ext-cus_acme)"
+        ) && by_external_id.contains("synced   customer.created"),
+        "{by_external_id}"
+    );
+    let by_number = log("ACME-inv_acme");
+    assert!(
+        by_number.contains("invoice inv_acme on connection hubspot (invoice number ACME-inv_acme)")
+            && by_number.contains("synced   invoice.created"),
+        "{by_number}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
