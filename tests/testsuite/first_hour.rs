@@ -948,3 +948,67 @@ async fn log_finds_what_sync_and_backfill_did_by_external_id_and_number() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn events_list_and_status_fit_80_columns_and_keep_the_error_whole() {
+    let dir = workdir("narrow");
+    let path = dir.join("lago-hubspot.db");
+    operated_state(&path);
+    let uuid = "8d1f3c5e-2b7a-4c19-9e3f-6a0b5d7c2e41";
+    let error = "HubSpot answered 400: Property values were not valid: lago_payment_status \
+                 was not one of the allowed options (correlation id 7f3e0c1a-55b2-4e7e-9d8f)";
+    let store = Store::open(&path).unwrap();
+    store
+        .insert_event(&NewEvent {
+            unique_key: None,
+            connection: "hubspot".into(),
+            order_key: uuid.into(),
+            customer_key: String::new(),
+            webhook_type: "invoice.payment_status_updated".into(),
+            lago_id: uuid.into(),
+            body: "{}".into(),
+            settled: None,
+        })
+        .unwrap();
+    store.retry_later(4, 1, 0, error, Some(400)).unwrap();
+    drop(store);
+    // The error, whichever way it was wrapped.
+    let unspaced = |text: &str| text.split_whitespace().collect::<String>();
+    for command in [&["events", "list"][..], &["status"]] {
+        let narrow = succeeded(
+            &lago_hubspot(&dir)
+                .args(command)
+                .env("COLUMNS", "80")
+                .output()
+                .unwrap(),
+        );
+        assert!(
+            narrow.lines().all(|line| line.chars().count() <= 80),
+            "{command:?}:\n{narrow}"
+        );
+        assert!(
+            unspaced(&narrow).contains(&unspaced(error)),
+            "{command:?}:\n{narrow}"
+        );
+        // Off a terminal, without COLUMNS: whole lines, for grep.
+        let whole = succeeded(&lago_hubspot(&dir).args(command).output().unwrap());
+        assert!(
+            whole
+                .lines()
+                .any(|line| line.contains(error) && line.contains("invoice.payment_status_updated")),
+            "{command:?}:\n{whole}"
+        );
+    }
+    let listed = succeeded(
+        &lago_hubspot(&dir)
+            .args(["events", "list"])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        listed.contains("8d1f3c") && listed.contains('…'),
+        "{listed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

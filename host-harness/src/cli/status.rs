@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use lago_hubspot::queue::EventState;
-use lago_hubspot::report::table;
+use lago_hubspot::report::{cut, fitted, output_width, table, whole, wrapped};
 
 use super::Global;
 use super::events::age;
@@ -48,10 +48,14 @@ pub fn run(global: &Global, _args: StatusArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if !failing.is_empty() {
         outln!("\nlast errors");
-        out!(
-            "{}",
-            table(&["id", "connection", "state", "event", "error"], &failing)
-        );
+        let columns = [
+            whole("id"),
+            cut("connection", 1),
+            whole("state"),
+            cut("event", 3),
+            wrapped("error"),
+        ];
+        out!("{}", fitted(&columns, &failing, output_width()));
     }
     let links = store.links(None)?;
     if !links.is_empty() {
