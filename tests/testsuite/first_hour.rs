@@ -1012,3 +1012,58 @@ fn events_list_and_status_fit_80_columns_and_keep_the_error_whole() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn status_and_connections_show_say_what_is_so() {
+    let dir = workdir("what-is-so");
+    let path = dir.join("lago-hubspot.db");
+    let store = Store::open(&path).unwrap();
+    store.save_connection(&settings()).unwrap();
+    store
+        .insert_event(&NewEvent {
+            unique_key: None,
+            connection: "hubspot".into(),
+            order_key: "cus_1".into(),
+            customer_key: "cus_1".into(),
+            webhook_type: "customer.created".into(),
+            lago_id: "cus_1".into(),
+            body: customer_event("customer.created", &customer("cus_1", None)).to_string(),
+            settled: None,
+        })
+        .unwrap();
+    // A worker holds it: nothing waits.
+    assert_eq!(store.claim_ready(1, i64::MAX).unwrap().len(), 1);
+    drop(store);
+    let status = succeeded(&lago_hubspot(&dir).arg("status").output().unwrap());
+    assert!(
+        status.contains("nothing pending (1 running)") && !status.contains("oldest pending"),
+        "{status}"
+    );
+
+    let code = settings().code;
+    let show = |command: &mut Command| {
+        succeeded(
+            &command
+                .args(["connections", "show", &code])
+                .output()
+                .unwrap(),
+        )
+    };
+    let from_env = show(lago_hubspot(&dir).env("HUBSPOT_ACCESS_TOKEN", TOKEN));
+    assert!(
+        from_env
+            .contains("no stored access (this command's token comes from HUBSPOT_ACCESS_TOKEN)"),
+        "{from_env}"
+    );
+    let from_flag = show(lago_hubspot(&dir).args(["--token", TOKEN]));
+    assert!(
+        from_flag.contains("no stored access (this command's token comes from --token)"),
+        "{from_flag}"
+    );
+    let without = show(&mut lago_hubspot(&dir));
+    assert!(
+        without.contains("no stored access (each command needs --token or HUBSPOT_ACCESS_TOKEN"),
+        "{without}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

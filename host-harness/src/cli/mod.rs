@@ -191,6 +191,8 @@ pub struct Global {
     pub state_source: StateSource,
     /// `--hubspot-url` was typed (not taken from `HUBSPOT_API_URL`).
     pub hubspot_url_on_command_line: bool,
+    /// Where this command's token came from (`--token` or `HUBSPOT_ACCESS_TOKEN`), if given.
+    pub token_from: Option<&'static str>,
 }
 
 impl Global {
@@ -276,6 +278,11 @@ pub fn parse() -> (Global, Option<Command>) {
     let global = Global {
         hubspot_url_on_command_line: source(&matches, "hubspot_url")
             == Some(ValueSource::CommandLine),
+        token_from: match source(&matches, "token") {
+            Some(ValueSource::CommandLine) => Some("--token"),
+            Some(ValueSource::EnvVariable) => Some("HUBSPOT_ACCESS_TOKEN"),
+            _ => None,
+        },
         state_source,
         args: cli.global,
     };

@@ -22,9 +22,14 @@ pub fn run(global: &Global, _args: StatusArgs) -> anyhow::Result<ExitCode> {
         .map(|s| vec![s.as_str().to_owned(), stats.count(*s).to_string()])
         .collect();
     out!("{}", table(&["state", "events"], &rows));
+    let running = stats.count(EventState::Running);
     match stats.oldest_pending_ms {
-        Some(at) => outln!("oldest pending: {} ago", age(at)),
-        None => outln!("nothing pending"),
+        Some(at) if stats.count(EventState::Pending) > 0 => {
+            outln!("oldest pending: {} ago", age(at));
+        }
+        // Running events are not waiting (after a crash, `serve` resumes them at its start).
+        _ if running > 0 => outln!("nothing pending ({running} running)"),
+        _ => outln!("nothing pending"),
     }
     let failing: Vec<Vec<String>> = store
         .events(Some(EventState::Dead), 10)?
