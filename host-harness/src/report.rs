@@ -69,7 +69,7 @@ const GAP: &str = "  ";
 /// A cut value keeps at least this many characters (with its `…`).
 const NARROWEST_CUT: usize = 14;
 /// The wrapped column keeps at least this many before others are cut.
-const COMFORTABLE_WRAP: usize = 32;
+const COMFORTABLE_WRAP: usize = 28;
 /// ... and at least this many in any case.
 const NARROWEST_WRAP: usize = 16;
 

@@ -421,8 +421,20 @@ async fn each_setting_has_one_spelling_and_the_old_ones_still_work() {
          lago_app_url = \"https://lago.test\"\norganization_slug = \"acme\"\n",
     )
     .unwrap();
-    succeeded(&output(with_hubspot(&["deploy", "--config", "old.toml"])).await);
+    let old_file = output(with_hubspot(&["deploy", "--config", "old.toml"])).await;
+    succeeded(&old_file);
     assert!(show("hs-old-file").contains("default object:     contacts"));
+    // Each old key is named once, with its new name, as the old flags are.
+    let stderr = text(&old_file.stderr);
+    for (old, new) in [
+        ("code", "connection"),
+        ("default_targeted_object", "default_object"),
+    ] {
+        let warning = format!(
+            "warning: `{old} =` is deprecated and goes away in the next release: use `{new} =`"
+        );
+        assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
+    }
     std::fs::write(dir.join("typo.toml"), "sync_invoice = false\n").unwrap();
     let typo = output(with_hubspot(&["deploy", "--config", "typo.toml"])).await;
     assert!(!typo.status.success());

@@ -323,11 +323,25 @@ pub fn deprecations(args: &[OsString]) -> Vec<String> {
             DEPRECATED
                 .iter()
                 .find(|(old, _)| *old == name)
-                .map(|(old, new)| {
-                    format!("`{old}` is deprecated and goes away in the next release: use `{new}`")
-                })
+                .map(|(old, new)| deprecated(old, new))
         })
         .collect()
+}
+
+/// The warning for a deprecated spelling (a flag, a `--config` key).
+pub fn deprecated(old: &str, new: &str) -> String {
+    format!("`{old}` is deprecated and goes away in the next release: use `{new}`")
+}
+
+/// Prints `warning: {message}` on stderr, once per process whatever reads it again (a
+/// `--config` file is read by every connection a command resolves).
+pub fn warn_once(message: &str) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if !said.iter().any(|s| s == message) {
+        errln!("warning: {message}");
+        said.push(message.to_owned());
+    }
 }
 
 /// Runs the command (`demo` when none is given).

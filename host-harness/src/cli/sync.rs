@@ -193,7 +193,7 @@ mod tests {
             column(&second, "a very"),
             "{first}{second}"
         );
-        assert!(second.contains("….json"), "{second}");
+        assert!(second.contains("sample…me.json"), "{second}");
         assert!(second.lines().all(|l| l.chars().count() <= 80), "{second}");
         let words: Vec<&str> = second.lines().flat_map(|l| l.split_whitespace()).collect();
         assert!(words.join(" ").ends_with(detail.trim_end()), "{second}");
