@@ -851,31 +851,44 @@ fn events_list_counts_tries_including_the_first() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn backfill_from_a_pretty_printed_file_says_it_expects_json_lines() {
+async fn backfill_reads_pretty_printed_payloads_and_says_how_to_spread_an_array() {
     let hubspot = emulator().await;
     let dir = workdir("pretty");
-    let pretty = dir.join("export.json");
-    let payloads = json!([
+    let payloads = [
         customer_event("customer.created", &customer("cus_1", None)),
         customer_event("customer.created", &customer("cus_2", None)),
-    ]);
-    std::fs::write(&pretty, serde_json::to_string_pretty(&payloads).unwrap()).unwrap();
-    let mut command = lago_hubspot(&dir);
-    command
-        .args(["backfill", "--hubspot-url", &hubspot.url, "--from"])
-        .arg(&pretty)
-        .args(["--organization-slug", "acme"])
-        .env("HUBSPOT_ACCESS_TOKEN", TOKEN);
-    let refused = output(command).await;
+    ];
+    let backfill = |file: &str| {
+        let mut command = lago_hubspot(&dir);
+        command
+            .args(["backfill", "--hubspot-url", &hubspot.url, "--from", file])
+            .args(["--organization-slug", "acme"])
+            .env("HUBSPOT_ACCESS_TOKEN", TOKEN);
+        command
+    };
+    let array = dir.join("export.json");
+    std::fs::write(
+        &array,
+        serde_json::to_string_pretty(&json!(payloads)).unwrap(),
+    )
+    .unwrap();
+    let refused = output(backfill("export.json")).await;
     assert!(!refused.status.success());
     let stderr = text(&refused.stderr);
     assert!(
-        stderr.contains("is not JSON lines: it holds one JSON array of 2 values")
-            && stderr.contains("one Lago webhook payload per line")
+        stderr.contains("export.json holds a JSON array of 2 values at line 1, not payloads")
             && stderr.contains("jq -c '.[]'"),
         "{stderr}"
     );
-    assert!(hubspot.records("contacts").is_empty(), "nothing was sent");
+    assert!(hubspot.records("companies").is_empty(), "nothing was sent");
+
+    let pretty: String = payloads
+        .iter()
+        .map(|p| serde_json::to_string_pretty(p).unwrap() + "\n")
+        .collect();
+    std::fs::write(dir.join("pretty.json"), pretty).unwrap();
+    succeeded(&output(backfill("pretty.json")).await);
+    assert_eq!(hubspot.records("companies").len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
