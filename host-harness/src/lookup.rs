@@ -47,6 +47,10 @@ impl Store {
         key: &str,
         connection: Option<&str>,
     ) -> anyhow::Result<Vec<FoundObject>> {
+        // Objects without an external_id or a number keep them empty: an empty key names none.
+        if key.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut by_id = self.db.prepare(
             "SELECT connection, lago_id FROM sync_log WHERE lago_id = ?1
                  AND (?2 IS NULL OR connection = ?2)
@@ -183,6 +187,7 @@ mod tests {
         );
         assert_eq!(found("inv_1"), [("inv_1".to_owned(), "lago_id".to_owned())]);
         assert!(found("nothing").is_empty());
+        assert!(found("").is_empty());
         assert!(
             store
                 .find_objects("acme", Some("other"))

@@ -101,6 +101,11 @@ fn read_events(sources: &[PathBuf]) -> anyhow::Result<Vec<anyhow::Result<(String
             }
         };
         let values = json_stream::values(&text);
+        if values.is_empty() && name != "stdin" {
+            events.push(Err(anyhow::anyhow!(
+                "{name} holds no webhook payload (it is empty)"
+            )));
+        }
         let several = values.len() > 1 || name == "stdin";
         for value in values {
             let label = if several {
@@ -197,6 +202,40 @@ mod tests {
         assert!(second.lines().all(|l| l.chars().count() <= 80), "{second}");
         let words: Vec<&str> = second.lines().flat_map(|l| l.split_whitespace()).collect();
         assert!(words.join(" ").ends_with(detail.trim_end()), "{second}");
+    }
+
+    #[test]
+    fn each_payload_of_a_file_is_an_event_and_an_empty_file_is_an_error() {
+        let dir =
+            std::env::temp_dir().join(format!("lago-hubspot-sync-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (one, several, empty) = (
+            dir.join("one.json"),
+            dir.join("several.json"),
+            dir.join("empty.json"),
+        );
+        std::fs::write(&one, "{\n  \"webhook_type\": \"customer.created\"\n}\n").unwrap();
+        std::fs::write(&several, "{\"a\": 1}\n{\"b\": 2}\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let events = read_events(&[one.clone(), several.clone(), empty.clone()]).unwrap();
+        let labels: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                Ok((label, _)) => label.clone(),
+                Err(error) => format!("{error:#}"),
+            })
+            .collect();
+        let (one, several, empty) = (one.display(), several.display(), empty.display());
+        assert_eq!(
+            labels,
+            [
+                one.to_string(),
+                format!("{several}:1"),
+                format!("{several}:2"),
+                format!("{empty} holds no webhook payload (it is empty)"),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
