@@ -1,7 +1,8 @@
 //! Plain-text tables for people reading a terminal: columns padded to their widest cell and,
 //! on a terminal (or with `COLUMNS` set), fitted to its width. A table too wide cuts the middle
-//! of its least important values first (`samples/…/name.json`), then wraps its last column
-//! (the outcome, the error) under itself, so that stays whole and readable.
+//! of its least important values first (`sampl…any.json`), leaves the least important columns
+//! out if that is not enough, and wraps its last column (the outcome, the error) under itself,
+//! so that stays whole and readable.
 
 use std::io::IsTerminal as _;
 
@@ -10,7 +11,8 @@ use std::io::IsTerminal as _;
 pub enum Give {
     /// Always whole: ids, states, counts.
     Never,
-    /// Cut in the middle, down to a few characters; rank 1 gives way before rank 2.
+    /// Cut in the middle, down to a few characters, then left out if the last column still
+    /// lacks room; rank 1 gives way before rank 2.
     Middle(u8),
     /// The last column only: wraps onto further lines, under itself.
     Wrap,
@@ -78,6 +80,8 @@ const NARROWEST_WRAP: usize = 16;
 pub struct Layout {
     widths: Vec<usize>,
     gives: Vec<Give>,
+    /// Columns left out to fit.
+    hidden: Vec<bool>,
     /// The wrapped column's width, when it must wrap.
     wrap: Option<usize>,
 }
@@ -94,6 +98,7 @@ impl Layout {
             }
         }
         let mut layout = Layout {
+            hidden: vec![false; widths.len()],
             widths,
             gives: columns.iter().map(|c| c.give).collect(),
             wrap: None,
@@ -106,15 +111,24 @@ impl Layout {
         layout
     }
 
+    /// The width the columns before the wrapped one take, with their gaps.
+    fn others(&self) -> usize {
+        let shown: Vec<usize> = (0..self.widths.len())
+            .filter(|at| !self.hidden[*at])
+            .collect();
+        let widths: usize = shown
+            .iter()
+            .filter(|at| self.gives[**at] != Give::Wrap)
+            .map(|at| self.widths[*at])
+            .sum();
+        widths + GAP.len() * shown.len().saturating_sub(1)
+    }
+
     fn fit(&mut self, columns: &[Column<'_>], width: usize, open: bool) {
         let wrap_at = self.gives.iter().position(|g| *g == Give::Wrap);
-        let gaps = GAP.len() * self.widths.len().saturating_sub(1);
-        let others = |widths: &[usize]| -> usize {
-            let all: usize = widths.iter().sum();
-            all - wrap_at.map_or(0, |at| widths[at]) + gaps
-        };
         let natural = wrap_at.map_or(0, |at| if open { usize::MAX } else { self.widths[at] });
-        let wanted = natural.min(COMFORTABLE_WRAP);
+        // The last column's fair share: more of a wider terminal.
+        let wanted = natural.min(COMFORTABLE_WRAP.max(width * 2 / 5));
         let mut ranks: Vec<(u8, usize)> = self
             .gives
             .iter()
@@ -125,15 +139,27 @@ impl Layout {
             })
             .collect();
         ranks.sort();
-        for (_, at) in ranks {
-            let over = (others(&self.widths) + wanted).saturating_sub(width);
-            let floor = NARROWEST_CUT.max(chars(columns[at].header));
-            self.widths[at] -= self.widths[at].saturating_sub(floor).min(over);
+        let whole_widths = self.widths.clone();
+        // Cut the columns that give way, least important first; if that is not enough, leave
+        // the least important out and cut the others again from their whole width.
+        for dropped in 0..=ranks.len() {
+            for &(_, at) in &ranks[..dropped] {
+                self.hidden[at] = true;
+            }
+            for &(_, at) in &ranks[dropped..] {
+                self.widths[at] = whole_widths[at];
+            }
+            for &(_, at) in &ranks[dropped..] {
+                let over = (self.others() + wanted).saturating_sub(width);
+                let floor = NARROWEST_CUT.max(chars(columns[at].header));
+                self.widths[at] -= self.widths[at].saturating_sub(floor).min(over);
+            }
+            if self.others() + wanted <= width {
+                break;
+            }
         }
         if let Some(at) = wrap_at {
-            let room = width
-                .saturating_sub(others(&self.widths))
-                .max(NARROWEST_WRAP);
+            let room = width.saturating_sub(self.others()).max(NARROWEST_WRAP);
             if natural > room {
                 self.widths[at] = room;
                 self.wrap = Some(room);
@@ -152,8 +178,12 @@ impl Layout {
     pub fn row(&self, cells: &[String]) -> String {
         let mut first = Vec::new();
         let mut rest = Vec::new();
+        let mut indent = 0;
         let last = cells.len().saturating_sub(1);
         for (at, cell) in cells.iter().enumerate() {
+            if self.hidden.get(at) == Some(&true) {
+                continue;
+            }
             let width = self.widths.get(at).copied().unwrap_or(0);
             let cell = match self.gives.get(at) {
                 Some(Give::Middle(_)) => cut_middle(cell, width),
@@ -165,13 +195,14 @@ impl Layout {
                 }
                 _ => cell.clone(),
             };
-            first.push(if at == last { cell } else { pad(&cell, width) });
+            if at < last {
+                indent += width + GAP.len();
+                first.push(pad(&cell, width));
+            } else {
+                first.push(cell);
+            }
         }
         let mut out = first.join(GAP).trim_end().to_owned() + "\n";
-        let indent: usize = self.widths[..last.min(self.widths.len())]
-            .iter()
-            .map(|w| w + GAP.len())
-            .sum();
         for line in rest {
             out += &format!("{}{line}\n", " ".repeat(indent));
         }
@@ -212,7 +243,8 @@ pub fn cut_middle(text: &str, width: usize) -> String {
     if width == 0 {
         return String::new();
     }
-    let head = (width - 1) / 2;
+    // The end says more (`….json`, `…_updated`): it keeps the larger part.
+    let head = (width - 1) * 2 / 5;
     let tail = width - 1 - head;
     let start: String = text.chars().take(head).collect();
     let end: String = text.chars().skip(count - tail).collect();
@@ -309,7 +341,7 @@ mod tests {
         let out = fitted(&columns, &rows, Some(80));
         assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
         // The file's start and its extension, around the cut.
-        assert!(out.contains("sample…rt.json"), "{out}");
+        assert!(out.contains("sampl…ort.json"), "{out}");
         // The outcome is all there, word for word, each line under its column.
         let outcome_at = out.lines().next().unwrap().find("outcome").unwrap();
         let under_outcome: Vec<String> = out
@@ -322,6 +354,33 @@ mod tests {
         // Off a terminal: whole.
         let whole_table = fitted(&columns, &rows, None);
         assert!(whole_table.contains(&rows[0][1]) && whole_table.contains(outcome));
+    }
+
+    #[test]
+    fn a_column_that_cannot_give_enough_is_left_out_and_the_others_cut_less() {
+        use super::{cut, fitted, whole, wrapped};
+        let columns = [
+            whole("id"),
+            cut("lago id", 1),
+            cut("event", 2),
+            wrapped("error"),
+        ];
+        let rows = [vec![
+            "42".to_owned(),
+            "8d1f3c5e-2b7a-4c19-9e3f-6a0b5d7c2e41".to_owned(),
+            "invoice.payment_status_updated".to_owned(),
+            "HubSpot answered 502 ".repeat(4),
+        ]];
+        let out = fitted(&columns, &rows, Some(60));
+        let header = out.lines().next().unwrap();
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            ["id", "event", "error"],
+            "{out}"
+        );
+        // Cut less than it was with the lago id beside it (`invoi…updated`).
+        assert!(out.contains("invoice.pa…_status_updated"), "{out}");
+        assert!(out.lines().all(|l| l.chars().count() <= 60), "{out}");
     }
 
     #[test]

@@ -25,11 +25,12 @@ pub struct SyncArgs {
 }
 
 /// The columns of the result lines: the outcome comes last, wrapped rather than cut.
+/// The lago id gives way first: the detail names the object too.
 const COLUMNS: [Column<'static>; 5] = [
     whole("outcome"),
-    cut("source", 1),
+    cut("source", 2),
     cut("event", 3),
-    cut("lago id", 2),
+    cut("lago id", 1),
     wrapped("detail"),
 ];
 
@@ -198,7 +199,11 @@ mod tests {
             column(&second, "a very"),
             "{first}{second}"
         );
-        assert!(second.contains("sample…me.json"), "{second}");
+        // The file's start and end, around the cut.
+        assert!(
+            second.contains("samples…") && second.contains("…g-name.json"),
+            "{second}"
+        );
         assert!(second.lines().all(|l| l.chars().count() <= 80), "{second}");
         let words: Vec<&str> = second.lines().flat_map(|l| l.split_whitespace()).collect();
         assert!(words.join(" ").ends_with(detail.trim_end()), "{second}");
