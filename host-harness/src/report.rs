@@ -70,7 +70,8 @@ pub fn output_width() -> Option<usize> {
 const GAP: &str = "  ";
 /// A cut value keeps at least this many characters (with its `…`).
 const NARROWEST_CUT: usize = 14;
-/// The wrapped column keeps at least this many before others are cut.
+/// The wrapped column keeps at least this many (or two fifths of a wider terminal) before the
+/// others give way.
 const COMFORTABLE_WRAP: usize = 28;
 /// ... and at least this many in any case.
 const NARROWEST_WRAP: usize = 16;
