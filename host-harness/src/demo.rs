@@ -12,7 +12,7 @@ use crate::report::table;
 use crate::runtime::Plugin;
 use crate::samples::SAMPLE_EVENTS;
 use crate::store::Store;
-use crate::sync::{OutcomeStatus, Syncer};
+use crate::sync::Syncer;
 
 const DEMO_TOKEN: &str = "demo-token";
 
@@ -54,11 +54,7 @@ pub async fn run(plugin: Arc<Plugin>) -> anyhow::Result<String> {
 
     for (name, payload) in SAMPLE_EVENTS {
         let outcome = syncer.sync_event(payload).await;
-        let status = match outcome.status {
-            OutcomeStatus::Failed => "FAILED",
-            other => other.as_str(),
-        };
-        writeln!(out, "{status:<8} {name:<40} {}", outcome.detail)?;
+        writeln!(out, "{:<8} {name:<40} {}", outcome.status, outcome.detail)?;
     }
     out.push('\n');
     out += &hubspot_state(&emulator);

@@ -26,6 +26,7 @@ pub mod connections;
 pub mod demo;
 pub mod executor;
 pub mod hubspot_http;
+pub mod json_stream;
 pub mod lago_api;
 pub mod links;
 pub mod lookup;

@@ -1,7 +1,8 @@
 //! Finding a Lago object by what an operator has at hand: its lago_id, a customer's or a
 //! subscription's external_id, an invoice's or a credit note's number (`lago-hubspot log`).
-//! Lago ids are looked up in the sync log and the queue; the others in the webhooks the queue
-//! holds (`serve` keeps each one it received).
+//! Lago ids are looked up in the sync log and the queue; the others in the names every sync-log
+//! line keeps (whichever mode wrote it) and in the webhooks the queue holds (`serve` keeps each
+//! one it received).
 
 use rusqlite::params;
 
@@ -46,6 +47,10 @@ impl Store {
         key: &str,
         connection: Option<&str>,
     ) -> anyhow::Result<Vec<FoundObject>> {
+        // Objects without an external_id or a number keep them empty: an empty key names none.
+        if key.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut by_id = self.db.prepare(
             "SELECT connection, lago_id FROM sync_log WHERE lago_id = ?1
                  AND (?2 IS NULL OR connection = ?2)
@@ -75,12 +80,17 @@ impl Store {
                 )
             })
             .collect();
+        // Every mode names the objects of its sync log (`sync` and `backfill` keep no webhooks).
+        let logged = "SELECT connection, lago_id, replace(object_type, '_', ' ') || ' external_id'
+                 FROM sync_log WHERE external_id = ?1 AND (?2 IS NULL OR connection = ?2)
+             UNION SELECT connection, lago_id, replace(object_type, '_', ' ') || ' number'
+                 FROM sync_log WHERE number = ?1 AND (?2 IS NULL OR connection = ?2)";
         let sql = format!(
             "WITH docs AS (
                  SELECT connection, lago_id,
                         CASE WHEN json_valid(body) THEN body ELSE '{{}}' END AS doc
                  FROM events WHERE ?2 IS NULL OR connection = ?2)
-             SELECT DISTINCT * FROM ({}) ORDER BY 1, 2",
+             SELECT DISTINCT * FROM ({} UNION {logged}) ORDER BY 1, 2",
             selects.join(" UNION ")
         );
         let mut by_key = self.db.prepare(&sql)?;
@@ -177,6 +187,7 @@ mod tests {
         );
         assert_eq!(found("inv_1"), [("inv_1".to_owned(), "lago_id".to_owned())]);
         assert!(found("nothing").is_empty());
+        assert!(found("").is_empty());
         assert!(
             store
                 .find_objects("acme", Some("other"))

@@ -34,6 +34,13 @@ impl OutcomeStatus {
     }
 }
 
+/// The one word for an outcome, wherever it is shown (`sync`, `demo`, the sync log).
+impl std::fmt::Display for OutcomeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// What a failure means for the event, by the one retry table ([`crate::retry::RULES`]) and
 /// what only the pipeline knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -128,7 +128,7 @@ pub async fn run(syncer: &Syncer, inputs: &[Input], recorder: &dyn Recorder) -> 
         .zip(outcomes)
         .map(|(index, outcome)| outcome.about(&events[*index]))
         .collect();
-    record(syncer, recorder, &outcomes);
+    record(syncer, recorder, &outcomes, &events);
     outcomes
 }
 
@@ -245,7 +245,12 @@ async fn heal(
 /// Stores the ids a run kept for the end, and a sync-log line per event, each in one
 /// transaction. A failure here is reported, never fatal: the records are in HubSpot, and a
 /// re-run learns the ids again.
-fn record(syncer: &Syncer, recorder: &dyn Recorder, outcomes: &[EventOutcome]) {
+fn record(
+    syncer: &Syncer,
+    recorder: &dyn Recorder,
+    outcomes: &[EventOutcome],
+    events: &[EventRef],
+) {
     let code = &syncer.settings().code;
     let ids = recorder.ids_at_end();
     if !ids.is_empty()
@@ -253,14 +258,19 @@ fn record(syncer: &Syncer, recorder: &dyn Recorder, outcomes: &[EventOutcome]) {
     {
         tracing::error!("could not store the ids of a run: {error:#}");
     }
-    let entries: Vec<SyncLogEntry> = outcomes.iter().map(log_entry).collect();
+    let entries: Vec<SyncLogEntry> = outcomes
+        .iter()
+        .zip(events)
+        .map(|(outcome, event)| log_entry(outcome, event))
+        .collect();
     if let Err(error) = syncer.store().log_sync_many(code, &entries) {
         tracing::error!("could not write the sync log: {error:#}");
     }
 }
 
-fn log_entry(outcome: &EventOutcome) -> SyncLogEntry {
+fn log_entry(outcome: &EventOutcome, event: &EventRef) -> SyncLogEntry {
     SyncLogEntry {
+        names: event.names.clone(),
         at: String::new(),
         webhook_type: outcome.webhook_type.clone(),
         lago_id: outcome.lago_id.clone(),

@@ -12,16 +12,30 @@ use crate::config::ConnectionSettings;
 use crate::runtime::{KnownId, RecordKey, RecordKind};
 
 /// One line of the sync log: what was sent for a Lago object and what HubSpot answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncLogEntry {
     pub at: String,
     pub webhook_type: String,
     pub lago_id: String,
+    /// How an operator names the object, as Lago does (`lago-hubspot log` finds it by these).
+    #[serde(flatten)]
+    pub names: LagoNames,
     /// `synced`, `skipped` or `failed`.
     pub outcome: String,
     pub detail: String,
     /// JSON array of executed steps (method, path, status, attempts).
     pub steps: String,
+}
+
+/// The names Lago gives an object besides its `lago_id`; empty when it has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LagoNames {
+    /// Lago's `object_type`: `customer`, `subscription`, `invoice`, `credit_note`, ...
+    pub object_type: String,
+    /// A customer's or a subscription's `external_id`.
+    pub external_id: String,
+    /// An invoice's or a credit note's `number`.
+    pub number: String,
 }
 
 /// Every version of the state schema, oldest first, applied in order on open; the version reached
@@ -33,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_event_dependencies.sql"),
     include_str!("migrations/0004_customer_links.sql"),
     include_str!("migrations/0005_id_map_by_hubspot_id.sql"),
+    include_str!("migrations/0006_sync_log_names.sql"),
 ];
 
 /// The schema version this build writes (SQLite `user_version` after [`Store::open`]).
@@ -243,8 +258,9 @@ impl Store {
         let tx = self.db.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO sync_log (connection, webhook_type, lago_id, outcome, detail, steps)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO sync_log (connection, webhook_type, lago_id, outcome, detail, steps,
+                     object_type, external_id, number)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for entry in entries {
                 stmt.execute(params![
@@ -253,7 +269,10 @@ impl Store {
                     entry.lago_id,
                     entry.outcome,
                     entry.detail,
-                    entry.steps
+                    entry.steps,
+                    entry.names.object_type,
+                    entry.names.external_id,
+                    entry.names.number
                 ])?;
             }
         }
@@ -264,8 +283,9 @@ impl Store {
     /// The sync log of one Lago object, oldest first: "why is this invoice not in HubSpot?"
     pub fn sync_log(&self, connection: &str, lago_id: &str) -> anyhow::Result<Vec<SyncLogEntry>> {
         let mut stmt = self.db.prepare(
-            "SELECT at, webhook_type, lago_id, outcome, detail, steps FROM sync_log
-             WHERE connection = ?1 AND lago_id = ?2 ORDER BY id",
+            "SELECT at, webhook_type, lago_id, outcome, detail, steps, object_type, external_id,
+                 number
+             FROM sync_log WHERE connection = ?1 AND lago_id = ?2 ORDER BY id",
         )?;
         let rows = stmt.query_map(params![connection, lago_id], |row| {
             Ok(SyncLogEntry {
@@ -275,6 +295,11 @@ impl Store {
                 outcome: row.get(3)?,
                 detail: row.get(4)?,
                 steps: row.get(5)?,
+                names: LagoNames {
+                    object_type: row.get(6)?,
+                    external_id: row.get(7)?,
+                    number: row.get(8)?,
+                },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -442,6 +467,7 @@ mod tests {
                     outcome: "synced".into(),
                     detail: String::new(),
                     steps: "[]".into(),
+                    names: LagoNames::default(),
                 },
             )
             .unwrap();

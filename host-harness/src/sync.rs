@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::Value;
 
-use lago_hubspot_guest::webhooks::Envelope;
+use lago_hubspot_guest::webhooks::{Envelope, Handler, Route};
 
 use crate::config::{
     CREDIT_NOTES_INVOICES_ASSOCIATION, CREDIT_NOTES_SCHEMA, ConnectionSettings, INVOICES_SCHEMA,
@@ -18,7 +18,7 @@ use crate::hubspot_http::HubspotClient;
 use crate::links::{customer_keys, with_link};
 use crate::retry::RetryPolicy;
 use crate::runtime::{Connection, KnownId, Plan, PlanError, Plugin, RecordKind};
-use crate::store::Store;
+use crate::store::{LagoNames, Store};
 
 /// The Lago ids an event is about, read from the envelope `{webhook_type, object_type, <object>}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct EventRef {
     /// Lago ids of the records the object is associated with besides its customer (a credit
     /// note's invoice, an invoice's subscriptions), so their HubSpot ids are looked up too.
     pub referenced_ids: Vec<String>,
+    /// How an operator names the object (its kind, external_id or number), for the sync log.
+    pub names: LagoNames,
 }
 
 impl EventRef {
@@ -39,6 +41,7 @@ impl EventRef {
     pub fn from_payload(payload: &str) -> EventRef {
         match Envelope::read(payload) {
             Ok(envelope) => EventRef {
+                names: lago_names(&envelope),
                 lago_id: envelope.lago_id(),
                 customer_id: envelope.customer_lago_id(),
                 referenced_ids: envelope.referenced_lago_ids(),
@@ -79,6 +82,38 @@ impl EventRef {
     /// events, so a newer customer write always lands last.
     pub fn customer_key(&self) -> String {
         self.customer_id.clone().unwrap_or_default()
+    }
+}
+
+/// The names the envelope's object goes by: its kind (the handler's, else the webhook type's
+/// object, as in `wallet.created`), its `external_id` and its `number`.
+fn lago_names(envelope: &Envelope) -> LagoNames {
+    let object_type = match envelope.route {
+        Route::Push { handler, .. } => match handler {
+            Handler::Customer => "customer",
+            Handler::Subscription => "subscription",
+            Handler::Invoice => "invoice",
+            Handler::CreditNote => "credit_note",
+        },
+        Route::Skip(_) => envelope
+            .webhook_type
+            .split_once('.')
+            .map_or("", |(object, _)| object),
+    };
+    let text = |field: &str| {
+        envelope
+            .object
+            .as_ref()
+            .and_then(|object| object.get(field))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    LagoNames {
+        object_type: object_type.to_owned(),
+        external_id: text("external_id"),
+        number: text("number"),
     }
 }
 

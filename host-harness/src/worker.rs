@@ -177,11 +177,12 @@ impl Workers {
         }
         // Finish what is in flight; whatever cannot finish in time goes back to the queue.
         let in_flight: usize = sizes.values().sum();
-        let timeout_s = self.drain_timeout.as_secs_f64();
+        // One fixed message, the numbers as fields (as every event's line): in JSON they are
+        // said once, as numbers.
         tracing::info!(
             in_flight,
-            timeout_s,
-            "draining: {in_flight} event(s) in flight, waiting up to {timeout_s} s"
+            timeout_s = self.drain_timeout.as_secs(),
+            "draining"
         );
         let drained = tokio::time::timeout(self.drain_timeout, async {
             while tasks.join_next().await.is_some() {}
@@ -193,7 +194,7 @@ impl Workers {
             let released = self.fleet.store().requeue_running()?;
             tracing::warn!(
                 released,
-                "released {released} unfinished event(s) to the queue; they run at the next start"
+                "released unfinished events to the queue; they run at the next start"
             );
         } else {
             tracing::info!(in_flight, "drained");

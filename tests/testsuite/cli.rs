@@ -79,9 +79,9 @@ async fn deploy_sync_and_plan_from_the_command_line() {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
-    assert!(lines[0].starts_with("ok"), "{stdout}");
+    assert!(lines[0].starts_with("synced"), "{stdout}");
     assert!(
-        lines[1].starts_with("error") && lines[1].contains("malformed payload"),
+        lines[1].starts_with("failed") && lines[1].contains("malformed payload"),
         "{stdout}"
     );
     assert_eq!(hubspot.records("companies").len(), 1);
@@ -118,15 +118,15 @@ async fn deploy_sync_and_plan_from_the_command_line() {
     assert_eq!(hubspot.request_log().len(), before, "plan sent a request");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sync_reads_json_lines_from_stdin() {
+/// `sync -` with `input` on stdin, against a fresh emulator: its output and the contacts it holds.
+async fn sync_stdin(name: &str, input: String) -> (std::process::Output, usize) {
     let hubspot = Emulator::start(EmulatorConfig {
         tokens: vec![TOKEN.into()],
         ..EmulatorConfig::default()
     })
     .await
     .unwrap();
-    let dir = temp_dir("stdin");
+    let dir = temp_dir(name);
     let state = dir.join("state.db");
     let url = hubspot.url.clone();
     let output = tokio::task::spawn_blocking(move || {
@@ -147,26 +147,73 @@ async fn sync_reads_json_lines_from_stdin() {
             .unwrap();
         use std::io::Write as _;
         let mut stdin = child.stdin.take().unwrap();
-        for id in ["cus_a", "cus_b"] {
-            writeln!(
-                stdin,
-                "{}",
-                customer_event("customer.created", &customer(id, Some("individual")))
-            )
-            .unwrap();
-        }
+        stdin.write_all(input.as_bytes()).unwrap();
         drop(stdin);
         child.wait_with_output().unwrap()
     })
     .await
     .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    (output, hubspot.records("contacts").len())
+}
+
+fn contact_events() -> Vec<serde_json::Value> {
+    ["cus_a", "cus_b"]
+        .iter()
+        .map(|id| customer_event("customer.created", &customer(id, Some("individual"))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_reads_json_lines_and_pretty_printed_json_from_stdin() {
+    let lines: String = contact_events().iter().map(|e| format!("{e}\n")).collect();
+    let pretty: String = contact_events()
+        .iter()
+        .map(|e| serde_json::to_string_pretty(e).unwrap() + "\n")
+        .collect();
+    let pretty_lines = pretty.lines().count();
+    for (name, input, second_line) in [
+        ("stdin-lines", lines, 2),
+        ("stdin-pretty", pretty, pretty_lines / 2 + 1),
+    ] {
+        let (output, contacts) = sync_stdin(name, input).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let results: Vec<&str> = stdout.lines().collect();
+        assert_eq!(results.len(), 2, "{name}: one line per event\n{stdout}");
+        assert!(
+            results[0].starts_with("synced   stdin:1 "),
+            "{name}: {stdout}"
+        );
+        assert!(
+            results[1].starts_with(&format!("synced   stdin:{second_line} ")),
+            "{name}: {stdout}"
+        );
+        assert_eq!(contacts, 2, "{name}");
+    }
+
+    // A broken value is one failed event; the others still sync.
+    let events = contact_events();
+    let broken = format!(
+        "{}\n{{\n  \"webhook_type\": \"customer.created\",\n  oops\n}}\n{}\n",
+        serde_json::to_string_pretty(&events[0]).unwrap(),
+        serde_json::to_string_pretty(&events[1]).unwrap()
     );
-    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
-    assert_eq!(hubspot.records("contacts").len(), 2);
+    let (output, contacts) = sync_stdin("stdin-broken", broken).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("failed")).collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(failed[0].contains("not JSON"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("synced")).count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(contacts, 2);
 }
 
 #[test]
@@ -183,7 +230,15 @@ fn the_default_run_shows_hubspot_records_from_the_bundled_samples() {
         stdout.contains("deploy again: ") && stdout.contains("(0 write requests)"),
         "{stdout}"
     );
-    assert!(!stdout.contains("FAILED"), "{stdout}");
+    // The same words as `sync` prints.
+    assert!(
+        !stdout.lines().any(|line| line.starts_with("failed")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|line| line.starts_with("synced ")),
+        "{stdout}"
+    );
     for section in [
         "Companies (",
         "Contacts (",

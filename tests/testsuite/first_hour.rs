@@ -144,6 +144,7 @@ fn operated_state(path: &Path) {
                 steps: json!([{"method": "POST", "path": "/crm/v3/objects/companies/batch/upsert",
                     "status": 200, "attempts": 1}])
                 .to_string(),
+                ..SyncLogEntry::default()
             },
         )
         .unwrap();
@@ -420,8 +421,20 @@ async fn each_setting_has_one_spelling_and_the_old_ones_still_work() {
          lago_app_url = \"https://lago.test\"\norganization_slug = \"acme\"\n",
     )
     .unwrap();
-    succeeded(&output(with_hubspot(&["deploy", "--config", "old.toml"])).await);
+    let old_file = output(with_hubspot(&["deploy", "--config", "old.toml"])).await;
+    succeeded(&old_file);
     assert!(show("hs-old-file").contains("default object:     contacts"));
+    // Each old key is named once, with its new name, as the old flags are.
+    let stderr = text(&old_file.stderr);
+    for (old, new) in [
+        ("code", "connection"),
+        ("default_targeted_object", "default_object"),
+    ] {
+        let warning = format!(
+            "warning: `{old} =` is deprecated and goes away in the next release: use `{new} =`"
+        );
+        assert_eq!(stderr.matches(&warning).count(), 1, "{stderr}");
+    }
     std::fs::write(dir.join("typo.toml"), "sync_invoice = false\n").unwrap();
     let typo = output(with_hubspot(&["deploy", "--config", "typo.toml"])).await;
     assert!(!typo.status.success());
@@ -838,31 +851,44 @@ fn events_list_counts_tries_including_the_first() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn backfill_from_a_pretty_printed_file_says_it_expects_json_lines() {
+async fn backfill_reads_pretty_printed_payloads_and_says_how_to_spread_an_array() {
     let hubspot = emulator().await;
     let dir = workdir("pretty");
-    let pretty = dir.join("export.json");
-    let payloads = json!([
+    let payloads = [
         customer_event("customer.created", &customer("cus_1", None)),
         customer_event("customer.created", &customer("cus_2", None)),
-    ]);
-    std::fs::write(&pretty, serde_json::to_string_pretty(&payloads).unwrap()).unwrap();
-    let mut command = lago_hubspot(&dir);
-    command
-        .args(["backfill", "--hubspot-url", &hubspot.url, "--from"])
-        .arg(&pretty)
-        .args(["--organization-slug", "acme"])
-        .env("HUBSPOT_ACCESS_TOKEN", TOKEN);
-    let refused = output(command).await;
+    ];
+    let backfill = |file: &str| {
+        let mut command = lago_hubspot(&dir);
+        command
+            .args(["backfill", "--hubspot-url", &hubspot.url, "--from", file])
+            .args(["--organization-slug", "acme"])
+            .env("HUBSPOT_ACCESS_TOKEN", TOKEN);
+        command
+    };
+    let array = dir.join("export.json");
+    std::fs::write(
+        &array,
+        serde_json::to_string_pretty(&json!(payloads)).unwrap(),
+    )
+    .unwrap();
+    let refused = output(backfill("export.json")).await;
     assert!(!refused.status.success());
     let stderr = text(&refused.stderr);
     assert!(
-        stderr.contains("is not JSON lines: it holds one JSON array of 2 values")
-            && stderr.contains("one Lago webhook payload per line")
+        stderr.contains("export.json holds a JSON array of 2 values at line 1, not payloads")
             && stderr.contains("jq -c '.[]'"),
         "{stderr}"
     );
-    assert!(hubspot.records("contacts").is_empty(), "nothing was sent");
+    assert!(hubspot.records("companies").is_empty(), "nothing was sent");
+
+    let pretty: String = payloads
+        .iter()
+        .map(|p| serde_json::to_string_pretty(p).unwrap() + "\n")
+        .collect();
+    std::fs::write(dir.join("pretty.json"), pretty).unwrap();
+    succeeded(&output(backfill("pretty.json")).await);
+    assert_eq!(hubspot.records("companies").len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -887,5 +913,187 @@ fn the_demo_shows_amounts_with_their_currencys_decimals() {
         };
         assert_eq!(decimals, expected, "{row}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 12. A fresh-user review's remaining findings.
+
+/// `sync` (file or stdin) or `backfill` against the emulator, from `dir`, with the token in the
+/// environment.
+fn against(dir: &Path, hubspot: &RunningEmulator, args: &[&str]) -> Command {
+    let mut command = lago_hubspot(dir);
+    command
+        .args(args)
+        .args(["--hubspot-url", &hubspot.url, "--organization-slug", "acme"])
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_finds_what_sync_and_backfill_did_by_external_id_and_number() {
+    let hubspot = emulator().await;
+    let dir = workdir("log-modes");
+    let acme = customer("cus_acme", Some("company"));
+    let exported = dir.join("export.jsonl");
+    std::fs::write(
+        &exported,
+        format!("{}\n", customer_event("customer.created", &acme)),
+    )
+    .unwrap();
+    succeeded(
+        &output(against(
+            &dir,
+            &hubspot,
+            &["backfill", "--from", "export.jsonl"],
+        ))
+        .await,
+    );
+    let event = dir.join("invoice.json");
+    let invoice = invoice("inv_acme", &acme, "finalized", "pending");
+    std::fs::write(
+        &event,
+        invoice_event("invoice.created", &invoice).to_string(),
+    )
+    .unwrap();
+    succeeded(&output(against(&dir, &hubspot, &["sync", "invoice.json"])).await);
+
+    let log = |key: &str| succeeded(&lago_hubspot(&dir).args(["log", key]).output().unwrap());
+    let by_external_id = log("ext-cus_acme");
+    assert!(
+        by_external_id.contains(
+            "customer cus_acme on connection hubspot (customer external_id ext-cus_acme)"
+        ) && by_external_id.contains("synced   customer.created"),
+        "{by_external_id}"
+    );
+    let by_number = log("ACME-inv_acme");
+    assert!(
+        by_number.contains("invoice inv_acme on connection hubspot (invoice number ACME-inv_acme)")
+            && by_number.contains("synced   invoice.created"),
+        "{by_number}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn events_list_and_status_fit_80_columns_and_keep_the_error_whole() {
+    let dir = workdir("narrow");
+    let path = dir.join("lago-hubspot.db");
+    operated_state(&path);
+    let uuid = "8d1f3c5e-2b7a-4c19-9e3f-6a0b5d7c2e41";
+    let error = "HubSpot answered 400: Property values were not valid: lago_payment_status \
+                 was not one of the allowed options (correlation id 7f3e0c1a-55b2-4e7e-9d8f)";
+    let store = Store::open(&path).unwrap();
+    store
+        .insert_event(&NewEvent {
+            unique_key: None,
+            connection: "hubspot".into(),
+            order_key: uuid.into(),
+            customer_key: String::new(),
+            webhook_type: "invoice.payment_status_updated".into(),
+            lago_id: uuid.into(),
+            body: "{}".into(),
+            settled: None,
+        })
+        .unwrap();
+    store.retry_later(4, 1, 0, error, Some(400)).unwrap();
+    drop(store);
+    // The error, whichever way it was wrapped.
+    let unspaced = |text: &str| text.split_whitespace().collect::<String>();
+    for command in [&["events", "list"][..], &["status"]] {
+        let narrow = succeeded(
+            &lago_hubspot(&dir)
+                .args(command)
+                .env("COLUMNS", "80")
+                .output()
+                .unwrap(),
+        );
+        assert!(
+            narrow.lines().all(|line| line.chars().count() <= 80),
+            "{command:?}:\n{narrow}"
+        );
+        assert!(
+            unspaced(&narrow).contains(&unspaced(error)),
+            "{command:?}:\n{narrow}"
+        );
+        // Off a terminal, without COLUMNS: whole lines, for grep.
+        let whole = succeeded(&lago_hubspot(&dir).args(command).output().unwrap());
+        assert!(
+            whole
+                .lines()
+                .any(|line| line.contains(error) && line.contains("invoice.payment_status_updated")),
+            "{command:?}:\n{whole}"
+        );
+    }
+    let listed = succeeded(
+        &lago_hubspot(&dir)
+            .args(["events", "list"])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap(),
+    );
+    // The least important values give way (the lago id, then the event's middle); the ids and
+    // states stay whole.
+    assert!(
+        listed.contains("invoice.…")
+            && listed
+                .lines()
+                .any(|line| line.starts_with("4 ") && line.contains(" pending  1  ")),
+        "{listed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn status_and_connections_show_say_what_is_so() {
+    let dir = workdir("what-is-so");
+    let path = dir.join("lago-hubspot.db");
+    let store = Store::open(&path).unwrap();
+    store.save_connection(&settings()).unwrap();
+    store
+        .insert_event(&NewEvent {
+            unique_key: None,
+            connection: "hubspot".into(),
+            order_key: "cus_1".into(),
+            customer_key: "cus_1".into(),
+            webhook_type: "customer.created".into(),
+            lago_id: "cus_1".into(),
+            body: customer_event("customer.created", &customer("cus_1", None)).to_string(),
+            settled: None,
+        })
+        .unwrap();
+    // A worker holds it: nothing waits.
+    assert_eq!(store.claim_ready(1, i64::MAX).unwrap().len(), 1);
+    drop(store);
+    let status = succeeded(&lago_hubspot(&dir).arg("status").output().unwrap());
+    assert!(
+        status.contains("nothing pending (1 running)") && !status.contains("oldest pending"),
+        "{status}"
+    );
+
+    let code = settings().code;
+    let show = |command: &mut Command| {
+        succeeded(
+            &command
+                .args(["connections", "show", &code])
+                .output()
+                .unwrap(),
+        )
+    };
+    let from_env = show(lago_hubspot(&dir).env("HUBSPOT_ACCESS_TOKEN", TOKEN));
+    assert!(
+        from_env
+            .contains("no stored access (this command's token comes from HUBSPOT_ACCESS_TOKEN)"),
+        "{from_env}"
+    );
+    let from_flag = show(lago_hubspot(&dir).args(["--token", TOKEN]));
+    assert!(
+        from_flag.contains("no stored access (this command's token comes from --token)"),
+        "{from_flag}"
+    );
+    let without = show(&mut lago_hubspot(&dir));
+    assert!(
+        without.contains("no stored access (each command needs --token or HUBSPOT_ACCESS_TOKEN"),
+        "{without}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -182,7 +182,7 @@ async fn a_customer_linked_by_hand_updates_the_linked_record() {
             )
             .await,
         );
-        assert!(synced.starts_with("ok"), "{synced}");
+        assert!(synced.starts_with("synced"), "{synced}");
     }
     let companies = hubspot.records("companies");
     assert_eq!(companies.len(), 1, "no second company");

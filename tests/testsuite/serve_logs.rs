@@ -223,7 +223,7 @@ async fn serve_logs_each_event_outcome_and_the_drain() {
             "outcome=\"synced\"",
         ],
     );
-    line_with(&logs, &["INFO", "draining: ", "in_flight="]);
+    line_with(&logs, &["INFO", "draining", "in_flight=", "timeout_s=30"]);
     line_with(&logs, &["INFO", "drained"]);
     // Never the token, never a payload.
     assert!(!logs.contains(TOKEN), "the token is in the logs");
@@ -235,4 +235,46 @@ async fn serve_logs_each_event_outcome_and_the_drain() {
         !logs.contains(&"X".repeat(1_000)),
         "the refused value is in the logs"
     );
+}
+
+/// With `--log-format json`, the shutdown and the drain are events like the others: a fixed
+/// message, the numbers as fields.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_logs_the_drain_as_structured_events_in_json() {
+    let workspace = Workspace::new("serve-logs-json");
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let service = Service::start(
+        &workspace,
+        &hubspot.url,
+        &[("LAGO_HUBSPOT_LOG_FORMAT", "json")],
+    )
+    .await;
+    let exit = service.terminate().await;
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "{}",
+        workspace.log_tail()
+    );
+    let logs = std::fs::read_to_string(workspace.log()).unwrap();
+    let events: Vec<Value> = logs
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let fields = |message: &str| -> Value {
+        events
+            .iter()
+            .find(|event| event["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} event in\n{logs}"))["fields"]
+            .clone()
+    };
+    let draining = fields("draining");
+    assert_eq!(draining["in_flight"], 0, "{draining}");
+    assert_eq!(draining["timeout_s"], 30, "{draining}");
+    assert_eq!(fields("drained")["in_flight"], 0);
 }

@@ -308,7 +308,7 @@ pub async fn from_lago(
     Ok(backfill.finish().await)
 }
 
-/// Syncs exported webhook payloads, one JSON payload per line.
+/// Syncs exported webhook payloads, one per line or pretty-printed one after another.
 ///
 /// Events Lago sends about other things (plans, fees, …) or that the guest does not handle
 /// (e.g. `invoice.drafted`) are counted as skipped. When the file holds several events for the
@@ -322,20 +322,16 @@ pub async fn from_jsonl(
 ) -> anyhow::Result<Summary> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if let Some(problem) = not_json_lines(&text) {
+    let payloads = crate::json_stream::values(&text);
+    if let Some(array) = an_array(&payloads) {
         anyhow::bail!(
-            "{} is not JSON lines: {problem}. --from expects one Lago webhook payload per line \
-             (`jq -c '.[]' FILE` turns an array of payloads into that, `jq -c . FILE` \
-             pretty-printed payloads)",
+            "{} holds {array}, not payloads: --from expects Lago webhook payloads one after \
+             another, one per line or pretty-printed (`jq -c '.[]' FILE` turns an array of \
+             payloads into that)",
             path.display()
         );
     }
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .map(|(index, line)| (index + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty())
-        .collect();
+    let lines: Vec<(usize, &str)> = payloads.iter().map(|p| (p.line, p.text)).collect();
     let mut backfill = Backfill::start(syncer, options, lines.len() as u64).await?;
 
     let mut candidates = Vec::new();
@@ -392,36 +388,18 @@ pub async fn from_jsonl(
     Ok(backfill.finish().await)
 }
 
-/// Why a `--from` file is JSON but not JSON lines (one pretty-printed document, or an array of
-/// payloads), before anything is sent; `None` for JSON lines (a line that is not JSON at all
-/// just fails, as it would in Lago's export).
-fn not_json_lines(text: &str) -> Option<String> {
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .map(|(index, line)| (index + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty())
-        .collect();
-    if lines.len() > 1
-        && let Ok(whole) = serde_json::from_str::<Value>(text)
-    {
-        return Some(match whole {
-            Value::Array(items) => format!("it holds one JSON array of {} values", items.len()),
-            _ => "it holds one JSON document over several lines (pretty-printed)".into(),
-        });
-    }
-    for (number, line) in lines {
-        if line == "{" || line == "[" {
-            return Some(format!(
-                "line {number} is just `{line}`, the start of a pretty-printed JSON document"
-            ));
-        }
-        if line.starts_with('[') && serde_json::from_str::<Value>(line).is_ok_and(|v| v.is_array())
-        {
-            return Some(format!("line {number} is a JSON array, not one payload"));
-        }
-    }
-    None
+/// The first JSON array among a `--from` file's values (an export of payloads as one array),
+/// before anything is sent: "a JSON array of 2 values at line 1".
+fn an_array(payloads: &[crate::json_stream::Chunk<'_>]) -> Option<String> {
+    payloads.iter().find_map(|payload| {
+        let values = serde_json::from_str::<Value>(payload.text).ok()?;
+        let values = values.as_array()?;
+        Some(format!(
+            "a JSON array of {} values at line {}",
+            values.len(),
+            payload.line
+        ))
+    })
 }
 
 /// A field of the object a webhook carries (at its handler's pointer).
@@ -900,23 +878,21 @@ mod tests {
     }
 
     #[test]
-    fn pretty_printed_json_is_not_json_lines() {
+    fn an_array_of_payloads_is_named_before_anything_is_sent() {
         let payload = json!({"webhook_type": "customer.created", "customer": {"lago_id": "c"}});
-        let lines = format!("{payload}\n{payload}\nnot json\n");
-        assert_eq!(not_json_lines(&lines), None);
+        let values = |text: &str| an_array(&crate::json_stream::values(text));
         let pretty = serde_json::to_string_pretty(&payload).unwrap();
-        assert!(not_json_lines(&pretty).unwrap().contains("pretty-printed"));
+        assert_eq!(values(&format!("{payload}\n{payload}\nnot json\n")), None);
+        assert_eq!(values(&format!("{pretty}\n{pretty}\n")), None);
         let array = serde_json::to_string_pretty(&json!([payload, payload])).unwrap();
-        assert!(not_json_lines(&array).unwrap().contains("array of 2"));
-        let one_line_array = json!([payload]).to_string();
-        assert!(
-            not_json_lines(&one_line_array)
-                .unwrap()
-                .contains("line 1 is a JSON array")
+        assert_eq!(
+            values(&array).as_deref(),
+            Some("a JSON array of 2 values at line 1")
         );
-        // Two pretty-printed payloads one after the other are not one document either.
-        let two = format!("{pretty}\n{pretty}\n");
-        assert!(not_json_lines(&two).unwrap().contains("line 1 is just `{`"));
+        assert_eq!(
+            values(&format!("{payload}\n{}\n", json!([payload]))).as_deref(),
+            Some("a JSON array of 1 values at line 2")
+        );
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct BackfillArgs {
     )]
     pub lago_api_key: Option<String>,
 
-    /// Read exported Lago webhook payloads, one JSON payload per line, instead of the API.
+    /// Read exported Lago webhook payloads instead of the API: one per line, or pretty-printed
+    /// one after another.
     #[arg(long, value_name = "FILE.jsonl")]
     pub from: Option<PathBuf>,
 

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use lago_hubspot::clock::now_ms;
 use lago_hubspot::connections::{Access, AuthKind};
-use lago_hubspot::report::table;
+use lago_hubspot::report::{cut, fitted, output_width, whole, wrapped};
 
 use super::settings::Settings;
 use super::{Global, exit};
@@ -53,9 +53,16 @@ fn code(given: Option<String>, global: &Global) -> anyhow::Result<String> {
         .context("give the connection's code: `connections show CODE` (or --connection CODE)")
 }
 
-fn status(access: Option<&Access>) -> String {
+/// The connection's access; without a stored one, each command brings its token: say where
+/// this one's came from, or how to give one.
+fn status(access: Option<&Access>, token_from: Option<&str>) -> String {
     match access {
-        None => "no stored access (token given on the command line)".into(),
+        None => match token_from {
+            Some(from) => format!("no stored access (this command's token comes from {from})"),
+            None => "no stored access (each command needs --token or HUBSPOT_ACCESS_TOKEN; \
+                     `lago-hubspot connect` stores one)"
+                .into(),
+        },
         Some(a) if a.reconnect_needed.is_some() => "reconnect needed".into(),
         Some(_) => "connected".into(),
     }
@@ -108,22 +115,23 @@ fn connections(global: &Global, command: ConnectionsCommand) -> anyhow::Result<b
                         } else {
                             String::new()
                         },
-                        status(access),
+                        status(access, global.token_from),
                     ]
                 })
                 .collect();
             if rows.is_empty() {
                 outln!("no connections: add one with `lago-hubspot connect`");
             } else {
-                out!(
-                    "{}",
-                    table(
-                        &[
-                            "code", "name", "portal", "auth", "object", "default", "status"
-                        ],
-                        &rows
-                    )
-                );
+                let columns = [
+                    whole("code"),
+                    cut("name", 1),
+                    whole("portal"),
+                    whole("auth"),
+                    whole("object"),
+                    whole("default"),
+                    wrapped("status"),
+                ];
+                out!("{}", fitted(&columns, &rows, output_width()));
             }
             Ok(true)
         }
@@ -146,7 +154,7 @@ fn connections(global: &Global, command: ConnectionsCommand) -> anyhow::Result<b
             outln!("unlinked customers: {}", settings.sync_unlinked_customers);
             outln!("lago app url:       {}", settings.lago_app_url);
             outln!("organization slug:  {}", settings.organization_slug);
-            outln!("status:             {}", status(access));
+            outln!("status:             {}", status(access, global.token_from));
             if let Some(a) = access {
                 outln!("hubspot url:        {}", a.hubspot_url);
                 outln!(

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use lago_hubspot::clock::now_ms;
 use lago_hubspot::queue::{EventState, StoredEvent};
-use lago_hubspot::report::table;
+use lago_hubspot::report::{cut, fitted, output_width, whole, wrapped};
 use lago_hubspot_guest::webhooks::{Envelope, Route};
 
 use super::{DEFAULT_STATE, Global, StateSource, exit};
@@ -133,21 +133,16 @@ pub fn run(global: &Global, args: EventsArgs) -> anyhow::Result<ExitCode> {
                     ]
                 })
                 .collect();
-            out!(
-                "{}",
-                table(
-                    &[
-                        "id",
-                        "age",
-                        "state",
-                        "tries",
-                        "event",
-                        "lago id",
-                        "last error"
-                    ],
-                    &rows
-                )
-            );
+            let columns = [
+                whole("id"),
+                whole("age"),
+                whole("state"),
+                whole("tries"),
+                cut("event", 3),
+                cut("lago id", 2),
+                wrapped("last error"),
+            ];
+            out!("{}", fitted(&columns, &rows, output_width()));
             Ok(ExitCode::SUCCESS)
         }
         EventsCommand::Show { id } => {

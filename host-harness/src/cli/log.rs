@@ -12,7 +12,7 @@ use super::Global;
 #[derive(Args)]
 pub struct LogArgs {
     /// The object: its lago_id, a customer's or subscription's external_id, or an invoice's or
-    /// credit note's number (those are looked up in the webhooks `serve` stored).
+    /// credit note's number, whether `sync`, `backfill` or `serve` synced it.
     #[arg(value_name = "ID")]
     pub id: String,
 }

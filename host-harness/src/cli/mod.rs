@@ -191,6 +191,8 @@ pub struct Global {
     pub state_source: StateSource,
     /// `--hubspot-url` was typed (not taken from `HUBSPOT_API_URL`).
     pub hubspot_url_on_command_line: bool,
+    /// Where this command's token came from (`--token` or `HUBSPOT_ACCESS_TOKEN`), if given.
+    pub token_from: Option<&'static str>,
 }
 
 impl Global {
@@ -276,6 +278,11 @@ pub fn parse() -> (Global, Option<Command>) {
     let global = Global {
         hubspot_url_on_command_line: source(&matches, "hubspot_url")
             == Some(ValueSource::CommandLine),
+        token_from: match source(&matches, "token") {
+            Some(ValueSource::CommandLine) => Some("--token"),
+            Some(ValueSource::EnvVariable) => Some("HUBSPOT_ACCESS_TOKEN"),
+            _ => None,
+        },
         state_source,
         args: cli.global,
     };
@@ -316,11 +323,25 @@ pub fn deprecations(args: &[OsString]) -> Vec<String> {
             DEPRECATED
                 .iter()
                 .find(|(old, _)| *old == name)
-                .map(|(old, new)| {
-                    format!("`{old}` is deprecated and goes away in the next release: use `{new}`")
-                })
+                .map(|(old, new)| deprecated(old, new))
         })
         .collect()
+}
+
+/// The warning for a deprecated spelling (a flag, a `--config` key).
+pub fn deprecated(old: &str, new: &str) -> String {
+    format!("`{old}` is deprecated and goes away in the next release: use `{new}`")
+}
+
+/// Prints `warning: {message}` on stderr, once per process whatever reads it again (a
+/// `--config` file is read by every connection a command resolves).
+pub fn warn_once(message: &str) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if !said.iter().any(|s| s == message) {
+        errln!("warning: {message}");
+        said.push(message.to_owned());
+    }
 }
 
 /// Runs the command (`demo` when none is given).

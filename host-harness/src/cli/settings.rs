@@ -27,7 +27,6 @@ pub struct Settings {
 
     /// The `--config` file's `connection` key (the global --connection beats it).
     #[arg(skip)]
-    #[serde(alias = "code", alias = "connection_code")]
     pub connection: Option<String>,
 
     /// A name for people [default: the connection's code].
@@ -42,7 +41,6 @@ pub struct Settings {
         value_enum,
         value_name = "OBJECT"
     )]
-    #[serde(alias = "default_targeted_object")]
     pub default_object: Option<DefaultObject>,
 
     /// The Lago front end, for the `*_link` properties (the links people click in HubSpot)
@@ -130,6 +128,13 @@ pub struct Settings {
     pub linked_customers_only: bool,
 }
 
+/// `--config` keys of the previous release (the stored settings' names), still read.
+const DEPRECATED_KEYS: &[(&str, &str)] = &[
+    ("code", "connection"),
+    ("connection_code", "connection"),
+    ("default_targeted_object", "default_object"),
+];
+
 impl Settings {
     /// Reads a `--config` file.
     pub fn from_toml_file(path: &Path) -> anyhow::Result<Settings> {
@@ -139,8 +144,32 @@ impl Settings {
             .with_context(|| format!("invalid connection settings in {}", path.display()))
     }
 
+    /// Reads a TOML file's text; a key of the previous release is read as its new name, with a
+    /// warning (once per file and key) naming it, as the deprecated flags get.
     pub fn from_toml(text: &str) -> anyhow::Result<Settings> {
-        Ok(toml::from_str(text)?)
+        let (settings, deprecated) = Self::from_toml_noting_deprecated(text)?;
+        for (old, new) in deprecated {
+            super::warn_once(&super::deprecated(&format!("{old} ="), &format!("{new} =")));
+        }
+        Ok(settings)
+    }
+
+    /// [`Settings::from_toml`], and the deprecated keys it read (old, new).
+    fn from_toml_noting_deprecated(
+        text: &str,
+    ) -> anyhow::Result<(Settings, Vec<(&'static str, &'static str)>)> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        let mut deprecated = Vec::new();
+        for (old, new) in DEPRECATED_KEYS {
+            if let Some(value) = table.remove(*old) {
+                deprecated.push((*old, *new));
+                if table.contains_key(*new) {
+                    anyhow::bail!("`{old}` and `{new}` are the same setting: keep `{new}`");
+                }
+                table.insert((*new).to_owned(), value);
+            }
+        }
+        Ok((table.try_into()?, deprecated))
     }
 
     /// The `--config` file named, or none.
@@ -248,13 +277,20 @@ mod tests {
     /// A file written for the previous release (the stored settings' key names) still reads.
     #[test]
     fn toml_files_of_the_previous_release_still_read() {
-        let file = Settings::from_toml(
+        let (file, deprecated) = Settings::from_toml_noting_deprecated(
             "code = \"hs-prod\"\nname = \"Prod\"\ndefault_targeted_object = \"contacts\"\n\
              lago_app_url = \"https://lago.test\"\norganization_slug = \"acme\"\n\
              sync_subscriptions = true\nsync_invoices = false\nsync_credit_notes = true\n\
              sync_unlinked_customers = false\nmatch_companies = \"none\"",
         )
         .unwrap();
+        assert_eq!(
+            deprecated,
+            [
+                ("code", "connection"),
+                ("default_targeted_object", "default_object")
+            ]
+        );
         assert_eq!(file.connection.as_deref(), Some("hs-prod"));
         let mut settings = ConnectionSettings::default();
         file.apply(&mut settings);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use lago_hubspot::queue::EventState;
-use lago_hubspot::report::table;
+use lago_hubspot::report::{cut, fitted, output_width, table, whole, wrapped};
 
 use super::Global;
 use super::events::age;
@@ -22,9 +22,14 @@ pub fn run(global: &Global, _args: StatusArgs) -> anyhow::Result<ExitCode> {
         .map(|s| vec![s.as_str().to_owned(), stats.count(*s).to_string()])
         .collect();
     out!("{}", table(&["state", "events"], &rows));
+    let running = stats.count(EventState::Running);
     match stats.oldest_pending_ms {
-        Some(at) => outln!("oldest pending: {} ago", age(at)),
-        None => outln!("nothing pending"),
+        Some(at) if stats.count(EventState::Pending) > 0 => {
+            outln!("oldest pending: {} ago", age(at));
+        }
+        // Running events are not waiting (after a crash, `serve` resumes them at its start).
+        _ if running > 0 => outln!("nothing pending ({running} running)"),
+        _ => outln!("nothing pending"),
     }
     let failing: Vec<Vec<String>> = store
         .events(Some(EventState::Dead), 10)?
@@ -48,10 +53,14 @@ pub fn run(global: &Global, _args: StatusArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if !failing.is_empty() {
         outln!("\nlast errors");
-        out!(
-            "{}",
-            table(&["id", "connection", "state", "event", "error"], &failing)
-        );
+        let columns = [
+            whole("id"),
+            cut("connection", 1),
+            whole("state"),
+            cut("event", 3),
+            wrapped("error"),
+        ];
+        out!("{}", fitted(&columns, &failing, output_width()));
     }
     let links = store.links(None)?;
     if !links.is_empty() {
