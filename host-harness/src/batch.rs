@@ -18,6 +18,7 @@ use crate::executor::{
     ExecError, Executor, Progress, StepOutcome, apply_captures, method_name, partial_failure,
     scalar_to_string, substitute_body, substitute_path,
 };
+use crate::hubspot_http::TransportError;
 use crate::runtime::{HttpMethod, KnownId, Plan, Step};
 
 /// HubSpot's documented input limits per request.
@@ -631,10 +632,21 @@ fn checkpoint_error(step: usize, error: &anyhow::Error) -> ExecError {
     }
 }
 
-/// Errors are shared by every job of a failed chunk; transport errors don't clone, so they are
-/// restated (their text is kept).
+/// Errors are shared by every job of a failed chunk, each job keeping what its retry decision
+/// reads (status, category, policy; an auth failure stays one, so a connection waiting for a
+/// reconnect uses up no attempt). A network error does not clone: it is restated with its text,
+/// and is retried either way.
 fn clone_error(error: &ExecError) -> ExecError {
     match error {
+        ExecError::Transport {
+            step,
+            description,
+            source: TransportError::Auth(auth),
+        } => ExecError::Transport {
+            step: *step,
+            description: description.clone(),
+            source: TransportError::Auth(auth.clone()),
+        },
         ExecError::Rejected {
             step,
             description,
