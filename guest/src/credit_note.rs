@@ -2,6 +2,8 @@
 //! customer and with the LagoInvoices record of the invoice it credits. Opt-in per connection
 //! (`sync_credit_notes`): Lago's own integration does not sync credit notes.
 
+use crate::prelude::*;
+
 use crate::currency;
 use crate::customer::{Ownership, owner};
 use crate::hubspot;

@@ -5,6 +5,8 @@
 //! whole units (`total_amount_cents: 1951` in HUF is 1951 Ft). Lago's own HubSpot sync divides by
 //! the gem's `subunit_to_unit`, and so do we.
 
+use crate::prelude::*;
+
 use crate::format;
 use crate::plan::PlanError;
 

@@ -1,6 +1,8 @@
 //! `customer.created` / `customer.updated` → a HubSpot company or contact, and the customer
 //! resolution that subscriptions and invoices share.
 
+use crate::prelude::*;
+
 use crate::hubspot;
 use crate::lago::{Customer, Incoming, IntegrationCustomer, read_event, required};
 use crate::plan::{

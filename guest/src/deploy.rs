@@ -3,7 +3,9 @@
 //! definitions between them. Reads what the account has and plans only what is missing, so a
 //! second run plans nothing.
 
-use std::collections::HashSet;
+use crate::prelude::*;
+
+use alloc::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
@@ -225,7 +227,7 @@ fn results<'v>(response: &'v Value, path: &str) -> Result<&'v [Value], PlanError
         })
 }
 
-fn names(items: &[Value]) -> HashSet<&str> {
+fn names(items: &[Value]) -> BTreeSet<&str> {
     items
         .iter()
         .filter_map(|item| item["name"].as_str())
@@ -233,7 +235,7 @@ fn names(items: &[Value]) -> HashSet<&str> {
 }
 
 /// The deployable rows of `rows` the account does not have yet.
-fn missing<'p, T>(rows: &'p [Property<T>], existing: &HashSet<&str>) -> Vec<&'p Property<T>> {
+fn missing<'p, T>(rows: &'p [Property<T>], existing: &BTreeSet<&str>) -> Vec<&'p Property<T>> {
     rows.iter()
         .filter(|p| !p.built_in && !existing.contains(p.name))
         .collect()

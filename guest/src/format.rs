@@ -1,6 +1,8 @@
 //! Value formats HubSpot expects, from what Lago sends.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
 
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};

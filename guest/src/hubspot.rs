@@ -1,5 +1,7 @@
 //! The HubSpot requests plans are made of: paths and body shapes, in one place.
 
+use crate::prelude::*;
+
 use serde_json::{Map, Value, json};
 
 use crate::plan::{HttpMethod, KnownId, RecordKey, RecordKind, Step, find_known};

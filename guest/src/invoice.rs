@@ -1,5 +1,7 @@
 //! `invoice.*` → a LagoInvoices record associated with its customer.
 
+use crate::prelude::*;
+
 use crate::currency;
 use crate::customer::{Ownership, owner};
 use crate::hubspot;

@@ -1,8 +1,9 @@
 //! Lago's webhook payloads, read leniently: unknown fields are ignored and nearly every field may be
 //! absent or null, so a Lago release that adds or drops a field does not stop the sync.
 
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use crate::prelude::*;
+
+use serde_json::{Map, Value};
 
 use crate::plan::PlanError;
 use crate::webhooks::{Envelope, Handler, Route};
@@ -24,10 +25,7 @@ pub enum Incoming<T> {
 /// Read a payload for `handler` through the one envelope reader ([`Envelope::read`]): types the
 /// webhook table skips come back as [`Incoming::Skip`]; a type another handler plans is an
 /// [`PlanError::UnsupportedEvent`] (the host routed it wrongly).
-pub fn read_event<T: DeserializeOwned>(
-    payload: &str,
-    handler: Handler,
-) -> Result<Incoming<T>, PlanError> {
+pub fn read_event<T: FromLago>(payload: &str, handler: Handler) -> Result<Incoming<T>, PlanError> {
     let envelope = Envelope::read(payload)?;
     match envelope.route {
         Route::Skip(reason) => return Ok(Incoming::Skip(reason)),
@@ -41,8 +39,7 @@ pub fn read_event<T: DeserializeOwned>(
         }
         Route::Push { .. } => {}
     }
-    let object = envelope.require_object()?.clone();
-    let object = serde_json::from_value(object).map_err(|e| {
+    let object = T::from_lago(envelope.require_object()?).map_err(|e| {
         PlanError::MalformedPayload(format!("the {} object: {e}", envelope.webhook_type))
     })?;
     Ok(Incoming::Object(Event {
@@ -61,7 +58,7 @@ pub fn required<'a>(value: &'a Option<String>, what: &str) -> Result<&'a str, Pl
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Customer {
     pub lago_id: Option<String>,
     pub external_id: Option<String>,
@@ -81,13 +78,11 @@ pub struct Customer {
 }
 
 /// One entry of `customer.integration_customers`; only HubSpot ones matter here.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct IntegrationCustomer {
     /// `hubspot`, `netsuite`, … (lago-api `V1::IntegrationCustomerSerializer`).
-    #[serde(rename = "type")]
     pub integration_type: Option<String>,
     /// The same, as older payloads and exports name it.
-    #[serde(rename = "integration_type")]
     pub legacy_integration_type: Option<String>,
     pub integration_code: Option<String>,
     /// The HubSpot record id the customer is linked to.
@@ -144,7 +139,7 @@ pub fn hubspot_link<'a>(
         .or_else(|| hubspot_entries(customer).find(|_| sole))
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Subscription {
     pub lago_id: Option<String>,
     pub external_id: Option<String>,
@@ -163,12 +158,12 @@ pub struct Subscription {
     pub customer: Option<Customer>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct PlanRef {
     pub code: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Invoice {
     pub lago_id: Option<String>,
     pub number: Option<String>,
@@ -196,7 +191,7 @@ pub struct Invoice {
 
 /// A credit note (lago-api `V1::CreditNoteSerializer`, with its `customer` included as in the
 /// `credit_note.*` webhooks). Amounts are in the credit note's `currency`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct CreditNote {
     pub lago_id: Option<String>,
     pub number: Option<String>,
@@ -224,6 +219,204 @@ pub struct CreditNote {
     pub lago_customer_id: Option<String>,
 }
 
+/// A Lago object read by hand from the parsed payload: only the fields the mapping uses, each
+/// absent or `null` as `None`; a field of another JSON type is an error naming it. (No serde
+/// derives: in the component they were a fifth of the code.)
+pub trait FromLago: Sized {
+    /// `value` must be a JSON object; the error says which field is wrong and what it holds.
+    fn from_lago(value: &Value) -> Result<Self, String>;
+}
+
+/// The fields of a JSON object.
+fn fields(value: &Value) -> Result<&Map<String, Value>, String> {
+    value
+        .as_object()
+        .ok_or_else(|| format!("expected an object, found {}", kind(value)))
+}
+
+/// How an error message names a JSON value's type.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `fields[name]` as `T`, `None` when absent or null; `read` says what it holds otherwise.
+fn field<'a, T>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+    expected: &str,
+    read: impl FnOnce(&'a Value) -> Option<T>,
+) -> Result<Option<T>, String> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => read(value)
+            .map(Some)
+            .ok_or_else(|| format!("`{name}` is {}, expected {expected}", kind(value))),
+    }
+}
+
+fn text(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    field(fields, name, "a string", |v| v.as_str().map(str::to_owned))
+}
+
+/// An integer that fits `i64` (Lago's `*_cents` amounts).
+fn integer(fields: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    field(fields, name, "an integer", Value::as_i64)
+}
+
+fn flag(fields: &Map<String, Value>, name: &str) -> Result<Option<bool>, String> {
+    field(fields, name, "a boolean", Value::as_bool)
+}
+
+/// A nested object; its errors are prefixed with `name`.
+fn nested<T: FromLago>(fields: &Map<String, Value>, name: &str) -> Result<Option<T>, String> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => T::from_lago(value)
+            .map(Some)
+            .map_err(|e| format!("`{name}`: {e}")),
+    }
+}
+
+/// A list of nested objects; its errors name the entry (`name[i]`).
+fn list<T: FromLago>(fields: &Map<String, Value>, name: &str) -> Result<Option<Vec<T>>, String> {
+    let Some(items) = field(fields, name, "an array", Value::as_array)? else {
+        return Ok(None);
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| T::from_lago(item).map_err(|e| format!("`{name}[{i}]`: {e}")))
+        .collect::<Result<Vec<T>, String>>()
+        .map(Some)
+}
+
+impl FromLago for Customer {
+    fn from_lago(value: &Value) -> Result<Self, String> {
+        let f = fields(value)?;
+        Ok(Customer {
+            lago_id: text(f, "lago_id")?,
+            external_id: text(f, "external_id")?,
+            account_type: text(f, "account_type")?,
+            customer_type: text(f, "customer_type")?,
+            name: text(f, "name")?,
+            firstname: text(f, "firstname")?,
+            lastname: text(f, "lastname")?,
+            legal_name: text(f, "legal_name")?,
+            email: text(f, "email")?,
+            url: text(f, "url")?,
+            phone: text(f, "phone")?,
+            tax_identification_number: text(f, "tax_identification_number")?,
+            integration_customers: list(f, "integration_customers")?,
+        })
+    }
+}
+
+impl FromLago for IntegrationCustomer {
+    fn from_lago(value: &Value) -> Result<Self, String> {
+        let f = fields(value)?;
+        Ok(IntegrationCustomer {
+            integration_type: text(f, "type")?,
+            legacy_integration_type: text(f, "integration_type")?,
+            integration_code: text(f, "integration_code")?,
+            external_customer_id: text(f, "external_customer_id")?,
+            targeted_object: text(f, "targeted_object")?,
+        })
+    }
+}
+
+impl FromLago for Subscription {
+    fn from_lago(value: &Value) -> Result<Self, String> {
+        let f = fields(value)?;
+        Ok(Subscription {
+            lago_id: text(f, "lago_id")?,
+            external_id: text(f, "external_id")?,
+            lago_customer_id: text(f, "lago_customer_id")?,
+            name: text(f, "name")?,
+            plan_code: text(f, "plan_code")?,
+            status: text(f, "status")?,
+            billing_time: text(f, "billing_time")?,
+            created_at: text(f, "created_at")?,
+            started_at: text(f, "started_at")?,
+            ending_at: text(f, "ending_at")?,
+            subscription_at: text(f, "subscription_at")?,
+            terminated_at: text(f, "terminated_at")?,
+            trial_ended_at: text(f, "trial_ended_at")?,
+            plan: nested(f, "plan")?,
+            customer: nested(f, "customer")?,
+        })
+    }
+}
+
+impl FromLago for PlanRef {
+    fn from_lago(value: &Value) -> Result<Self, String> {
+        Ok(PlanRef {
+            code: text(fields(value)?, "code")?,
+        })
+    }
+}
+
+impl FromLago for Invoice {
+    fn from_lago(value: &Value) -> Result<Self, String> {
+        let f = fields(value)?;
+        Ok(Invoice {
+            lago_id: text(f, "lago_id")?,
+            number: text(f, "number")?,
+            purchase_order_number: text(f, "purchase_order_number")?,
+            issuing_date: text(f, "issuing_date")?,
+            payment_due_date: text(f, "payment_due_date")?,
+            payment_overdue: flag(f, "payment_overdue")?,
+            invoice_type: text(f, "invoice_type")?,
+            status: text(f, "status")?,
+            payment_status: text(f, "payment_status")?,
+            currency: text(f, "currency")?,
+            total_amount_cents: integer(f, "total_amount_cents")?,
+            total_due_amount_cents: integer(f, "total_due_amount_cents")?,
+            sub_total_excluding_taxes_amount_cents: integer(
+                f,
+                "sub_total_excluding_taxes_amount_cents",
+            )?,
+            file_url: text(f, "file_url")?,
+            web_url: text(f, "web_url")?,
+            self_billed: flag(f, "self_billed")?,
+            customer: nested(f, "customer")?,
+            lago_customer_id: text(f, "lago_customer_id")?,
+            subscriptions: list(f, "subscriptions")?,
+        })
+    }
+}
+
+impl FromLago for CreditNote {
+    fn from_lago(value: &Value) -> Result<Self, String> {
+        let f = fields(value)?;
+        Ok(CreditNote {
+            lago_id: text(f, "lago_id")?,
+            number: text(f, "number")?,
+            lago_invoice_id: text(f, "lago_invoice_id")?,
+            invoice_number: text(f, "invoice_number")?,
+            issuing_date: text(f, "issuing_date")?,
+            credit_status: text(f, "credit_status")?,
+            refund_status: text(f, "refund_status")?,
+            reason: text(f, "reason")?,
+            currency: text(f, "currency")?,
+            total_amount_cents: integer(f, "total_amount_cents")?,
+            credit_amount_cents: integer(f, "credit_amount_cents")?,
+            refund_amount_cents: integer(f, "refund_amount_cents")?,
+            balance_amount_cents: integer(f, "balance_amount_cents")?,
+            file_url: text(f, "file_url")?,
+            self_billed: flag(f, "self_billed")?,
+            customer: nested(f, "customer")?,
+            lago_customer_id: text(f, "lago_customer_id")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -231,7 +424,7 @@ mod tests {
     use super::*;
 
     fn customer(entries: serde_json::Value) -> Customer {
-        serde_json::from_value(json!({"lago_id": "c1", "integration_customers": entries})).unwrap()
+        Customer::from_lago(&json!({"lago_id": "c1", "integration_customers": entries})).unwrap()
     }
 
     fn linked_id<'a>(customer: &'a Customer, code: &str, sole: bool) -> Option<&'a str> {
@@ -268,7 +461,7 @@ mod tests {
         let other = customer(json!([{"type": "netsuite", "integration_code": "ns"}]));
         assert!(hubspot_link(&other, "hubspot", true).is_none());
         assert!(hubspot_link(&customer(json!([])), "hubspot", true).is_none());
-        let absent: Customer = serde_json::from_value(json!({"lago_id": "c1"})).unwrap();
+        let absent = Customer::from_lago(&json!({"lago_id": "c1"})).unwrap();
         assert!(hubspot_link(&absent, "hubspot", true).is_none());
     }
 
@@ -282,5 +475,32 @@ mod tests {
         assert_eq!(routing_code(&c), Some("hs-b"));
         // The connection an event is routed to finds the entry it was routed by.
         assert_eq!(linked_id(&c, "hs-b", false), Some("2"));
+    }
+
+    /// Absent and null are `None`; another type is an error naming the field and what it holds.
+    #[test]
+    fn fields_of_another_type_are_named() {
+        let c = Customer::from_lago(&json!({"lago_id": "c1", "email": null})).unwrap();
+        assert_eq!((c.lago_id.as_deref(), c.email), (Some("c1"), None));
+        assert_eq!(
+            Customer::from_lago(&json!({"lago_id": 42})).unwrap_err(),
+            "`lago_id` is a number, expected a string"
+        );
+        assert_eq!(
+            Customer::from_lago(&json!([])).unwrap_err(),
+            "expected an object, found an array"
+        );
+        let invoice = json!({"total_amount_cents": 1.5, "customer": {"lago_id": "c1"}});
+        assert_eq!(
+            Invoice::from_lago(&invoice).unwrap_err(),
+            "`total_amount_cents` is a number, expected an integer"
+        );
+        let invoice = json!({"subscriptions": [{"lago_id": "s1"}, {"plan": {"code": 7}}]});
+        assert_eq!(
+            Invoice::from_lago(&invoice).unwrap_err(),
+            "`subscriptions[1]`: `plan`: `code` is a number, expected a string"
+        );
+        let invoice = Invoice::from_lago(&json!({"total_amount_cents": -9223372036854775808i64}));
+        assert_eq!(invoice.unwrap().total_amount_cents, Some(i64::MIN));
     }
 }

@@ -1,6 +1,22 @@
 //! Lago → HubSpot mapping. Each entry point turns one Lago webhook (or a connection set-up) into a
 //! HubSpot request [`Plan`]; the host executes it. Plain Rust, so it is tested natively; the
 //! component glue lives in `wasm.rs`.
+//!
+//! The component is built without the Rust std (see `Cargo.toml`): the mapping needs only `core`
+//! and `alloc`, which [`prelude`] brings into every module; natively the crate keeps `std`.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+/// What the std prelude would give each module, from `alloc` (identical items natively).
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
 
 pub mod currency;
 pub mod format;

@@ -1,7 +1,9 @@
 //! Plain-Rust mirrors of the WIT types (`lago:hubspot/types`), so the mapping code and its tests
 //! run natively; `wasm.rs` converts them at the component boundary.
 
-use std::fmt;
+use crate::prelude::*;
+
+use core::fmt;
 
 /// Which HubSpot standard object a Lago customer becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,4 +216,4 @@ impl fmt::Display for PlanError {
     }
 }
 
-impl std::error::Error for PlanError {}
+impl core::error::Error for PlanError {}

@@ -2,6 +2,8 @@
 //! drives `deploy`) and where its value comes from (which drives the handlers), so the two cannot
 //! drift apart.
 
+use crate::prelude::*;
+
 use serde_json::{Map, Value, json};
 
 use crate::currency;

@@ -1,5 +1,7 @@
 //! `subscription.*` → a LagoSubscriptions record associated with its customer.
 
+use crate::prelude::*;
+
 use crate::customer::{Ownership, owner};
 use crate::hubspot;
 use crate::lago::{Incoming, Subscription, read_event, required};
@@ -120,6 +122,7 @@ mod tests {
 
     use super::*;
     use crate::plan::HttpMethod;
+    use crate::lago::FromLago as _;
     use crate::test_support::*;
 
     const SUB: &str = "5e6b4f0a-8f3d-4f43-9d0e-6a1c2b3d4e5f";
@@ -330,7 +333,7 @@ mod tests {
                     .unwrap()
                     .steps
                     .is_empty();
-                let parsed: Subscription = serde_json::from_value(object).unwrap();
+                let parsed = Subscription::from_lago(&object).unwrap();
                 assert_eq!(is_pushed(&parsed), pushed, "{status} {started_at}");
             }
         }

@@ -1,5 +1,8 @@
-//! Component glue: WIT types <-> plain types, the `planner` export, and deploy's reads over
-//! `wasi:http/outgoing-handler`.
+//! Component glue: WIT types <-> plain types, the `planner` export, deploy's reads over
+//! `wasi:http/outgoing-handler`, and what a `no_std` component provides itself (its allocator, and
+//! a panic handler that writes the message to `wasi:cli/stderr` before trapping).
+//!
+//! Every binding, WASI's included, is generated from the one world in `wit/`.
 
 use serde_json::Value;
 use wasi::http::outgoing_handler;
@@ -7,8 +10,68 @@ use wasi::http::types::{ErrorCode, Fields, IncomingResponse, Method, OutgoingReq
 use wasi::io::streams::StreamError;
 
 use crate::plan as p;
+use crate::prelude::*;
 
-wit_bindgen::generate!({ path: "../wit", world: "sync-plugin" });
+wit_bindgen::generate!({ path: "../wit", world: "sync-plugin", generate_all });
+
+// `memcmp`, `memcpy`, `memset` and friends, which the Rust std would have brought: wasi-libc's, from
+// the toolchain's self-contained libraries (only those members link, and they import nothing).
+#[link(name = "c")]
+unsafe extern "C" {}
+
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+/// The canonical ABI's allocator export, through which the host hands the component its arguments
+/// (on wasm32-wasip2 wit-bindgen leaves it to libc, which this component does not link): `align`
+/// and sizes in bytes; a zero `old_len` allocates afresh.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn cabi_realloc(
+    old_ptr: *mut u8,
+    old_len: usize,
+    align: usize,
+    new_len: usize,
+) -> *mut u8 {
+    use alloc::alloc::{Layout, alloc, handle_alloc_error, realloc};
+    if new_len == 0 {
+        // A zero-sized value needs no memory, only a well-aligned address.
+        return align as *mut u8;
+    }
+    let Ok(layout) = Layout::from_size_align(new_len, align) else {
+        core::arch::wasm32::unreachable()
+    };
+    // SAFETY: the canonical ABI passes back a pointer this function returned, with the size and
+    // alignment it was allocated with; `layout` has a non-zero size.
+    let ptr = unsafe {
+        if old_len == 0 {
+            alloc(layout)
+        } else {
+            let old = Layout::from_size_align_unchecked(old_len, align);
+            realloc(old_ptr, old, new_len)
+        }
+    };
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    ptr
+}
+
+/// `blocking-write-and-flush` takes at most 4096 bytes a call (`wasi:io/streams`).
+const STDERR_CHUNK: usize = 4096;
+
+/// A panic is a bug (the handlers answer every payload with a plan or an error): say where and
+/// why on stderr, which the host reports with the trap, then trap.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let message = format!("{info}\n");
+    let stderr = wasi::cli::stderr::get_stderr();
+    for chunk in message.as_bytes().chunks(STDERR_CHUNK) {
+        if stderr.blocking_write_and_flush(chunk).is_err() {
+            break;
+        }
+    }
+    core::arch::wasm32::unreachable()
+}
 
 use exports::lago::hubspot::planner::Guest;
 use lago::hubspot::types as wit;

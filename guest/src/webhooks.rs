@@ -8,6 +8,8 @@
 //! The envelope is `{"webhook_type": …, "object_type": …, "<object_type>": {…}}`; [`Envelope::read`]
 //! is the one reader of it.
 
+use crate::prelude::*;
+
 use serde_json::Value;
 
 use crate::plan::PlanError;

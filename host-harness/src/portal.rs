@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use lago_hubspot_guest::lago::{Customer, hubspot_entries};
+use lago_hubspot_guest::lago::{Customer, FromLago as _, hubspot_entries};
 use lago_hubspot_guest::webhooks::{Envelope, Route};
 use serde_json::{Value, json};
 
@@ -324,8 +324,7 @@ async fn read_id(executor: &Executor<'_>, object_type: &str, id: &str) -> Option
 fn linked_records(payload: &str) -> Vec<(String, String)> {
     let Some(customer) = Envelope::read(payload)
         .ok()
-        .and_then(|e| e.customer().cloned())
-        .and_then(|c| serde_json::from_value::<Customer>(c).ok())
+        .and_then(|e| Customer::from_lago(e.customer()?).ok())
     else {
         return Vec::new();
     };
