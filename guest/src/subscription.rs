@@ -121,8 +121,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::plan::HttpMethod;
     use crate::lago::FromLago as _;
+    use crate::plan::HttpMethod;
     use crate::test_support::*;
 
     const SUB: &str = "5e6b4f0a-8f3d-4f43-9d0e-6a1c2b3d4e5f";
