@@ -79,7 +79,7 @@ pub fn require(code: Option<&str>, what: &str) -> Result<u32, PlanError> {
     }
     subunit_to_unit(code).ok_or_else(|| {
         PlanError::MalformedPayload(format!(
-            "{what} {code:?} is not one of the {ACCEPTED} currencies Lago accepts: \
+            "{what} \"{code}\" is not one of the {ACCEPTED} currencies Lago accepts: \
              its amounts cannot be converted"
         ))
     })

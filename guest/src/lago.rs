@@ -26,19 +26,10 @@ pub enum Incoming<T> {
 /// webhook table skips come back as [`Incoming::Skip`]; a type another handler plans is an
 /// [`PlanError::UnsupportedEvent`] (the host routed it wrongly).
 pub fn read_event<T: FromLago>(payload: &str, handler: Handler) -> Result<Incoming<T>, PlanError> {
-    let envelope = Envelope::read(payload)?;
-    match envelope.route {
-        Route::Skip(reason) => return Ok(Incoming::Skip(reason)),
-        Route::Push { handler: h, .. } if h != handler => {
-            return Err(PlanError::UnsupportedEvent(format!(
-                "{} is planned by {}, not by {}",
-                envelope.webhook_type,
-                h.export(),
-                handler.export()
-            )));
-        }
-        Route::Push { .. } => {}
-    }
+    let envelope = match pushed(payload, handler)? {
+        Ok(envelope) => envelope,
+        Err(reason) => return Ok(Incoming::Skip(reason)),
+    };
     let object = T::from_lago(envelope.require_object()?).map_err(|e| {
         PlanError::MalformedPayload(format!("the {} object: {e}", envelope.webhook_type))
     })?;
@@ -46,6 +37,24 @@ pub fn read_event<T: FromLago>(payload: &str, handler: Handler) -> Result<Incomi
         webhook_type: envelope.webhook_type,
         object,
     }))
+}
+
+/// The envelope of a payload `handler` plans, or the reason its type is skipped: the part of
+/// [`read_event`] that does not depend on the object read.
+fn pushed(payload: &str, handler: Handler) -> Result<Result<Envelope, String>, PlanError> {
+    let envelope = Envelope::read(payload)?;
+    match envelope.route {
+        Route::Skip(reason) => Ok(Err(reason)),
+        Route::Push { handler: h, .. } if h != handler => {
+            Err(PlanError::UnsupportedEvent(format!(
+                "{} is planned by {}, not by {}",
+                envelope.webhook_type,
+                h.export(),
+                handler.export()
+            )))
+        }
+        Route::Push { .. } => Ok(Ok(envelope)),
+    }
 }
 
 /// A field the mapping cannot do without; `what` names it as in Lago's payload.
@@ -227,11 +236,85 @@ pub trait FromLago: Sized {
     fn from_lago(value: &Value) -> Result<Self, String>;
 }
 
-/// The fields of a JSON object.
-fn fields(value: &Value) -> Result<&Map<String, Value>, String> {
-    value
-        .as_object()
-        .ok_or_else(|| format!("expected an object, found {}", kind(value)))
+/// The fields of one JSON object being read; remembers the first field of the wrong type, so an
+/// object's reader is one plain struct expression (no early return per field).
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    error: Option<String>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(value: &'a Value) -> Result<Self, String> {
+        match value {
+            Value::Object(map) => Ok(Fields { map, error: None }),
+            other => Err(format!("expected an object, found {}", kind(other))),
+        }
+    }
+
+    /// The value read, or the first error met.
+    fn done<T>(self, value: T) -> Result<T, String> {
+        match self.error {
+            None => Ok(value),
+            Some(error) => Err(error),
+        }
+    }
+
+    /// `name` read by `read`, `None` when absent or null; `expected` names the type it wants.
+    #[inline(never)]
+    fn field<T>(
+        &mut self,
+        name: &str,
+        expected: &str,
+        read: fn(&'a Value) -> Option<T>,
+    ) -> Option<T> {
+        let value = self.map.get(name).filter(|v| !v.is_null())?;
+        let read = read(value);
+        if read.is_none() && self.error.is_none() {
+            self.error = Some(format!("`{name}` is {}, expected {expected}", kind(value)));
+        }
+        read
+    }
+
+    fn text(&mut self, name: &str) -> Option<String> {
+        self.field(name, "a string", |v| v.as_str().map(str::to_owned))
+    }
+
+    /// An integer that fits `i64` (Lago's `*_cents` amounts).
+    fn integer(&mut self, name: &str) -> Option<i64> {
+        self.field(name, "an integer", Value::as_i64)
+    }
+
+    fn flag(&mut self, name: &str) -> Option<bool> {
+        self.field(name, "a boolean", Value::as_bool)
+    }
+
+    /// A nested object; its errors are prefixed with `name`.
+    fn nested<T: FromLago>(&mut self, name: &str) -> Option<T> {
+        let value = self.map.get(name).filter(|v| !v.is_null())?;
+        match T::from_lago(value) {
+            Ok(read) => Some(read),
+            Err(error) => {
+                self.error.get_or_insert(format!("`{name}`: {error}"));
+                None
+            }
+        }
+    }
+
+    /// A list of nested objects; its errors name the entry (`name[i]`).
+    fn list<T: FromLago>(&mut self, name: &str) -> Option<Vec<T>> {
+        let items = self.field(name, "an array", Value::as_array)?;
+        let mut read = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match T::from_lago(item) {
+                Ok(entry) => read.push(entry),
+                Err(error) => {
+                    self.error.get_or_insert(format!("`{name}[{i}]`: {error}"));
+                    return None;
+                }
+            }
+        }
+        Some(read)
+    }
 }
 
 /// How an error message names a JSON value's type.
@@ -246,174 +329,126 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// `fields[name]` as `T`, `None` when absent or null; `read` says what it holds otherwise.
-fn field<'a, T>(
-    fields: &'a Map<String, Value>,
-    name: &str,
-    expected: &str,
-    read: impl FnOnce(&'a Value) -> Option<T>,
-) -> Result<Option<T>, String> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => read(value)
-            .map(Some)
-            .ok_or_else(|| format!("`{name}` is {}, expected {expected}", kind(value))),
-    }
-}
-
-fn text(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
-    field(fields, name, "a string", |v| v.as_str().map(str::to_owned))
-}
-
-/// An integer that fits `i64` (Lago's `*_cents` amounts).
-fn integer(fields: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
-    field(fields, name, "an integer", Value::as_i64)
-}
-
-fn flag(fields: &Map<String, Value>, name: &str) -> Result<Option<bool>, String> {
-    field(fields, name, "a boolean", Value::as_bool)
-}
-
-/// A nested object; its errors are prefixed with `name`.
-fn nested<T: FromLago>(fields: &Map<String, Value>, name: &str) -> Result<Option<T>, String> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => T::from_lago(value)
-            .map(Some)
-            .map_err(|e| format!("`{name}`: {e}")),
-    }
-}
-
-/// A list of nested objects; its errors name the entry (`name[i]`).
-fn list<T: FromLago>(fields: &Map<String, Value>, name: &str) -> Result<Option<Vec<T>>, String> {
-    let Some(items) = field(fields, name, "an array", Value::as_array)? else {
-        return Ok(None);
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| T::from_lago(item).map_err(|e| format!("`{name}[{i}]`: {e}")))
-        .collect::<Result<Vec<T>, String>>()
-        .map(Some)
-}
-
 impl FromLago for Customer {
     fn from_lago(value: &Value) -> Result<Self, String> {
-        let f = fields(value)?;
-        Ok(Customer {
-            lago_id: text(f, "lago_id")?,
-            external_id: text(f, "external_id")?,
-            account_type: text(f, "account_type")?,
-            customer_type: text(f, "customer_type")?,
-            name: text(f, "name")?,
-            firstname: text(f, "firstname")?,
-            lastname: text(f, "lastname")?,
-            legal_name: text(f, "legal_name")?,
-            email: text(f, "email")?,
-            url: text(f, "url")?,
-            phone: text(f, "phone")?,
-            tax_identification_number: text(f, "tax_identification_number")?,
-            integration_customers: list(f, "integration_customers")?,
-        })
+        let mut f = Fields::of(value)?;
+        let read = Customer {
+            lago_id: f.text("lago_id"),
+            external_id: f.text("external_id"),
+            account_type: f.text("account_type"),
+            customer_type: f.text("customer_type"),
+            name: f.text("name"),
+            firstname: f.text("firstname"),
+            lastname: f.text("lastname"),
+            legal_name: f.text("legal_name"),
+            email: f.text("email"),
+            url: f.text("url"),
+            phone: f.text("phone"),
+            tax_identification_number: f.text("tax_identification_number"),
+            integration_customers: f.list("integration_customers"),
+        };
+        f.done(read)
     }
 }
 
 impl FromLago for IntegrationCustomer {
     fn from_lago(value: &Value) -> Result<Self, String> {
-        let f = fields(value)?;
-        Ok(IntegrationCustomer {
-            integration_type: text(f, "type")?,
-            legacy_integration_type: text(f, "integration_type")?,
-            integration_code: text(f, "integration_code")?,
-            external_customer_id: text(f, "external_customer_id")?,
-            targeted_object: text(f, "targeted_object")?,
-        })
+        let mut f = Fields::of(value)?;
+        let read = IntegrationCustomer {
+            integration_type: f.text("type"),
+            legacy_integration_type: f.text("integration_type"),
+            integration_code: f.text("integration_code"),
+            external_customer_id: f.text("external_customer_id"),
+            targeted_object: f.text("targeted_object"),
+        };
+        f.done(read)
     }
 }
 
 impl FromLago for Subscription {
     fn from_lago(value: &Value) -> Result<Self, String> {
-        let f = fields(value)?;
-        Ok(Subscription {
-            lago_id: text(f, "lago_id")?,
-            external_id: text(f, "external_id")?,
-            lago_customer_id: text(f, "lago_customer_id")?,
-            name: text(f, "name")?,
-            plan_code: text(f, "plan_code")?,
-            status: text(f, "status")?,
-            billing_time: text(f, "billing_time")?,
-            created_at: text(f, "created_at")?,
-            started_at: text(f, "started_at")?,
-            ending_at: text(f, "ending_at")?,
-            subscription_at: text(f, "subscription_at")?,
-            terminated_at: text(f, "terminated_at")?,
-            trial_ended_at: text(f, "trial_ended_at")?,
-            plan: nested(f, "plan")?,
-            customer: nested(f, "customer")?,
-        })
+        let mut f = Fields::of(value)?;
+        let read = Subscription {
+            lago_id: f.text("lago_id"),
+            external_id: f.text("external_id"),
+            lago_customer_id: f.text("lago_customer_id"),
+            name: f.text("name"),
+            plan_code: f.text("plan_code"),
+            status: f.text("status"),
+            billing_time: f.text("billing_time"),
+            created_at: f.text("created_at"),
+            started_at: f.text("started_at"),
+            ending_at: f.text("ending_at"),
+            subscription_at: f.text("subscription_at"),
+            terminated_at: f.text("terminated_at"),
+            trial_ended_at: f.text("trial_ended_at"),
+            plan: f.nested("plan"),
+            customer: f.nested("customer"),
+        };
+        f.done(read)
     }
 }
 
 impl FromLago for PlanRef {
     fn from_lago(value: &Value) -> Result<Self, String> {
-        Ok(PlanRef {
-            code: text(fields(value)?, "code")?,
-        })
+        let mut f = Fields::of(value)?;
+        let code = f.text("code");
+        f.done(PlanRef { code })
     }
 }
 
 impl FromLago for Invoice {
     fn from_lago(value: &Value) -> Result<Self, String> {
-        let f = fields(value)?;
-        Ok(Invoice {
-            lago_id: text(f, "lago_id")?,
-            number: text(f, "number")?,
-            purchase_order_number: text(f, "purchase_order_number")?,
-            issuing_date: text(f, "issuing_date")?,
-            payment_due_date: text(f, "payment_due_date")?,
-            payment_overdue: flag(f, "payment_overdue")?,
-            invoice_type: text(f, "invoice_type")?,
-            status: text(f, "status")?,
-            payment_status: text(f, "payment_status")?,
-            currency: text(f, "currency")?,
-            total_amount_cents: integer(f, "total_amount_cents")?,
-            total_due_amount_cents: integer(f, "total_due_amount_cents")?,
-            sub_total_excluding_taxes_amount_cents: integer(
-                f,
-                "sub_total_excluding_taxes_amount_cents",
-            )?,
-            file_url: text(f, "file_url")?,
-            web_url: text(f, "web_url")?,
-            self_billed: flag(f, "self_billed")?,
-            customer: nested(f, "customer")?,
-            lago_customer_id: text(f, "lago_customer_id")?,
-            subscriptions: list(f, "subscriptions")?,
-        })
+        let mut f = Fields::of(value)?;
+        let read = Invoice {
+            lago_id: f.text("lago_id"),
+            number: f.text("number"),
+            purchase_order_number: f.text("purchase_order_number"),
+            issuing_date: f.text("issuing_date"),
+            payment_due_date: f.text("payment_due_date"),
+            payment_overdue: f.flag("payment_overdue"),
+            invoice_type: f.text("invoice_type"),
+            status: f.text("status"),
+            payment_status: f.text("payment_status"),
+            currency: f.text("currency"),
+            total_amount_cents: f.integer("total_amount_cents"),
+            total_due_amount_cents: f.integer("total_due_amount_cents"),
+            sub_total_excluding_taxes_amount_cents: f
+                .integer("sub_total_excluding_taxes_amount_cents"),
+            file_url: f.text("file_url"),
+            web_url: f.text("web_url"),
+            self_billed: f.flag("self_billed"),
+            customer: f.nested("customer"),
+            lago_customer_id: f.text("lago_customer_id"),
+            subscriptions: f.list("subscriptions"),
+        };
+        f.done(read)
     }
 }
 
 impl FromLago for CreditNote {
     fn from_lago(value: &Value) -> Result<Self, String> {
-        let f = fields(value)?;
-        Ok(CreditNote {
-            lago_id: text(f, "lago_id")?,
-            number: text(f, "number")?,
-            lago_invoice_id: text(f, "lago_invoice_id")?,
-            invoice_number: text(f, "invoice_number")?,
-            issuing_date: text(f, "issuing_date")?,
-            credit_status: text(f, "credit_status")?,
-            refund_status: text(f, "refund_status")?,
-            reason: text(f, "reason")?,
-            currency: text(f, "currency")?,
-            total_amount_cents: integer(f, "total_amount_cents")?,
-            credit_amount_cents: integer(f, "credit_amount_cents")?,
-            refund_amount_cents: integer(f, "refund_amount_cents")?,
-            balance_amount_cents: integer(f, "balance_amount_cents")?,
-            file_url: text(f, "file_url")?,
-            self_billed: flag(f, "self_billed")?,
-            customer: nested(f, "customer")?,
-            lago_customer_id: text(f, "lago_customer_id")?,
-        })
+        let mut f = Fields::of(value)?;
+        let read = CreditNote {
+            lago_id: f.text("lago_id"),
+            number: f.text("number"),
+            lago_invoice_id: f.text("lago_invoice_id"),
+            invoice_number: f.text("invoice_number"),
+            issuing_date: f.text("issuing_date"),
+            credit_status: f.text("credit_status"),
+            refund_status: f.text("refund_status"),
+            reason: f.text("reason"),
+            currency: f.text("currency"),
+            total_amount_cents: f.integer("total_amount_cents"),
+            credit_amount_cents: f.integer("credit_amount_cents"),
+            refund_amount_cents: f.integer("refund_amount_cents"),
+            balance_amount_cents: f.integer("balance_amount_cents"),
+            file_url: f.text("file_url"),
+            self_billed: f.flag("self_billed"),
+            customer: f.nested("customer"),
+            lago_customer_id: f.text("lago_customer_id"),
+        };
+        f.done(read)
     }
 }
 

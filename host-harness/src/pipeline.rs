@@ -365,7 +365,7 @@ impl Ended {
                 source: TransportError::Auth(_),
                 ..
             }
-            | ExecError::MissingCapture { .. }
+            | ExecError::MissingResult { .. }
             | ExecError::Checkpoint { .. }
             | ExecError::Blocked { .. }
             | ExecError::Partial { .. } => Failure::Retry { status },

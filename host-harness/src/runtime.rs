@@ -36,7 +36,10 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::lago::hubspot::planner::{Connection, KnownId, Plan, PlanError};
-pub use lago::hubspot::types::{Capture, HttpMethod, RecordKey, RecordKind, Step, TargetedObject};
+pub use lago::hubspot::types::{
+    Associate, CreateProperties, DefineAssociation, HttpMethod, IdRef, Operation, PropertyValue,
+    RecordKey, RecordKind, Request, Step, TargetedObject, Update, Upsert,
+};
 /// wasmtime's compiled-code cache, for [`Plugin::load_with_cache`].
 pub use wasmtime::{Cache, CacheConfig};
 

@@ -449,8 +449,19 @@ fn resume(event: &StoredEvent) -> Result<Option<(Plan, Progress)>, String> {
     let Some(text) = &event.plan else {
         return Ok(None);
     };
-    let plan: Plan =
-        serde_json::from_str(text).map_err(|e| format!("the stored plan cannot be read: {e}"))?;
+    let plan: Plan = match serde_json::from_str(text) {
+        Ok(plan) => plan,
+        // Stored by a release before lago:hubspot@0.2.0 (steps were raw requests then): planned
+        // again from the payload, which repeats only upserts and associations (harmless).
+        Err(error) if text.contains("\"captures\"") => {
+            tracing::info!(
+                event = event.id,
+                "planning again a plan of an earlier release: {error}"
+            );
+            return Ok(None);
+        }
+        Err(error) => return Err(format!("the stored plan cannot be read: {error}")),
+    };
     let progress: Progress = event
         .progress
         .as_deref()

@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::{ExecError, Executor};
-use crate::runtime::{HttpMethod, Step};
+use super::{Call, ExecError, Executor};
+use crate::runtime::HttpMethod;
 
 /// The standard objects a Lago customer becomes.
 const CUSTOMER_OBJECTS: [&str; 2] = ["companies", "contacts"];
@@ -89,7 +89,7 @@ impl CustomerUpsert {
 }
 
 /// What a recovery sent and got: the answer as the original upsert would have given it (so the
-/// step's captures read `/results/0/id`), and a note for the outcome.
+/// step's result is at `/results/0/id`), and a note for the outcome.
 #[derive(Debug, Clone)]
 pub struct Recovered {
     pub json: Value,
@@ -258,11 +258,7 @@ async fn adopt_contact(
     // a time reads who holds it and stamps it, so the second sees the first's claim.
     let _one_at_a_time = adoption_lock(existing_id).lock_owned().await;
     let path = format!("/crm/v3/objects/contacts/{existing_id}?properties=lago_customer_id");
-    let read = step(
-        HttpMethod::Get,
-        &path,
-        "read the contact that holds the email",
-    );
+    let read = Call::new(HttpMethod::Get, "read the contact that holds the email");
     let (response, mut attempts) = executor.send_with_retries(&read, 1, &path, None).await?;
     if !response.is_success() {
         return Err(ExecError::rejected(1, &read.description, &response));
@@ -286,11 +282,7 @@ async fn adopt_contact(
         }
         _ => {
             let path = format!("/crm/v3/objects/contacts/{existing_id}");
-            let patch = step(
-                HttpMethod::Patch,
-                &path,
-                "adopt the contact that holds the email",
-            );
+            let patch = Call::new(HttpMethod::Patch, "adopt the contact that holds the email");
             let body = Bytes::from(json!({ "properties": upsert.properties() }).to_string());
             let (response, more) = executor
                 .send_with_retries(&patch, 1, &path, Some(body))
@@ -367,9 +359,8 @@ async fn release_and_update(
 ) -> Result<Recovered, ExecError> {
     let encoded: String = form_urlencoded::byte_serialize(lago_id.as_bytes()).collect();
     let find = format!("/crm/v3/objects/{object_type}/{encoded}?idProperty=lago_customer_id");
-    let read = step(
+    let read = Call::new(
         HttpMethod::Get,
-        &find,
         "find the record that holds the customer's id",
     );
     let (response, mut attempts) = executor.send_with_retries(&read, 1, &find, None).await?;
@@ -380,7 +371,7 @@ async fn release_and_update(
     let mut note = String::new();
     if let Some(holder) = holder.filter(|h| h != target) {
         let path = format!("/crm/v3/objects/{object_type}/{holder}");
-        let release = step(HttpMethod::Patch, &path, "release the customer's id");
+        let release = Call::new(HttpMethod::Patch, "release the customer's id");
         let body = Bytes::from(json!({"properties": {"lago_customer_id": ""}}).to_string());
         let (response, more) = executor
             .send_with_retries(&release, 1, &path, Some(body))
@@ -394,7 +385,7 @@ async fn release_and_update(
         );
     }
     let path = format!("/crm/v3/objects/{object_type}/{target}");
-    let update = step(HttpMethod::Patch, &path, "update the linked record");
+    let update = Call::new(HttpMethod::Patch, "update the linked record");
     let (response, more) = executor
         .send_with_retries(&update, 1, &path, Some(Bytes::from(body.to_string())))
         .await?;
@@ -446,7 +437,7 @@ async fn send_upsert(
     upsert: &CustomerUpsert,
 ) -> Result<Recovered, ExecError> {
     let path = format!("/crm/v3/objects/{}/batch/upsert", upsert.object_type);
-    let request = step(HttpMethod::Post, &path, "upsert again");
+    let request = Call::new(HttpMethod::Post, "upsert again");
     let body = Bytes::from(json!({ "inputs": [upsert.input] }).to_string());
     let (response, attempts) = executor
         .send_with_retries(&request, 1, &path, Some(body))
@@ -460,18 +451,6 @@ async fn send_upsert(
         attempts,
         note: String::new(),
     })
-}
-
-pub(crate) fn step(method: HttpMethod, path: &str, description: &str) -> Step {
-    Step {
-        description: description.to_owned(),
-        method,
-        path: path.to_owned(),
-        query: Vec::new(),
-        body: None,
-        accept_statuses: Vec::new(),
-        captures: Vec::new(),
-    }
 }
 
 fn short(text: &str) -> String {
