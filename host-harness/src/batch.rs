@@ -206,13 +206,10 @@ impl<'a> BatchExecutor<'a> {
         // Company and contact upserts HubSpot refuses for a lived-in portal's reasons are
         // written again one by one (see [`crate::executor::recovery`]).
         let mut customer_upserts: HashMap<usize, CustomerUpsert> = HashMap::new();
-        for (path, pieces) in &groups {
-            for ready in pieces {
-                if let Some(Piece::Upsert { input, .. }) = &ready.piece
-                    && let Some(upsert) = CustomerUpsert::of_input(path, input)
-                {
-                    customer_upserts.insert(ready.job, upsert);
-                }
+        for ready in groups.values().flatten() {
+            let step = &jobs[ready.job].plan.steps[progress[ready.job].next_step];
+            if let Some(upsert) = CustomerUpsert::of_operation(&step.operation) {
+                customer_upserts.insert(ready.job, upsert);
             }
         }
         for (path, pieces) in groups {
@@ -281,8 +278,7 @@ impl<'a> BatchExecutor<'a> {
             // The update of a linked customer record (see [`crate::executor::recovery`]).
             return match crate::executor::recovery::recover_request(
                 &self.executor,
-                request.method,
-                path,
+                &step.operation,
                 body.as_deref(),
                 &error,
             )

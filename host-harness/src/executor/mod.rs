@@ -244,14 +244,9 @@ impl<'a> Executor<'a> {
             let (json, status, attempts, note) = match refused {
                 None => (json, response.status, attempts, None),
                 Some(error) => {
-                    let recovered = recovery::recover_request(
-                        self,
-                        request.method,
-                        &path,
-                        body.as_deref(),
-                        &error,
-                    )
-                    .await;
+                    let recovered =
+                        recovery::recover_request(self, &step.operation, body.as_deref(), &error)
+                            .await;
                     match recovered {
                         Some(Ok(recovered)) => (
                             recovered.json,

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::{Call, ExecError, Executor};
-use crate::runtime::HttpMethod;
+use crate::runtime::{HttpMethod, Operation};
 
 /// The standard objects a Lago customer becomes.
 const CUSTOMER_OBJECTS: [&str; 2] = ["companies", "contacts"];
@@ -38,26 +38,20 @@ pub struct CustomerUpsert {
 }
 
 impl CustomerUpsert {
-    /// The upsert in a request, when the request is one (path and a body of one input).
-    pub fn of_request(path: &str, body: &Value) -> Option<CustomerUpsert> {
-        let object_type = path
-            .strip_prefix("/crm/v3/objects/")?
-            .strip_suffix("/batch/upsert")?;
-        if !CUSTOMER_OBJECTS.contains(&object_type) {
+    /// The operation, when it is an `upsert` of a company or contact: its one input as the
+    /// request carries it ([`super::operation`]).
+    pub fn of_operation(operation: &Operation) -> Option<CustomerUpsert> {
+        let Operation::Upsert(upsert) = operation else {
+            return None;
+        };
+        if !CUSTOMER_OBJECTS.contains(&upsert.object_type.as_str()) {
             return None;
         }
-        match body.get("inputs")?.as_array()?.as_slice() {
-            [input] => Some(CustomerUpsert {
-                object_type: object_type.to_owned(),
-                input: input.clone(),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The upsert of one input of a batch.
-    pub fn of_input(path: &str, input: &Value) -> Option<CustomerUpsert> {
-        CustomerUpsert::of_request(path, &json!({ "inputs": [input] }))
+        let request = super::operation::request(operation, |_| None).ok()?;
+        Some(CustomerUpsert {
+            object_type: upsert.object_type.clone(),
+            input: request.body?.pointer("/inputs/0")?.clone(),
+        })
     }
 
     fn properties(&self) -> Map<String, Value> {
@@ -334,15 +328,14 @@ fn holds_lago_customer_id(error: &ExecError) -> bool {
 /// record lets go of it, and the linked one is written. The link is what the user asked for.
 pub async fn recover_linked_update(
     executor: &Executor<'_>,
-    path: &str,
+    object_type: &str,
+    target: &str,
     body: &Value,
     error: &ExecError,
 ) -> Option<Result<Recovered, ExecError>> {
     if !holds_lago_customer_id(error) {
         return None;
     }
-    let rest = path.strip_prefix("/crm/v3/objects/")?;
-    let (object_type, target) = rest.split_once('/')?;
     if !CUSTOMER_OBJECTS.contains(&object_type) || !target.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -401,22 +394,30 @@ async fn release_and_update(
     })
 }
 
-/// Every recovery a refused request may have: a single-input customer upsert, or the update of
-/// a linked customer record.
+/// Every recovery a refused step may have, by its operation: the `upsert` of a company or
+/// contact, or the `update` of a linked one. `body` is the request the step was sent as.
 pub async fn recover_request(
     executor: &Executor<'_>,
-    method: HttpMethod,
-    path: &str,
+    operation: &Operation,
     body: Option<&[u8]>,
     error: &ExecError,
 ) -> Option<Result<Recovered, ExecError>> {
-    let body: Value = serde_json::from_slice(body?).ok()?;
-    match method {
-        HttpMethod::Post => {
-            let upsert = CustomerUpsert::of_request(path, &body)?;
+    match operation {
+        Operation::Upsert(_) => {
+            let upsert = CustomerUpsert::of_operation(operation)?;
             recover(executor, &upsert, error).await
         }
-        HttpMethod::Patch => recover_linked_update(executor, path, &body, error).await,
+        Operation::Update(update) => {
+            let body: Value = serde_json::from_slice(body?).ok()?;
+            recover_linked_update(
+                executor,
+                &update.object_type,
+                &update.record_id,
+                &body,
+                error,
+            )
+            .await
+        }
         _ => None,
     }
 }
@@ -502,16 +503,23 @@ mod tests {
     }
 
     #[test]
-    fn only_single_customer_upserts_are_recovered() {
-        let body =
-            json!({"inputs": [{"idProperty": "lago_customer_id", "id": "c", "properties": {}}]});
-        assert!(
-            CustomerUpsert::of_request("/crm/v3/objects/contacts/batch/upsert", &body).is_some()
+    fn only_company_and_contact_upserts_are_recovered() {
+        let upsert = |object_type: &str| {
+            Operation::Upsert(crate::runtime::Upsert {
+                object_type: object_type.into(),
+                id_property: "lago_customer_id".into(),
+                id: "c".into(),
+                properties: Vec::new(),
+            })
+        };
+        let contact = CustomerUpsert::of_operation(&upsert("contacts")).unwrap();
+        assert_eq!(
+            (contact.object_type.as_str(), contact.input),
+            (
+                "contacts",
+                json!({"idProperty": "lago_customer_id", "id": "c", "properties": {}})
+            )
         );
-        assert!(CustomerUpsert::of_request("/crm/v3/objects/2-100/batch/upsert", &body).is_none());
-        let two = json!({"inputs": [{}, {}]});
-        assert!(
-            CustomerUpsert::of_request("/crm/v3/objects/contacts/batch/upsert", &two).is_none()
-        );
+        assert!(CustomerUpsert::of_operation(&upsert("2-100")).is_none());
     }
 }
