@@ -442,7 +442,7 @@ impl<'a> BatchExecutor<'a> {
     }
 }
 
-/// A job's answer to one step: the JSON its captures read, status, attempts and the path sent.
+/// A job's answer to one step: the JSON its result is read from, status, attempts and the path sent.
 /// A step's answer: its JSON, status, attempts, path, and a note when [`crate::executor::recovery`]
 /// recovered it.
 type Answer = Result<(Value, u16, u32, String, Option<String>), ExecError>;
