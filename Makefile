@@ -7,7 +7,7 @@ COMPONENT := $(TARGET_DIR)/wasm32-wasip2/release/lago_hubspot_guest.wasm
 # Where `cargo install` puts binaries; the component goes beside the binary, where it looks first.
 INSTALL_BIN ?= $(or $(CARGO_INSTALL_ROOT),$(CARGO_HOME),$(HOME)/.cargo)/bin
 
-.PHONY: demo test component check dist install
+.PHONY: demo test component world check dist install
 
 ## Build the component and the harness (cargo shows its progress: a first build takes minutes),
 ## then run the main job on its embedded default.
@@ -24,6 +24,11 @@ test: component
 component:
 	rustup target add wasm32-wasip2
 	$(CARGO) build -p lago-hubspot-guest --target wasm32-wasip2 --release
+
+## Check the component against the world in `wit/` (`wasm-tools component targets`; installs
+## wasm-tools from PyPI when missing), and print its imports and size.
+world: component
+	tools/check-world.sh $(COMPONENT)
 
 ## Formatting and lints, as CI would like them.
 check:

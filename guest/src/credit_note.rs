@@ -2,6 +2,8 @@
 //! customer and with the LagoInvoices record of the invoice it credits. Opt-in per connection
 //! (`sync_credit_notes`): Lago's own integration does not sync credit notes.
 
+use crate::prelude::*;
+
 use crate::currency;
 use crate::customer::{Ownership, owner};
 use crate::hubspot;
@@ -43,7 +45,9 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
                 conn.code
             ))
         })?;
+    let mut steps = Vec::new();
     let owner = match owner(
+        &mut steps,
         conn,
         known,
         credit_note.customer.as_ref(),
@@ -68,21 +72,19 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
         "lago_credit_note_id",
         lago_id,
         properties,
-        "credit_note",
         RecordKey::new(RecordKind::CreditNote, lago_id),
         format!("upsert {noun}"),
     );
-    let this = hubspot::reference("credit_note");
+    let this = hubspot::push(&mut steps, upsert);
     let associate = hubspot::associate(
         type_id,
-        &this,
+        this.clone(),
         owner.object.path(),
-        &owner.hubspot_id,
+        owner.hubspot_id.clone(),
         format!("associate {noun} with its {}", owner.object.noun()),
     );
     let mut summary = format!("upsert {noun} and associate it with {}", owner.describe());
-    let mut steps = owner.steps;
-    steps.extend([upsert, associate]);
+    steps.push(associate);
 
     // Its invoice: a LagoInvoices record only exists when invoices sync on a deployed object.
     let invoices_type_id = conn
@@ -106,7 +108,6 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
                 id_property: "lago_invoice_id",
                 lago_id: invoice_id,
                 kind: RecordKind::Invoice,
-                capture: "invoice",
                 noun: format!("LagoInvoice {invoice_name}"),
                 fixed: credit_note
                     .invoice_number
@@ -117,9 +118,7 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
                     .collect(),
             };
             summary.push_str(&format!(" and {}", target.noun));
-            steps.extend(hubspot::associate_with(
-                type_id, &this, &noun, &target, known,
-            ));
+            hubspot::associate_with(&mut steps, type_id, &this, &noun, &target, known);
         }
         (None, Some(_)) => {
             summary.push_str(" (invoice sync is off: not associated with its invoice)")
@@ -174,8 +173,8 @@ mod tests {
         )
     }
 
-    fn paths(plan: &Plan) -> Vec<&str> {
-        plan.steps.iter().map(|s| s.path.as_str()).collect()
+    fn paths(plan: &Plan) -> Vec<String> {
+        plan.steps.iter().map(path).collect()
     }
 
     #[test]
@@ -213,16 +212,16 @@ mod tests {
             }}]})
         );
         assert_eq!(
-            upsert.captures[0].store_as,
+            upsert.store_as,
             Some(RecordKey::new(RecordKind::CreditNote, CN))
         );
         assert_eq!(
             body(&plan.steps[1]),
-            json!({"inputs": [{"from": {"id": "{{credit_note}}"}, "to": {"id": "501"}}]})
+            json!({"inputs": [{"from": {"id": "{{0}}"}, "to": {"id": "501"}}]})
         );
         assert_eq!(
             body(&plan.steps[2]),
-            json!({"inputs": [{"from": {"id": "{{credit_note}}"}, "to": {"id": "7001"}}]})
+            json!({"inputs": [{"from": {"id": "{{0}}"}, "to": {"id": "7001"}}]})
         );
         assert!(
             plan.summary.contains("ACM-2026-0001-CN1") && plan.summary.contains("ACM-2026-0001"),
@@ -251,14 +250,13 @@ mod tests {
                                "properties": {"lago_invoice_id": INV,
                                               "lago_invoice_number": "ACM-2026-0001"}}]})
         );
-        assert_eq!(stub.captures[0].name, "invoice");
         assert_eq!(
-            stub.captures[0].store_as,
+            stub.store_as,
             Some(RecordKey::new(RecordKind::Invoice, INV))
         );
         assert_eq!(
             body(&plan.steps[3]),
-            json!({"inputs": [{"from": {"id": "{{credit_note}}"}, "to": {"id": "{{invoice}}"}}]})
+            json!({"inputs": [{"from": {"id": "{{0}}"}, "to": {"id": "{{2}}"}}]})
         );
     }
 
@@ -266,11 +264,11 @@ mod tests {
     fn an_unknown_customer_is_written_first() {
         let plan = run(&on(), &[], credit_note()).unwrap();
         assert_eq!(plan.steps.len(), 5);
-        assert_eq!(plan.steps[0].path, "/crm/v3/objects/companies/batch/upsert");
         assert_eq!(
-            body(&plan.steps[2])["inputs"][0]["to"]["id"],
-            "{{customer}}"
+            path(&plan.steps[0]),
+            "/crm/v3/objects/companies/batch/upsert"
         );
+        assert_eq!(body(&plan.steps[2])["inputs"][0]["to"]["id"], "{{0}}");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! whole units (`total_amount_cents: 1951` in HUF is 1951 Ft). Lago's own HubSpot sync divides by
 //! the gem's `subunit_to_unit`, and so do we.
 
+use crate::prelude::*;
+
 use crate::format;
 use crate::plan::PlanError;
 
@@ -77,7 +79,7 @@ pub fn require(code: Option<&str>, what: &str) -> Result<u32, PlanError> {
     }
     subunit_to_unit(code).ok_or_else(|| {
         PlanError::MalformedPayload(format!(
-            "{what} {code:?} is not one of the {ACCEPTED} currencies Lago accepts: \
+            "{what} \"{code}\" is not one of the {ACCEPTED} currencies Lago accepts: \
              its amounts cannot be converted"
         ))
     })

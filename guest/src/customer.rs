@@ -1,10 +1,12 @@
 //! `customer.created` / `customer.updated` → a HubSpot company or contact, and the customer
 //! resolution that subscriptions and invoices share.
 
+use crate::prelude::*;
+
 use crate::hubspot;
 use crate::lago::{Customer, Incoming, IntegrationCustomer, read_event, required};
 use crate::plan::{
-    Connection, KnownId, Plan, PlanError, RecordKey, Step, TargetedObject, find_known,
+    Connection, IdRef, KnownId, Plan, PlanError, RecordKey, Step, TargetedObject, find_known,
 };
 use crate::properties::{Source, customer_properties, values};
 use crate::webhooks::Handler;
@@ -95,7 +97,7 @@ pub(crate) fn decide(
                 Ok(id.to_owned())
             } else {
                 Err(PlanError::MalformedPayload(format!(
-                    "Lago customer {who} is linked to HubSpot record {id:?}, which is not a HubSpot record id (digits only)"
+                    "Lago customer {who} is linked to HubSpot record \"{id}\", which is not a HubSpot record id (digits only)"
                 )))
             }
         })
@@ -111,7 +113,7 @@ fn hubspot_link<'a>(conn: &Connection, customer: &'a Customer) -> Option<&'a Int
     crate::lago::hubspot_link(customer, &conn.code, conn.sole_connection)
 }
 
-/// The write that creates or updates the customer's record, capturing its id as `{{customer}}`.
+/// The write that creates or updates the customer's record, storing its HubSpot id.
 pub(crate) fn write_step(
     conn: &Connection,
     customer: &Customer,
@@ -127,20 +129,12 @@ pub(crate) fn write_step(
     let object = target.object;
     let key = RecordKey::new(object.record_kind(), lago_id);
     match &target.linked_record {
-        Some(id) => hubspot::update(
-            object.path(),
-            id,
-            properties,
-            "customer",
-            key,
-            target.describe(),
-        ),
+        Some(id) => hubspot::update(object.path(), id, properties, key, target.describe()),
         None => hubspot::upsert(
             object.path(),
             "lago_customer_id",
             lago_id,
             properties,
-            "customer",
             key,
             target.describe(),
         ),
@@ -150,16 +144,15 @@ pub(crate) fn write_step(
 /// The HubSpot customer a subscription or invoice is associated with.
 pub(crate) struct Owner {
     pub object: TargetedObject,
-    /// A record id, or `{{customer}}` when `steps` writes the customer first.
-    pub hubspot_id: String,
+    /// A known record id, or the result of the step that writes the customer first.
+    pub hubspot_id: IdRef,
     pub lago_id: String,
-    pub steps: Vec<Step>,
 }
 
 impl Owner {
     pub fn describe(&self) -> String {
-        if self.steps.is_empty() {
-            format!("{} {}", self.object.noun(), self.hubspot_id)
+        if let IdRef::Known(id) = &self.hubspot_id {
+            format!("{} {id}", self.object.noun())
         } else {
             format!(
                 "the {} of Lago customer {} (written first)",
@@ -177,8 +170,10 @@ pub(crate) enum Ownership {
 
 /// Resolve the owner of a `record` ("subscription", "invoice") from its embedded customer, or,
 /// without one, from the host's known ids. An owner HubSpot has not seen yet is written first (an
-/// upsert), so an event that overtakes its `customer.created` never creates a duplicate.
+/// upsert appended to `steps`), so an event that overtakes its `customer.created` never creates a
+/// duplicate.
 pub(crate) fn owner(
+    steps: &mut Vec<Step>,
     conn: &Connection,
     known: &[KnownId],
     embedded: Option<&Customer>,
@@ -193,7 +188,7 @@ pub(crate) fn owner(
             .into_iter()
             .find_map(|object| {
                 let id = find_known(known, object.record_kind(), lago_id)?;
-                Some(Ownership::Ready(Owner { object, hubspot_id: id.to_owned(), lago_id: lago_id.to_owned(), steps: vec![] }))
+                Some(Ownership::Ready(Owner { object, hubspot_id: IdRef::Known(id.to_owned()), lago_id: lago_id.to_owned() }))
             })
             .ok_or_else(|| {
                 PlanError::MissingField(format!(
@@ -213,18 +208,14 @@ pub(crate) fn owner(
         .linked_record
         .clone()
         .or_else(|| find_known(known, object.record_kind(), lago_id).map(str::to_owned));
-    let (hubspot_id, steps) = match existing {
-        Some(id) => (id, vec![]),
-        None => (
-            hubspot::reference("customer"),
-            vec![write_step(conn, customer, lago_id, &target)],
-        ),
+    let hubspot_id = match existing {
+        Some(id) => IdRef::Known(id),
+        None => hubspot::push(steps, write_step(conn, customer, lago_id, &target)),
     };
     Ok(Ownership::Ready(Owner {
         object,
         hubspot_id,
         lago_id: lago_id.to_owned(),
-        steps,
     }))
 }
 
@@ -262,7 +253,7 @@ mod tests {
         assert_eq!(plan.steps.len(), 1);
         let step = &plan.steps[0];
         assert_eq!(
-            (step.method, step.path.as_str()),
+            (request(step).0, path(step).as_str()),
             (HttpMethod::Post, "/crm/v3/objects/companies/batch/upsert")
         );
         assert_eq!(
@@ -277,11 +268,8 @@ mod tests {
                 "domain": "www.acme.test",
             }}]})
         );
-        assert_eq!(step.captures.len(), 1);
-        assert_eq!(step.captures[0].name, "customer");
-        assert_eq!(step.captures[0].pointer, "/results/0/id");
         assert_eq!(
-            step.captures[0].store_as,
+            step.store_as,
             Some(RecordKey::new(RecordKind::Company, ACME))
         );
         assert!(plan.summary.contains("acme-1"), "{}", plan.summary);
@@ -295,7 +283,7 @@ mod tests {
             "url": "doe.test/about"
         });
         let step = &run(&conn(), customer).steps[0];
-        assert_eq!(step.path, "/crm/v3/objects/contacts/batch/upsert");
+        assert_eq!(path(step), "/crm/v3/objects/contacts/batch/upsert");
         let properties = &body(step)["inputs"][0]["properties"];
         assert_eq!(properties["email"], "jane@doe.test");
         assert_eq!(
@@ -310,7 +298,7 @@ mod tests {
         assert_eq!(properties["lago_tax_identification_number"], "");
         assert!(properties.get("name").is_none() && properties.get("domain").is_none());
         assert_eq!(
-            step.captures[0].store_as,
+            step.store_as,
             Some(RecordKey::new(RecordKind::Contact, JANE))
         );
     }
@@ -321,7 +309,7 @@ mod tests {
         customer["integration_customers"] =
             json!([hubspot_link_json("hubspot-prod", None, Some("contacts"))]);
         assert_eq!(
-            run(&conn(), customer).steps[0].path,
+            path(&run(&conn(), customer).steps[0]),
             "/crm/v3/objects/contacts/batch/upsert"
         );
     }
@@ -331,7 +319,7 @@ mod tests {
         let mut customer = acme();
         customer["customer_type"] = json!(null);
         let mut c = conn();
-        for (default, path) in [
+        for (default, expected) in [
             (
                 TargetedObject::Contacts,
                 "/crm/v3/objects/contacts/batch/upsert",
@@ -342,7 +330,7 @@ mod tests {
             ),
         ] {
             c.default_targeted_object = default;
-            assert_eq!(run(&c, customer.clone()).steps[0].path, path);
+            assert_eq!(path(&run(&c, customer.clone()).steps[0]), expected);
         }
     }
 
@@ -355,7 +343,10 @@ mod tests {
             &event("customer.updated", "customer", acme()),
         )
         .unwrap();
-        assert_eq!(plan.steps[0].path, "/crm/v3/objects/contacts/batch/upsert");
+        assert_eq!(
+            path(&plan.steps[0]),
+            "/crm/v3/objects/contacts/batch/upsert"
+        );
     }
 
     #[test]
@@ -366,16 +357,15 @@ mod tests {
         let plan = run(&conn(), customer);
         let step = &plan.steps[0];
         assert_eq!(
-            (step.method, step.path.as_str()),
+            (request(step).0, path(step).as_str()),
             (HttpMethod::Patch, "/crm/v3/objects/companies/9000001")
         );
         let body = body(step);
         assert_eq!(body["properties"]["lago_customer_id"], ACME);
         assert_eq!(body["properties"]["name"], "Acme Corp");
         assert!(body.get("inputs").is_none());
-        assert_eq!(step.captures[0].pointer, "/id");
         assert_eq!(
-            step.captures[0].store_as,
+            step.store_as,
             Some(RecordKey::new(RecordKind::Company, ACME))
         );
         assert!(plan.summary.contains("9000001"), "{}", plan.summary);
@@ -433,12 +423,12 @@ mod tests {
         c.sole_connection = true;
         let step = &run(&c, customer.clone()).steps[0];
         assert_eq!(
-            (step.method, step.path.as_str()),
+            (request(step).0, path(step).as_str()),
             (HttpMethod::Patch, "/crm/v3/objects/companies/9000001")
         );
         c.sole_connection = false;
         assert_eq!(
-            run(&c, customer).steps[0].path,
+            path(&run(&c, customer).steps[0]),
             "/crm/v3/objects/companies/batch/upsert"
         );
     }

@@ -3,13 +3,16 @@
 //! definitions between them. Reads what the account has and plans only what is missing, so a
 //! second run plans nothing.
 
-use std::collections::HashSet;
+use crate::prelude::*;
 
-use serde_json::{Value, json};
+use alloc::collections::BTreeSet;
 
-use crate::hubspot::{SCHEMAS_PATH, create_properties, properties_path, reference};
+use serde_json::Value;
+
+use crate::hubspot::{SCHEMAS_PATH, create_properties, properties_path, push};
 use crate::plan::{
-    Connection, HttpMethod, KnownId, Plan, PlanError, RecordKey, RecordKind, Step, TargetedObject,
+    Connection, DefineAssociation, HttpMethod, IdRef, KnownId, Operation, Plan, PlanError,
+    RecordKey, RecordKind, Request, Step, TargetedObject,
 };
 use crate::properties::{
     CREDIT_NOTES, CREDIT_NOTES_TO_INVOICES, CUSTOMER_PROPERTIES, CustomObject, INVOICES,
@@ -23,7 +26,7 @@ pub trait HubspotReader {
 }
 
 pub fn plan(conn: &Connection, reader: &mut impl HubspotReader) -> Result<Plan, PlanError> {
-    let mut plan = Plan::default();
+    let mut plan = Plan::new(String::new(), Vec::new());
     let mut planned = Vec::new();
 
     for target in [TargetedObject::Companies, TargetedObject::Contacts] {
@@ -35,7 +38,7 @@ pub fn plan(conn: &Connection, reader: &mut impl HubspotReader) -> Result<Plan, 
             planned.push(format!("{} {} properties", missing.len(), target.noun()));
             let definitions = missing
                 .iter()
-                .map(|p| p.definition(Some(customer_property_group(target))))
+                .map(|p| p.definition(Some(customer_property_group(target)), None))
                 .collect();
             let description = format!("create Lago properties on {}", target.path());
             plan.steps
@@ -78,15 +81,15 @@ pub fn plan(conn: &Connection, reader: &mut impl HubspotReader) -> Result<Plan, 
 enum TypeId {
     /// The account has the object.
     Existing(String),
-    /// Created by this plan: the `{{capture}}` of its `objectTypeId`.
-    Created(&'static str),
+    /// Created by this plan: the result (`objectTypeId`) of the step creating it.
+    Created(IdRef),
 }
 
 impl TypeId {
-    fn text(&self) -> String {
+    fn id_ref(&self) -> IdRef {
         match self {
-            Self::Existing(id) => id.clone(),
-            Self::Created(capture) => reference(capture),
+            Self::Existing(id) => IdRef::Known(id.clone()),
+            Self::Created(step) => step.clone(),
         }
     }
 }
@@ -106,16 +109,18 @@ fn deploy_object<T>(
             object.name,
             object.properties.len()
         ));
-        plan.steps.push(
-            Step::new(
-                HttpMethod::Post,
-                SCHEMAS_PATH,
-                format!("create custom object {}", object.name),
-            )
-            .json(&object.schema())
-            .capture(object.type_id_capture, "/objectTypeId", Some(key)),
-        );
-        return Ok(TypeId::Created(object.type_id_capture));
+        // HubSpot's schema API has no operation of its own in the contract: a raw request.
+        let create = Operation::Request(Request {
+            method: HttpMethod::Post,
+            path: SCHEMAS_PATH.to_owned(),
+            query: Vec::new(),
+            body: Some(object.schema()),
+            accept_statuses: Vec::new(),
+            result_pointer: Some("/objectTypeId".to_owned()),
+        });
+        let step = Step::new(create, format!("create custom object {}", object.name));
+        let created = push(&mut plan.steps, step.store_as(key));
+        return Ok(TypeId::Created(created));
     };
     let type_id = schema["objectTypeId"]
         .as_str()
@@ -146,7 +151,7 @@ fn deploy_object<T>(
         planned.push(format!("{} {} properties", missing.len(), object.name));
         let definitions = missing
             .iter()
-            .map(|p| p.definition(Some(object.property_group)))
+            .map(|p| p.definition(Some(object.property_group), None))
             .collect();
         plan.steps.push(create_properties(
             type_id,
@@ -182,19 +187,16 @@ fn deploy_association(
         "association {} ↔ {}",
         association.from, association.to
     ));
-    let (from, to) = (from.text(), to.text());
-    plan.steps.push(
-        Step::new(
-            HttpMethod::Post,
-            format!("{SCHEMAS_PATH}/{from}/associations"),
-            format!(
-                "define the association {} ↔ {}",
-                association.from, association.to
-            ),
-        )
-        .json(&json!({"fromObjectTypeId": from, "toObjectTypeId": to}))
-        .capture(association.capture, "/id", Some(key)),
+    let define = Operation::DefineAssociation(DefineAssociation {
+        from_type: from.id_ref(),
+        to_type: to.id_ref(),
+    });
+    let description = format!(
+        "define the association {} ↔ {}",
+        association.from, association.to
     );
+    plan.steps
+        .push(Step::new(define, description).store_as(key));
 }
 
 /// The id of a definition between `a` and `b` in any schema's `associations`, if there is one.
@@ -210,7 +212,8 @@ fn existing_association(schemas: &[Value], a: &str, b: &str) -> Option<String> {
         })
         .map(|definition| match &definition["id"] {
             Value::String(id) if !id.is_empty() => id.clone(),
-            Value::Number(id) => id.to_string(),
+            // Association definition ids are integers (`typeId`s).
+            Value::Number(id) if id.is_u64() => id.as_u64().unwrap_or_default().to_string(),
             // Defined, whatever its id: the host only needs to know it is there.
             _ => format!("{a}/{b}"),
         })
@@ -225,15 +228,17 @@ fn results<'v>(response: &'v Value, path: &str) -> Result<&'v [Value], PlanError
         })
 }
 
-fn names(items: &[Value]) -> HashSet<&str> {
-    items
-        .iter()
-        .filter_map(|item| item["name"].as_str())
-        .collect()
+/// The `name`s of `items`, inserted one by one (collecting would sort them first).
+fn names(items: &[Value]) -> BTreeSet<&str> {
+    let mut names = BTreeSet::new();
+    for name in items.iter().filter_map(|item| item["name"].as_str()) {
+        names.insert(name);
+    }
+    names
 }
 
 /// The deployable rows of `rows` the account does not have yet.
-fn missing<'p, T>(rows: &'p [Property<T>], existing: &HashSet<&str>) -> Vec<&'p Property<T>> {
+fn missing<'p, T>(rows: &'p [Property<T>], existing: &BTreeSet<&str>) -> Vec<&'p Property<T>> {
     rows.iter()
         .filter(|p| !p.built_in && !existing.contains(p.name))
         .collect()
@@ -246,7 +251,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::test_support::{body, conn};
+    use crate::test_support::{body, conn, path, request};
 
     /// Answers GETs from fixtures; anything else is a 404 as the component would report it.
     struct Fixtures(HashMap<&'static str, Value>);
@@ -294,8 +299,8 @@ mod tests {
         ]
     }
 
-    fn paths(plan: &Plan) -> Vec<&str> {
-        plan.steps.iter().map(|s| s.path.as_str()).collect()
+    fn paths(plan: &Plan) -> Vec<String> {
+        plan.steps.iter().map(path).collect()
     }
 
     fn account(companies: &[&str], contacts: &[&str], schemas: Vec<Value>) -> Fixtures {
@@ -333,7 +338,7 @@ mod tests {
                 "/crm/v3/properties/contacts/batch/create",
                 "/crm-object-schemas/v3/schemas",
                 "/crm-object-schemas/v3/schemas",
-                "/crm-object-schemas/v3/schemas/{{invoices_object_type_id}}/associations",
+                "/crm-object-schemas/v3/schemas/{{3}}/associations",
             ]
         );
         assert!(plan.learned.is_empty());
@@ -353,7 +358,10 @@ mod tests {
                 .all(|p| p["name"].as_str().unwrap().starts_with("lago_")),
             "built-ins are never deployed"
         );
-        assert_eq!(plan.steps[0].accept_statuses, [409]);
+        assert!(matches!(
+            plan.steps[0].operation,
+            Operation::CreateProperties(_)
+        ));
         let contacts = body(&plan.steps[1]);
         assert_eq!(contacts["inputs"].as_array().unwrap().len(), 5);
         assert!(
@@ -393,13 +401,12 @@ mod tests {
         let properties = subscriptions["properties"].as_array().unwrap();
         assert_eq!(properties.len(), 13);
         assert!(properties.iter().all(|p| p.get("groupName").is_none()));
-        let capture = &plan.steps[2].captures[0];
+        let Operation::Request(create) = &plan.steps[2].operation else {
+            panic!("{:?}", plan.steps[2])
+        };
+        assert_eq!(create.result_pointer.as_deref(), Some("/objectTypeId"));
         assert_eq!(
-            (capture.name.as_str(), capture.pointer.as_str()),
-            ("subscriptions_object_type_id", "/objectTypeId")
-        );
-        assert_eq!(
-            capture.store_as,
+            plan.steps[2].store_as,
             Some(RecordKey::new(
                 RecordKind::ObjectSchema,
                 "LagoSubscriptions"
@@ -421,23 +428,22 @@ mod tests {
             .find(|p| p["name"] == "lago_invoice_url")
             .unwrap();
         assert_eq!(invoice_url["label"], "Lago Invoice Link");
-        assert_eq!(plan.steps[3].captures[0].name, "invoices_object_type_id");
         assert!(plan.summary.contains("LagoInvoices"), "{}", plan.summary);
 
         // Both objects are created by this plan: the definition takes both captured type ids.
         let association = &plan.steps[4];
         assert_eq!(
             body(association),
-            json!({"fromObjectTypeId": "{{invoices_object_type_id}}",
-                   "toObjectTypeId": "{{subscriptions_object_type_id}}"})
+            json!({"fromObjectTypeId": "{{3}}",
+                   "toObjectTypeId": "{{2}}"})
         );
         assert_eq!(
             (
-                association.captures[0].pointer.as_str(),
-                association.captures[0].store_as.clone()
+                matches!(association.operation, Operation::DefineAssociation(_)),
+                association.store_as.clone()
             ),
             (
-                "/id",
+                true,
                 Some(RecordKey::new(
                     RecordKind::ObjectSchema,
                     "LagoInvoices/LagoSubscriptions"
@@ -494,10 +500,10 @@ mod tests {
             panic!("{:?}", plan.steps)
         };
         assert_eq!(
-            (step.method, step.path.as_str()),
+            (request(step).0, path(step).as_str()),
             (HttpMethod::Post, "/crm/v3/properties/2-200/batch/create")
         );
-        assert_eq!(step.accept_statuses, [409]);
+        assert!(matches!(step.operation, Operation::CreateProperties(_)));
         let inputs = body(step)["inputs"].as_array().unwrap().clone();
         let names: Vec<_> = inputs.iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(names, missing);
@@ -544,9 +550,9 @@ mod tests {
         assert_eq!(
             paths(&plan)[4..],
             [
-                "/crm-object-schemas/v3/schemas/{{invoices_object_type_id}}/associations",
+                "/crm-object-schemas/v3/schemas/{{3}}/associations",
                 "/crm-object-schemas/v3/schemas",
-                "/crm-object-schemas/v3/schemas/{{credit_notes_object_type_id}}/associations",
+                "/crm-object-schemas/v3/schemas/{{5}}/associations",
             ]
         );
         let credit_notes = body(&plan.steps[5]);
@@ -582,21 +588,17 @@ mod tests {
                 .count()
                 <= 3
         );
-        let capture = &plan.steps[5].captures[0];
         assert_eq!(
-            (capture.name.as_str(), capture.store_as.clone()),
-            (
-                "credit_notes_object_type_id",
-                Some(RecordKey::new(RecordKind::ObjectSchema, "LagoCreditNotes"))
-            )
+            plan.steps[5].store_as,
+            Some(RecordKey::new(RecordKind::ObjectSchema, "LagoCreditNotes"))
         );
         assert_eq!(
             body(&plan.steps[6]),
-            json!({"fromObjectTypeId": "{{credit_notes_object_type_id}}",
-                   "toObjectTypeId": "{{invoices_object_type_id}}"})
+            json!({"fromObjectTypeId": "{{5}}",
+                   "toObjectTypeId": "{{3}}"})
         );
         assert_eq!(
-            plan.steps[6].captures[0].store_as,
+            plan.steps[6].store_as,
             Some(RecordKey::new(
                 RecordKind::ObjectSchema,
                 "LagoCreditNotes/LagoInvoices"
@@ -605,7 +607,7 @@ mod tests {
     }
 
     /// A portal deployed by the previous release: both objects, no association definition, no
-    /// LagoCreditNotes. Existing type ids go in as they are, new ones as captures.
+    /// LagoCreditNotes. Existing type ids go in as they are, new ones as the results of earlier steps.
     #[test]
     fn a_portal_deployed_before_gets_the_definitions_and_credit_notes_it_lacks() {
         let schemas = vec![
@@ -623,7 +625,7 @@ mod tests {
             [
                 "/crm-object-schemas/v3/schemas/2-200/associations",
                 "/crm-object-schemas/v3/schemas",
-                "/crm-object-schemas/v3/schemas/{{credit_notes_object_type_id}}/associations",
+                "/crm-object-schemas/v3/schemas/{{1}}/associations",
             ]
         );
         assert_eq!(
@@ -632,7 +634,7 @@ mod tests {
         );
         assert_eq!(
             body(&plan.steps[2]),
-            json!({"fromObjectTypeId": "{{credit_notes_object_type_id}}", "toObjectTypeId": "2-200"})
+            json!({"fromObjectTypeId": "{{1}}", "toObjectTypeId": "2-200"})
         );
         assert_eq!(plan.learned.len(), 2, "{:?}", plan.learned);
     }

@@ -1,19 +1,110 @@
 //! Value formats HubSpot expects, from what Lago sends.
 
-use std::borrow::Cow;
+use crate::prelude::*;
 
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
+use alloc::borrow::Cow;
 
 use crate::plan::Connection;
 
 /// `YYYY-MM-DD` (the UTC day) from a Lago date (`2026-03-01`) or datetime
 /// (`2026-03-01T10:00:00Z`, `…T10:00:00.123Z`, `…T10:00:00+02:00`; no offset means UTC, as Lago's
 /// datetimes are). HubSpot `date` properties reject anything but a bare day, so `None` means
-/// "not a date".
+/// "not a date". Read by hand after RFC 3339 §5.6 (no date library in the component): every field
+/// is checked (a day that does not exist, hour 24, a leap second anywhere but the last second of
+/// a UTC month are refused).
 pub fn date(text: &str) -> Option<String> {
-    let utc = OffsetDateTime::parse(&rfc3339(text.trim())?, &Rfc3339).ok()?;
-    Some(utc.to_offset(UtcOffset::UTC).date().to_string())
+    let text = rfc3339(text.trim())?;
+    let b = text.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<u32> {
+        let field = b.get(from..from + len)?;
+        field.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let literal = |at: usize, byte: u8| b.get(at) == Some(&byte);
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if !separators.iter().all(|&(at, byte)| literal(at, byte)) {
+        return None;
+    }
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // An optional fraction of a second (one digit at least), then `Z` or `±hh:mm`.
+    let mut at = 19;
+    if literal(at, b'.') {
+        let count = b[at + 1..]
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        if count == 0 {
+            return None;
+        }
+        at += 1 + count;
+    }
+    let offset_minutes = match b.get(at..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (hours, minutes) = (digits(at + 1, 2)?, digits(at + 4, 2)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let minutes = (hours * 60 + minutes) as i32;
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return None,
+    };
+    // The UTC day: the local time less the offset may fall on the day before or after.
+    let utc_minutes = (hour * 60 + minute) as i32 - offset_minutes;
+    let (mut year, mut month, mut day) = (year, month, day);
+    if utc_minutes < 0 {
+        (year, month, day) = day_before(year, month, day)?;
+    } else if utc_minutes >= 24 * 60 {
+        (year, month, day) = day_after(year, month, day)?;
+    }
+    // A leap second is the last second of a UTC month.
+    if second == 60
+        && (utc_minutes.rem_euclid(24 * 60) != 24 * 60 - 1 || day != days_in_month(year, month))
+    {
+        return None;
+    }
+    Some(format!("{year:04}-{month:02}-{day:02}"))
+}
+
+/// Days in `month` (1–12) of `year`, Gregorian.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn day_before(year: u32, month: u32, day: u32) -> Option<(u32, u32, u32)> {
+    Some(match (month, day) {
+        (1, 1) => (year.checked_sub(1)?, 12, 31),
+        (_, 1) => (year, month - 1, days_in_month(year, month - 1)),
+        _ => (year, month, day - 1),
+    })
+}
+
+fn day_after(year: u32, month: u32, day: u32) -> Option<(u32, u32, u32)> {
+    Some(if day < days_in_month(year, month) {
+        (year, month, day + 1)
+    } else if month < 12 {
+        (year, month + 1, 1)
+    } else if year < 9999 {
+        (year + 1, 1, 1)
+    } else {
+        return None;
+    })
 }
 
 /// A Lago date or datetime as RFC 3339 has it: a bare date is that day's midnight, `Z` is added
@@ -69,7 +160,9 @@ pub fn first_email(list: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Host of a URL, lowercased; a missing scheme is assumed (`acme.com/x` → `acme.com`).
+/// Host of a URL, its ASCII letters lowercased (other characters are kept as written: a
+/// Unicode-aware lowercase would bring Unicode's case tables into the component, 15 KB); a
+/// missing scheme is assumed (`acme.com/x` → `acme.com`).
 pub fn host(url: &str) -> Option<String> {
     let url = url.trim();
     let after_scheme = match url.split_once("://") {
@@ -85,7 +178,7 @@ pub fn host(url: &str) -> Option<String> {
         Some(end) if host_port.starts_with('[') => &host_port[..=end],
         _ => host_port.split(':').next().unwrap_or_default(),
     };
-    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| host.to_lowercase())
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| host.to_ascii_lowercase())
 }
 
 fn is_scheme(text: &str) -> bool {
@@ -155,6 +248,31 @@ mod tests {
         ] {
             assert_eq!(date(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn impossible_times_are_refused_and_a_leap_second_ends_a_utc_month() {
+        for bad in [
+            "2026-03-01T24:00:00Z",
+            "2026-03-01T10:60:00Z",
+            "2026-03-01T10:00:61Z",
+            "2026-03-01T10:00:00+24:00",
+            "2026-03-01T10:00:00+02:60",
+            "2026-03-01T10:00:00.Z",
+            "2026-03-01T10:00:00Zx",
+            "2026-06-15T23:59:60Z",
+        ] {
+            assert_eq!(date(bad), None, "{bad}");
+        }
+        assert_eq!(date("2026-06-30T23:59:60Z").as_deref(), Some("2026-06-30"));
+        assert_eq!(
+            date("2026-07-01T01:59:60+02:00").as_deref(),
+            Some("2026-06-30")
+        );
+        assert_eq!(
+            date("2026-03-01T10:00:00.123456789012Z").as_deref(),
+            Some("2026-03-01")
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `invoice.*` → a LagoInvoices record associated with its customer.
 
+use crate::prelude::*;
+
 use crate::currency;
 use crate::customer::{Ownership, owner};
 use crate::hubspot;
 use crate::lago::{Incoming, Invoice, read_event, required};
-use crate::plan::{Connection, KnownId, Plan, PlanError, RecordKey, RecordKind, Step};
+use crate::plan::{Connection, IdRef, KnownId, Plan, PlanError, RecordKey, RecordKind, Step};
 use crate::properties::{INVOICES, Source, values};
 use crate::subscription;
 use crate::webhooks::Handler;
@@ -54,7 +56,9 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
                 conn.code
             ))
         })?;
+    let mut steps = Vec::new();
     let owner = match owner(
+        &mut steps,
         conn,
         known,
         invoice.customer.as_ref(),
@@ -79,22 +83,23 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
         "lago_invoice_id",
         lago_id,
         properties,
-        "invoice",
         key,
         format!("upsert LagoInvoice {name}"),
     );
+    let this = hubspot::push(&mut steps, upsert);
     let associate = hubspot::associate(
         type_id,
-        &hubspot::reference("invoice"),
+        this.clone(),
         owner.object.path(),
-        &owner.hubspot_id,
+        owner.hubspot_id.clone(),
         format!(
             "associate LagoInvoice {name} with its {}",
             owner.object.noun()
         ),
     );
-    let (subscription_steps, subscriptions) =
-        subscription_associations(conn, known, &invoice, type_id, name);
+    steps.push(associate);
+    let subscriptions =
+        subscription_associations(&mut steps, conn, known, &invoice, type_id, &this, name);
     let mut summary = format!(
         "upsert LagoInvoice {name} and associate it with {}",
         owner.describe()
@@ -105,33 +110,31 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
             subscriptions.join(", ")
         ));
     }
-    let mut steps = owner.steps;
-    steps.extend([upsert, associate]);
-    steps.extend(subscription_steps);
     Ok(Plan::new(summary, steps))
 }
 
-/// Steps associating the invoice (`{{invoice}}`) with the LagoSubscriptions records of the
-/// subscriptions its payload lists, and their names. Only subscriptions that are pushed (see
+/// Appends the steps associating the invoice (`this`) with the LagoSubscriptions records of the
+/// subscriptions its payload lists; returns their names. Only subscriptions that are pushed (see
 /// [`subscription::is_pushed`]) and only when subscriptions sync on a deployed LagoSubscriptions;
 /// payloads without a `subscriptions` list (`invoice.generated`, payment updates) add none.
 fn subscription_associations(
+    steps: &mut Vec<Step>,
     conn: &Connection,
     known: &[KnownId],
     invoice: &Invoice,
     invoices_type_id: &str,
+    this: &IdRef,
     name: &str,
-) -> (Vec<Step>, Vec<String>) {
+) -> Vec<String> {
     let subscriptions_type_id = conn
         .subscriptions_object_type_id
         .as_deref()
         .filter(|id| !id.is_empty());
     let (Some(subscriptions_type_id), true) = (subscriptions_type_id, conn.sync_subscriptions)
     else {
-        return (Vec::new(), Vec::new());
+        return Vec::new();
     };
     let mut seen = Vec::new();
-    let mut steps = Vec::new();
     let mut names = Vec::new();
     for subscription in invoice.subscriptions.iter().flatten() {
         let Some(lago_id) = subscription
@@ -156,7 +159,6 @@ fn subscription_associations(
             id_property: "lago_subscription_id",
             lago_id,
             kind: RecordKind::Subscription,
-            capture: &format!("subscription_{}", seen.len()),
             noun: format!("LagoSubscription {display}"),
             fixed: subscription
                 .external_id
@@ -166,16 +168,17 @@ fn subscription_associations(
                 .map(|id| ("lago_external_subscription_id", id.to_owned()))
                 .collect(),
         };
-        steps.extend(hubspot::associate_with(
+        hubspot::associate_with(
+            steps,
             invoices_type_id,
-            &hubspot::reference("invoice"),
+            this,
             &format!("LagoInvoice {name}"),
             &target,
             known,
-        ));
+        );
         names.push(display.to_owned());
     }
-    (steps, names)
+    names
 }
 
 #[cfg(test)]
@@ -213,7 +216,7 @@ mod tests {
         let [upsert, associate] = plan.steps.as_slice() else {
             panic!("{plan:?}")
         };
-        assert_eq!(upsert.path, "/crm/v3/objects/2-200/batch/upsert");
+        assert_eq!(path(upsert), "/crm/v3/objects/2-200/batch/upsert");
         assert_eq!(
             body(upsert),
             json!({"inputs": [{"idProperty": "lago_invoice_id", "id": INV, "properties": {
@@ -234,16 +237,16 @@ mod tests {
             }}]})
         );
         assert_eq!(
-            upsert.captures[0].store_as,
+            upsert.store_as,
             Some(RecordKey::new(RecordKind::Invoice, INV))
         );
         assert_eq!(
-            associate.path,
+            path(associate),
             "/crm/v4/associations/2-200/companies/batch/associate/default"
         );
         assert_eq!(
             body(associate),
-            json!({"inputs": [{"from": {"id": "{{invoice}}"}, "to": {"id": "501"}}]})
+            json!({"inputs": [{"from": {"id": "{{0}}"}, "to": {"id": "501"}}]})
         );
         assert!(plan.summary.contains("ACM-2026-0001"));
     }
@@ -352,7 +355,7 @@ mod tests {
             let plan = run(&conn(), webhook_type, object).unwrap();
             assert_eq!(plan.steps.len(), created.steps.len(), "{webhook_type}");
             assert_eq!(properties_of(&plan)["lago_invoice_type"], invoice_type);
-            assert_eq!(plan.steps[0].path, created.steps[0].path);
+            assert_eq!(path(&plan.steps[0]), path(&created.steps[0]));
         }
     }
 
@@ -416,11 +419,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.steps.len(), 3);
-        assert_eq!(plan.steps[0].path, "/crm/v3/objects/companies/batch/upsert");
         assert_eq!(
-            body(&plan.steps[2])["inputs"][0]["to"]["id"],
-            "{{customer}}"
+            path(&plan.steps[0]),
+            "/crm/v3/objects/companies/batch/upsert"
         );
+        assert_eq!(body(&plan.steps[2])["inputs"][0]["to"]["id"], "{{0}}");
     }
 
     /// The subscriptions an `invoice.created` payload lists (`V1::SubscriptionSerializer`).
@@ -457,7 +460,7 @@ mod tests {
             &event("invoice.created", "invoice", object),
         )
         .unwrap();
-        let paths: Vec<_> = plan.steps.iter().map(|s| s.path.as_str()).collect();
+        let paths: Vec<_> = plan.steps.iter().map(path).collect();
         assert_eq!(
             paths,
             [
@@ -470,7 +473,7 @@ mod tests {
         );
         assert_eq!(
             body(&plan.steps[2]),
-            json!({"inputs": [{"from": {"id": "{{invoice}}"}, "to": {"id": "8001"}}]})
+            json!({"inputs": [{"from": {"id": "{{0}}"}, "to": {"id": "8001"}}]})
         );
         // Unknown: found or created by its ids alone (the external id never changes), never
         // overwriting what its own events wrote.
@@ -480,15 +483,11 @@ mod tests {
                                "properties": {"lago_subscription_id": "sub-new",
                                               "lago_external_subscription_id": "ext-sub-new"}}]})
         );
-        assert_eq!(plan.steps[3].captures[0].name, "subscription_2");
         assert_eq!(
-            plan.steps[3].captures[0].store_as,
+            plan.steps[3].store_as,
             Some(RecordKey::new(RecordKind::Subscription, "sub-new"))
         );
-        assert_eq!(
-            body(&plan.steps[4])["inputs"][0]["to"]["id"],
-            "{{subscription_2}}"
-        );
+        assert_eq!(body(&plan.steps[4])["inputs"][0]["to"]["id"], "{{3}}");
         assert!(
             plan.summary.contains("ext-sub-known") && plan.summary.contains("ext-sub-new"),
             "{}",

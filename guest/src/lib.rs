@@ -1,6 +1,37 @@
 //! Lago → HubSpot mapping. Each entry point turns one Lago webhook (or a connection set-up) into a
 //! HubSpot request [`Plan`]; the host executes it. Plain Rust, so it is tested natively; the
 //! component glue lives in `wasm.rs`.
+//!
+//! The component is built without the Rust std (see `Cargo.toml`): the mapping needs only `core`
+//! and `alloc`, which [`prelude`] brings into every module; natively the crate keeps `std`.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+/// What the std prelude would give each module, from `alloc` (identical items natively).
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
+/// Everything generated from the world `sync-plugin` in `wit/`: the plan types
+/// (`lago::hubspot::types`, re-exported by [`plan`]), the `planner` export and the WASI imports.
+/// The same code natively and in the component; only the component calls the imports.
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "sync-plugin",
+        generate_all,
+        additional_derives: [PartialEq, Eq],
+        // It holds a `wasi:io/error` resource, which has no equality.
+        additional_derives_ignore: ["stream-error"],
+    });
+}
 
 pub mod currency;
 pub mod format;
@@ -13,6 +44,7 @@ mod customer;
 mod deploy;
 mod hubspot;
 mod invoice;
+mod json;
 mod subscription;
 pub mod webhooks;
 
@@ -24,8 +56,8 @@ mod wasm;
 
 pub use deploy::HubspotReader;
 pub use plan::{
-    Capture, Connection, HttpMethod, KnownId, Plan, PlanError, RecordKey, RecordKind, Step,
-    TargetedObject,
+    Connection, HttpMethod, IdRef, KnownId, Operation, Plan, PlanError, RecordKey, RecordKind,
+    Step, TargetedObject,
 };
 
 /// Plan the connection set-up: what `reader` shows missing among the Lago properties on companies
@@ -68,7 +100,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::test_support::{body, conn};
+    use crate::test_support::{body, conn, path};
 
     /// `samples/events/`, in sync order.
     const SAMPLES: [(&str, &str); 9] = [
@@ -127,24 +159,14 @@ mod tests {
             };
             let plan = handler(&c, &known, payload).unwrap_or_else(|e| panic!("{name}: {e}"));
             // What the host would store after running the plan.
-            let captured = plan
-                .steps
-                .iter()
-                .flat_map(|s| &s.captures)
-                .filter_map(|c| c.store_as.clone());
+            let captured = plan.steps.iter().filter_map(|s| s.store_as.clone());
             known.extend(captured.map(|key| KnownId {
                 hubspot_id: format!("hs-{}", key.lago_id),
                 key,
             }));
             plans.push(plan);
         }
-        let paths = |i: usize| {
-            plans[i]
-                .steps
-                .iter()
-                .map(|s| s.path.as_str())
-                .collect::<Vec<_>>()
-        };
+        let paths = |i: usize| plans[i].steps.iter().map(path).collect::<Vec<_>>();
         let properties =
             |i: usize, step: usize| body(&plans[i].steps[step])["inputs"][0]["properties"].clone();
 
@@ -163,7 +185,7 @@ mod tests {
         // Sample 05 bills sample 04's subscription, whose id is known by then: associated directly.
         let billed = plans[4].steps.last().unwrap();
         assert_eq!(
-            billed.path,
+            path(billed),
             "/crm/v4/associations/2-200/2-100/batch/associate/default"
         );
         assert_eq!(

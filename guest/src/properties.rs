@@ -2,12 +2,13 @@
 //! drives `deploy`) and where its value comes from (which drives the handlers), so the two cannot
 //! drift apart.
 
-use serde_json::{Map, Value, json};
+use crate::prelude::*;
 
 use crate::currency;
 use crate::format;
+use crate::json;
 use crate::lago::{CreditNote, Customer, Invoice, Subscription};
-use crate::plan::{Connection, TargetedObject};
+use crate::plan::{Connection, PropertyValue, TargetedObject};
 
 /// What a row's value function reads: the Lago object, the connection (for links) and the Lago id
 /// of the customer the object belongs to.
@@ -125,45 +126,55 @@ const fn when_present<T>(row: Property<T>) -> Property<T> {
 
 impl<T> Property<T> {
     /// The `PropertyCreate` JSON. `group` is left out inside a custom-object schema, where HubSpot
-    /// puts properties in the object's own `<name>_information` group.
-    pub fn definition(&self, group: Option<&str>) -> Value {
+    /// puts properties in the object's own `<name>_information` group; `searchable` is
+    /// `searchableInGlobalSearch`, for a schema's properties.
+    pub fn definition(&self, group: Option<&str>, searchable: Option<bool>) -> String {
         let (kind, field_type) = self.field.hubspot_type();
-        let mut definition = json!({
-            "name": self.name,
-            "label": self.label,
-            "description": format!("Synced from Lago: {}", self.from),
-            "type": kind,
-            "fieldType": field_type,
-            "hasUniqueValue": self.unique,
-        });
+        let mut definition = json::Object::new()
+            .string("name", self.name)
+            .string("label", self.label)
+            .string("description", &format!("Synced from Lago: {}", self.from))
+            .string("type", kind)
+            .string("fieldType", field_type)
+            .boolean("hasUniqueValue", self.unique);
         if let Some(group) = group {
-            definition["groupName"] = group.into();
+            definition = definition.string("groupName", group);
+        }
+        if let Some(searchable) = searchable {
+            definition = definition.boolean("searchableInGlobalSearch", searchable);
         }
         let options = self.field.options();
         if !options.is_empty() {
-            definition["options"] = options
-                .iter()
-                .zip(1..)
-                .map(|((label, value), order)| json!({"label": label, "value": value, "displayOrder": order}))
-                .collect();
+            let options = options.iter().zip(1..).map(|((label, value), order)| {
+                json::Object::new()
+                    .string("label", label)
+                    .string("value", value)
+                    .number("displayOrder", order)
+                    .finish()
+            });
+            definition = definition.raw("options", &json::array(options));
         }
-        definition
+        definition.finish()
     }
 }
 
-/// The `properties` object of a HubSpot write: every row's value, as strings, by the row's `fill`.
+/// The property values of a HubSpot write: every row's value, as text, by the row's `fill`.
 pub fn values<'p, T: 'static>(
     rows: impl IntoIterator<Item = &'p Property<T>>,
     source: &Source<'_, T>,
-) -> Map<String, Value> {
+) -> Vec<PropertyValue> {
     rows.into_iter()
         .filter_map(|row| {
             let value = (row.value)(source).filter(|v| !v.trim().is_empty());
-            match (value, row.fill) {
-                (Some(value), _) => Some((row.name.to_owned(), Value::String(value))),
-                (None, Fill::Always) => Some((row.name.to_owned(), Value::String(String::new()))),
-                (None, Fill::WhenPresent) => None,
-            }
+            let value = match (value, row.fill) {
+                (Some(value), _) => value,
+                (None, Fill::Always) => String::new(),
+                (None, Fill::WhenPresent) => return None,
+            };
+            Some(PropertyValue {
+                name: row.name.to_owned(),
+                value,
+            })
         })
         .collect()
 }
@@ -269,35 +280,34 @@ pub struct CustomObject<T: 'static> {
     pub associated_objects: &'static [&'static str],
     /// The group HubSpot creates for the schema's own properties; later additions go there too.
     pub property_group: &'static str,
-    /// Capture name under which the created schema's `objectTypeId` is returned.
-    pub type_id_capture: &'static str,
     pub properties: &'static [Property<T>],
 }
 
 impl<T> CustomObject<T> {
     /// The `POST /crm-object-schemas/v3/schemas` body, every property inline.
-    pub fn schema(&self) -> Value {
-        let properties: Vec<Value> = self
+    pub fn schema(&self) -> String {
+        // HubSpot allows three searchable properties per object; the ids are what people type.
+        let properties = self
             .properties
             .iter()
-            .map(|p| {
-                let mut definition = p.definition(None);
-                // HubSpot allows three of these per object; the searchable ids are what people type.
-                definition["searchableInGlobalSearch"] = self.searchable.contains(&p.name).into();
-                definition
-            })
-            .collect();
-        json!({
-            "name": self.name,
-            "description": self.description,
-            "labels": {"singular": self.singular, "plural": self.plural},
-            "primaryDisplayProperty": self.primary_display,
-            "secondaryDisplayProperties": self.secondary_display,
-            "requiredProperties": self.required,
-            "searchableProperties": self.searchable,
-            "associatedObjects": self.associated_objects,
-            "properties": properties,
-        })
+            .map(|p| p.definition(None, Some(self.searchable.contains(&p.name))));
+        json::Object::new()
+            .string("name", self.name)
+            .string("description", self.description)
+            .raw(
+                "labels",
+                &json::Object::new()
+                    .string("singular", self.singular)
+                    .string("plural", self.plural)
+                    .finish(),
+            )
+            .string("primaryDisplayProperty", self.primary_display)
+            .strings("secondaryDisplayProperties", self.secondary_display)
+            .strings("requiredProperties", self.required)
+            .strings("searchableProperties", self.searchable)
+            .strings("associatedObjects", self.associated_objects)
+            .raw("properties", &json::array(properties))
+            .finish()
     }
 }
 
@@ -316,7 +326,6 @@ pub static SUBSCRIPTIONS: CustomObject<Subscription> = CustomObject {
     searchable: &["lago_subscription_id", "lago_external_subscription_id"],
     associated_objects: &["COMPANY", "CONTACT"],
     property_group: "lagosubscriptions_information",
-    type_id_capture: "subscriptions_object_type_id",
     properties: &SUBSCRIPTION_PROPERTIES,
 };
 
@@ -437,7 +446,6 @@ pub static INVOICES: CustomObject<Invoice> = CustomObject {
     searchable: &["lago_invoice_number", "lago_invoice_id"],
     associated_objects: &["COMPANY", "CONTACT"],
     property_group: "lagoinvoices_information",
-    type_id_capture: "invoices_object_type_id",
     properties: &INVOICE_PROPERTIES,
 };
 
@@ -579,8 +587,6 @@ pub struct ObjectAssociation {
     pub to: &'static str,
     /// `from/to`, the store key.
     pub key: &'static str,
-    /// Capture name of the created definition's id.
-    pub capture: &'static str,
 }
 
 /// A LagoInvoices record is associated with the LagoSubscriptions records it bills.
@@ -588,7 +594,6 @@ pub const INVOICES_TO_SUBSCRIPTIONS: ObjectAssociation = ObjectAssociation {
     from: "LagoInvoices",
     to: "LagoSubscriptions",
     key: "LagoInvoices/LagoSubscriptions",
-    capture: "invoices_subscriptions_association_id",
 };
 
 /// A LagoCreditNotes record is associated with the LagoInvoices record it credits.
@@ -596,7 +601,6 @@ pub const CREDIT_NOTES_TO_INVOICES: ObjectAssociation = ObjectAssociation {
     from: "LagoCreditNotes",
     to: "LagoInvoices",
     key: "LagoCreditNotes/LagoInvoices",
-    capture: "credit_notes_invoices_association_id",
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -613,7 +617,6 @@ pub static CREDIT_NOTES: CustomObject<CreditNote> = CustomObject {
     searchable: &["lago_credit_note_number", "lago_credit_note_id"],
     associated_objects: &["COMPANY", "CONTACT"],
     property_group: "lagocreditnotes_information",
-    type_id_capture: "credit_notes_object_type_id",
     properties: &CREDIT_NOTE_PROPERTIES,
 };
 
@@ -730,6 +733,8 @@ static CREDIT_NOTE_PROPERTIES: [Property<CreditNote>; 14] = [
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -777,8 +782,9 @@ mod tests {
             .iter()
             .find(|p| p.name == "lago_invoice_payment_overdue")
             .unwrap();
+        let parse = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap();
         assert_eq!(
-            overdue.definition(Some("g")),
+            parse(overdue.definition(Some("g"), None)),
             json!({
                 "name": "lago_invoice_payment_overdue", "label": "Lago Invoice Payment Overdue",
                 "description": "Synced from Lago: invoice.payment_overdue",
@@ -792,7 +798,7 @@ mod tests {
             .iter()
             .find(|p| p.name == "lago_billing_time")
             .unwrap();
-        let definition = billing_time.definition(None);
+        let definition = parse(billing_time.definition(None, None));
         assert_eq!(definition["type"], "enumeration");
         assert_eq!(definition["fieldType"], "radio");
         assert_eq!(definition["options"][1]["value"], "anniversary");

@@ -1,5 +1,7 @@
 //! `subscription.*` → a LagoSubscriptions record associated with its customer.
 
+use crate::prelude::*;
+
 use crate::customer::{Ownership, owner};
 use crate::hubspot;
 use crate::lago::{Incoming, Subscription, read_event, required};
@@ -53,7 +55,9 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
                 conn.code
             ))
         })?;
+    let mut steps = Vec::new();
     let owner = match owner(
+        &mut steps,
         conn,
         known,
         subscription.customer.as_ref(),
@@ -76,15 +80,15 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
         "lago_subscription_id",
         lago_id,
         properties,
-        "subscription",
         key,
         format!("upsert LagoSubscription {name}"),
     );
+    let this = hubspot::push(&mut steps, upsert);
     let associate = hubspot::associate(
         type_id,
-        &hubspot::reference("subscription"),
+        this,
         owner.object.path(),
-        &owner.hubspot_id,
+        owner.hubspot_id.clone(),
         format!(
             "associate LagoSubscription {name} with its {}",
             owner.object.noun()
@@ -94,8 +98,7 @@ pub fn plan(conn: &Connection, known: &[KnownId], payload: &str) -> Result<Plan,
         "upsert LagoSubscription {name} ({status}) and associate it with {}",
         owner.describe()
     );
-    let mut steps = owner.steps;
-    steps.extend([upsert, associate]);
+    steps.push(associate);
     Ok(Plan::new(summary, steps))
 }
 
@@ -119,6 +122,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::lago::FromLago as _;
     use crate::plan::HttpMethod;
     use crate::test_support::*;
 
@@ -158,7 +162,7 @@ mod tests {
             panic!("{plan:?}")
         };
         assert_eq!(
-            (upsert.method, upsert.path.as_str()),
+            (request(upsert).0, path(upsert).as_str()),
             (HttpMethod::Post, "/crm/v3/objects/2-100/batch/upsert")
         );
         assert_eq!(
@@ -179,18 +183,17 @@ mod tests {
                 "lago_billing_time": "anniversary",
             }}]})
         );
-        assert_eq!(upsert.captures[0].name, "subscription");
         assert_eq!(
-            upsert.captures[0].store_as,
+            upsert.store_as,
             Some(RecordKey::new(RecordKind::Subscription, SUB))
         );
         assert_eq!(
-            associate.path,
+            path(associate),
             "/crm/v4/associations/2-100/companies/batch/associate/default"
         );
         assert_eq!(
             body(associate),
-            json!({"inputs": [{"from": {"id": "{{subscription}}"}, "to": {"id": "501"}}]})
+            json!({"inputs": [{"from": {"id": "{{0}}"}, "to": {"id": "501"}}]})
         );
     }
 
@@ -200,10 +203,9 @@ mod tests {
         let [customer, _, associate] = plan.steps.as_slice() else {
             panic!("{plan:?}")
         };
-        assert_eq!(customer.path, "/crm/v3/objects/companies/batch/upsert");
+        assert_eq!(path(customer), "/crm/v3/objects/companies/batch/upsert");
         assert_eq!(body(customer)["inputs"][0]["id"], ACME);
-        assert_eq!(customer.captures[0].name, "customer");
-        assert_eq!(body(associate)["inputs"][0]["to"]["id"], "{{customer}}");
+        assert_eq!(body(associate)["inputs"][0]["to"]["id"], "{{0}}");
     }
 
     #[test]
@@ -235,7 +237,7 @@ mod tests {
         let known = [known(RecordKind::Contact, ACME, "802")];
         let plan = run(&conn(), &known, "subscription.updated", object.clone()).unwrap();
         assert_eq!(
-            plan.steps[1].path,
+            path(&plan.steps[1]),
             "/crm/v4/associations/2-100/contacts/batch/associate/default"
         );
         assert_eq!(body(&plan.steps[1])["inputs"][0]["to"]["id"], "802");
@@ -330,7 +332,7 @@ mod tests {
                     .unwrap()
                     .steps
                     .is_empty();
-                let parsed: Subscription = serde_json::from_value(object).unwrap();
+                let parsed = Subscription::from_lago(&object).unwrap();
                 assert_eq!(is_pushed(&parsed), pushed, "{status} {started_at}");
             }
         }

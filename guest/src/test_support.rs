@@ -2,7 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::plan::{Connection, KnownId, RecordKey, RecordKind, Step, TargetedObject};
+use crate::plan::{
+    Connection, HttpMethod, IdRef, KnownId, Operation, PropertyValue, RecordKey, RecordKind, Step,
+    TargetedObject,
+};
 
 pub const ACME: &str = "1f7b9c2e-3d4a-4b5c-8d6e-7f8091a2b3c4";
 pub const JANE: &str = "2a8c0d3f-4e5b-4c6d-9e7f-8091a2b3c4d5";
@@ -57,7 +60,71 @@ pub fn hubspot_link_json(
     })
 }
 
-/// The JSON a step would send.
+/// The HubSpot request a step's operation is, as the contract documents it (the host's own
+/// mapping is tested against the emulator): method, path and JSON body. A reference to an
+/// earlier step's result reads `{{N}}` (its index).
+pub fn request(step: &Step) -> (HttpMethod, String, Value) {
+    let id = |r: &IdRef| match r {
+        IdRef::Known(id) => id.clone(),
+        IdRef::ResultOf(n) => format!("{{{{{n}}}}}"),
+    };
+    match &step.operation {
+        Operation::Upsert(u) => (
+            HttpMethod::Post,
+            format!("/crm/v3/objects/{}/batch/upsert", u.object_type),
+            json!({"inputs": [{"idProperty": u.id_property, "id": u.id, "properties": props(&u.properties)}]}),
+        ),
+        Operation::Update(u) => (
+            HttpMethod::Patch,
+            format!("/crm/v3/objects/{}/{}", u.object_type, u.record_id),
+            json!({"properties": props(&u.properties)}),
+        ),
+        Operation::Associate(a) => (
+            HttpMethod::Post,
+            format!(
+                "/crm/v4/associations/{}/{}/batch/associate/default",
+                a.from_type, a.to_type
+            ),
+            json!({"inputs": [{"from": {"id": id(&a.from_id)}, "to": {"id": id(&a.to_id)}}]}),
+        ),
+        Operation::CreateProperties(c) => (
+            HttpMethod::Post,
+            format!("/crm/v3/properties/{}/batch/create", c.object_type),
+            json!({"inputs": c.definitions.iter().map(|d| serde_json::from_str::<Value>(d).unwrap()).collect::<Vec<_>>()}),
+        ),
+        Operation::DefineAssociation(d) => (
+            HttpMethod::Post,
+            format!(
+                "/crm-object-schemas/v3/schemas/{}/associations",
+                id(&d.from_type)
+            ),
+            json!({"fromObjectTypeId": id(&d.from_type), "toObjectTypeId": id(&d.to_type)}),
+        ),
+        Operation::Request(r) => (
+            r.method,
+            r.path.clone(),
+            r.body
+                .as_deref()
+                .map_or(Value::Null, |b| serde_json::from_str(b).unwrap()),
+        ),
+    }
+}
+
+/// The path of the request a step is.
+pub fn path(step: &Step) -> String {
+    request(step).1
+}
+
+/// The JSON body of the request a step is.
 pub fn body(step: &Step) -> Value {
-    serde_json::from_str(step.body.as_deref().expect("step has a body")).expect("body is JSON")
+    request(step).2
+}
+
+/// Property values as the JSON object HubSpot takes.
+pub fn props(values: &[PropertyValue]) -> Value {
+    values
+        .iter()
+        .map(|v| (v.name.clone(), Value::String(v.value.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

@@ -8,6 +8,8 @@
 //! The envelope is `{"webhook_type": …, "object_type": …, "<object_type>": {…}}`; [`Envelope::read`]
 //! is the one reader of it.
 
+use crate::prelude::*;
+
 use serde_json::Value;
 
 use crate::plan::PlanError;
@@ -238,7 +240,7 @@ impl Envelope {
     /// Errors only for a body that is not a Lago webhook at all (not JSON, not an object, no
     /// `webhook_type`); everything else is routed.
     pub fn read(payload: &str) -> Result<Envelope, PlanError> {
-        let body: Value = serde_json::from_str(payload)
+        let mut body = crate::json::parse(payload)
             .map_err(|e| PlanError::MalformedPayload(format!("the payload is not JSON ({e})")))?;
         if !body.is_object() {
             return Err(PlanError::MalformedPayload(
@@ -255,16 +257,19 @@ impl Envelope {
             }
         };
         let route = route(&webhook_type);
-        let object = match &route {
-            Route::Push { object, .. } => body.pointer(object),
+        // Taken out of the body, which is dropped: no copy of the object.
+        let slot = match &route {
+            Route::Push { object, .. } => body.pointer_mut(object),
             // Still read, so a skipped event is logged under its object's id.
-            Route::Skip(_) => body
-                .get("object_type")
-                .and_then(Value::as_str)
-                .and_then(|key| body.get(key)),
-        }
-        .filter(|o| o.is_object())
-        .cloned();
+            Route::Skip(_) => match body.get("object_type").and_then(Value::as_str) {
+                Some(key) => {
+                    let key = key.to_owned();
+                    body.get_mut(&key)
+                }
+                None => None,
+            },
+        };
+        let object = slot.filter(|o| o.is_object()).map(Value::take);
         Ok(Envelope {
             webhook_type,
             route,

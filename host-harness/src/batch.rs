@@ -1,6 +1,7 @@
-//! Batched execution: the next steps of many plans that hit the same HubSpot batch endpoint are
-//! sent together — object upserts as one `batch/upsert` (≤ 100 inputs), default associations as
-//! one v4 `batch/associate/default` (≤ 2,000) — instead of one request per step.
+//! Batched execution: the next steps of many plans that are the same operation are sent together
+//! — `upsert`s of one object type as one `batch/upsert` (≤ 100 inputs), `associate`s of one pair
+//! of object types as one v4 `batch/associate/default` (≤ 2,000) — instead of one request per
+//! step. Other operations go one by one.
 //!
 //! Plans stay per event (dry runs and the sync log are unchanged); only their execution is
 //! coalesced. Results are matched back by the unique id property (HubSpot returns them in any
@@ -13,13 +14,14 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::executor::operation::HubspotRequest;
 use crate::executor::recovery::CustomerUpsert;
 use crate::executor::{
-    ExecError, Executor, Progress, StepOutcome, apply_captures, method_name, partial_failure,
-    scalar_to_string, substitute_body, substitute_path,
+    Call, ExecError, Executor, Progress, StepOutcome, apply_result, method_name, partial_failure,
+    scalar_to_string,
 };
 use crate::hubspot_http::TransportError;
-use crate::runtime::{HttpMethod, KnownId, Plan, Step};
+use crate::runtime::{HttpMethod, KnownId, Operation, Plan, Step};
 
 /// HubSpot's documented input limits per request.
 pub const MAX_UPSERT_INPUTS: usize = 100;
@@ -48,6 +50,7 @@ enum Piece {
 /// A step ready to send for one job: either on its own or as a piece of a batch.
 struct Ready {
     job: usize,
+    request: HubspotRequest,
     path: String,
     body: Option<Bytes>,
     piece: Option<Piece>,
@@ -113,9 +116,13 @@ impl<'a> BatchExecutor<'a> {
                 break;
             }
             let mut ready = Vec::new();
+            let mut requests: HashMap<usize, HubspotRequest> = HashMap::new();
             for &job in &active {
                 match prepare(&jobs[job].plan, &progress[job], job) {
-                    Ok(step) => ready.push(step),
+                    Ok(step) => {
+                        requests.insert(job, step.request.clone());
+                        ready.push(step);
+                    }
                     Err(error) => results[job] = Some(Err(error)),
                 }
             }
@@ -127,7 +134,8 @@ impl<'a> BatchExecutor<'a> {
                 let step = &jobs[job].plan.steps[step_index];
                 match answer {
                     Ok((json, status, attempts, path, note)) => {
-                        match apply_captures(step, step_index + 1, &json, &mut progress[job]) {
+                        let request = &requests[&job];
+                        match apply_result(step, request, step_index, &json, &mut progress[job]) {
                             Ok(mut ids) => {
                                 if step_index == 0 {
                                     ids.splice(0..0, jobs[job].plan.learned.iter().cloned());
@@ -135,7 +143,7 @@ impl<'a> BatchExecutor<'a> {
                                 progress[job].next_step = step_index + 1;
                                 let outcome = StepOutcome {
                                     description: step.description.clone(),
-                                    method: method_name(step.method).to_owned(),
+                                    method: method_name(request.method).to_owned(),
                                     path,
                                     status,
                                     attempts,
@@ -203,7 +211,7 @@ impl<'a> BatchExecutor<'a> {
                 let plan_step = &jobs[step.job].plan.steps[progress[step.job].next_step];
                 let number = progress[step.job].next_step + 1;
                 let result = self
-                    .send_single(plan_step, number, &step.path, step.body)
+                    .send_single(plan_step, &step.request, number, &step.path, step.body)
                     .await;
                 answers.push((
                     step.job,
@@ -216,13 +224,10 @@ impl<'a> BatchExecutor<'a> {
         // Company and contact upserts HubSpot refuses for a lived-in portal's reasons are
         // written again one by one (see [`crate::executor::recovery`]).
         let mut customer_upserts: HashMap<usize, CustomerUpsert> = HashMap::new();
-        for (path, pieces) in &groups {
-            for ready in pieces {
-                if let Some(Piece::Upsert { input, .. }) = &ready.piece
-                    && let Some(upsert) = CustomerUpsert::of_input(path, input)
-                {
-                    customer_upserts.insert(ready.job, upsert);
-                }
+        for ready in groups.values().flatten() {
+            let step = &jobs[ready.job].plan.steps[progress[ready.job].next_step];
+            if let Some(upsert) = CustomerUpsert::of_operation(&step.operation) {
+                customer_upserts.insert(ready.job, upsert);
             }
         }
         for (path, pieces) in groups {
@@ -276,21 +281,22 @@ impl<'a> BatchExecutor<'a> {
     async fn send_single(
         &self,
         step: &Step,
+        request: &HubspotRequest,
         number: usize,
         path: &str,
         body: Option<Bytes>,
     ) -> Result<(Value, u16, u32, Option<String>), ExecError> {
+        let call = Call::new(request.method, &step.description);
         let (response, attempts) = self
             .executor
-            .send_with_retries(step, number, path, body.clone())
+            .send_with_retries(&call, number, path, body.clone())
             .await?;
-        if !(response.is_success() || step.accept_statuses.contains(&response.status)) {
+        if !(response.is_success() || request.accept_statuses.contains(&response.status)) {
             let error = ExecError::rejected(number, &step.description, &response);
             // The update of a linked customer record (see [`crate::executor::recovery`]).
             return match crate::executor::recovery::recover_request(
                 &self.executor,
-                step.method,
-                path,
+                &step.operation,
                 body.as_deref(),
                 &error,
             )
@@ -360,15 +366,7 @@ impl<'a> BatchExecutor<'a> {
             if upsert { "upsert" } else { "association" },
             inputs.len()
         );
-        let batch_step = Step {
-            description: description.clone(),
-            method: HttpMethod::Post,
-            path: path.to_owned(),
-            query: Vec::new(),
-            body: None,
-            accept_statuses: Vec::new(),
-            captures: Vec::new(),
-        };
+        let batch_step = Call::new(HttpMethod::Post, &description);
         let body = Bytes::from(json!({ "inputs": inputs }).to_string());
         let sent = self
             .executor
@@ -462,7 +460,7 @@ impl<'a> BatchExecutor<'a> {
     }
 }
 
-/// A job's answer to one step: the JSON its captures read, status, attempts and the path sent.
+/// A job's answer to one step: the JSON its result is read from, status, attempts and the path sent.
 /// A step's answer: its JSON, status, attempts, path, and a note when [`crate::executor::recovery`]
 /// recovered it.
 type Answer = Result<(Value, u16, u32, String, Option<String>), ExecError>;
@@ -476,54 +474,27 @@ fn trace_id(job: usize) -> String {
     format!("job-{job}")
 }
 
-/// The filled-in next step of a job, and whether it can join a batch.
+/// The next step of a job as its request, and whether it can join a batch: by its operation.
 fn prepare(plan: &Plan, progress: &Progress, job: usize) -> Result<Ready, ExecError> {
     let step = &plan.steps[progress.next_step];
-    let number = progress.next_step + 1;
-    let path = substitute_path(step, number, &progress.captured)?;
-    let body = substitute_body(step, number, &progress.captured)?;
-    let piece = coalescable(step, &path, body.as_deref());
+    let request = progress.request(step, progress.next_step + 1)?;
+    let input = || request.body.as_ref()?.pointer("/inputs/0").cloned();
+    let piece = match &step.operation {
+        Operation::Upsert(upsert) => input().map(|input| Piece::Upsert {
+            id_property: upsert.id_property.clone(),
+            id: upsert.id.clone(),
+            input,
+        }),
+        Operation::Associate(_) => input().map(|input| Piece::Associate { input }),
+        _ => None,
+    };
     Ok(Ready {
         job,
-        path,
-        body,
+        path: request.path.clone(),
+        body: request.body.as_ref().map(|b| Bytes::from(b.to_string())),
+        request,
         piece,
     })
-}
-
-/// A single-input `batch/upsert` keyed on a unique property, or a single default association.
-fn coalescable(step: &Step, path: &str, body: Option<&[u8]>) -> Option<Piece> {
-    if step.method != HttpMethod::Post || !step.accept_statuses.is_empty() || path.contains('?') {
-        return None;
-    }
-    let json: Value = serde_json::from_slice(body?).ok()?;
-    let inputs = json.get("inputs")?.as_array()?;
-    let [input] = inputs.as_slice() else {
-        return None;
-    };
-    if json.as_object()?.len() != 1 {
-        return None;
-    }
-    if path.ends_with("/batch/upsert") {
-        let id_property = input.get("idProperty")?.as_str()?.to_owned();
-        let id = input.get("id").and_then(scalar_to_string)?;
-        // The capture must be the one result a single-input upsert returns.
-        let captures_ok = step
-            .captures
-            .iter()
-            .all(|c| c.pointer.starts_with("/results/0/"));
-        captures_ok.then(|| Piece::Upsert {
-            id_property,
-            id,
-            input: input.clone(),
-        })
-    } else if path.ends_with("/batch/associate/default") && step.captures.is_empty() {
-        Some(Piece::Associate {
-            input: input.clone(),
-        })
-    } else {
-        None
-    }
 }
 
 /// The result whose unique property (or id) is the input's id.

@@ -295,7 +295,7 @@ pub fn with_link(payload: &str, code: &str, link: &CustomerLink) -> Option<Strin
 
 #[cfg(test)]
 mod tests {
-    use lago_hubspot_guest::lago::{Customer, hubspot_link};
+    use lago_hubspot_guest::lago::{Customer, FromLago as _, hubspot_link};
 
     use super::*;
 
@@ -312,7 +312,7 @@ mod tests {
     /// The customer the guest reads from a payload, and its HubSpot link by the guest's rule.
     fn linked_record(payload: &str, code: &str) -> Option<(String, String)> {
         let envelope = Envelope::read(payload).unwrap();
-        let customer: Customer = serde_json::from_value(envelope.customer()?.clone()).unwrap();
+        let customer = Customer::from_lago(envelope.customer()?).unwrap();
         let entry = hubspot_link(&customer, code, false)?;
         Some((
             entry.external_customer_id.clone()?,

@@ -385,13 +385,13 @@ impl Ended {
                 source: TransportError::Auth(auth),
                 ..
             } if auth.needs_reconnect() => Failure::AwaitReconnect,
-            // A refresh that failed may heal; a checkpoint, a capture or a partial batch is
+            // A refresh that failed may heal; a checkpoint, a missing result or a partial batch is
             // run again.
             ExecError::Transport {
                 source: TransportError::Auth(_),
                 ..
             }
-            | ExecError::MissingCapture { .. }
+            | ExecError::MissingResult { .. }
             | ExecError::Checkpoint { .. }
             | ExecError::Blocked { .. }
             | ExecError::Partial { .. } => Failure::Retry { status },

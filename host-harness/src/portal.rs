@@ -7,14 +7,13 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use lago_hubspot_guest::lago::{Customer, hubspot_entries};
+use lago_hubspot_guest::lago::{Customer, FromLago as _, hubspot_entries};
 use lago_hubspot_guest::webhooks::{Envelope, Route};
 use serde_json::{Value, json};
 
 use crate::config::MatchCompanies;
-use crate::executor::recovery::step;
-use crate::executor::{ExecError, Executor};
-use crate::runtime::{HttpMethod, Plan, RecordKind};
+use crate::executor::{Call, ExecError, Executor};
+use crate::runtime::{HttpMethod, Operation, Plan, RecordKind, Update};
 use crate::sync::{EventRef, Syncer};
 
 /// `--match-companies domain`: before a new company is written for a customer HubSpot has no id
@@ -78,23 +77,18 @@ pub async fn match_companies<'p>(syncer: &Syncer, plans: impl Iterator<Item = &'
         if stored.is_some_and(|other| other != lago_id) || !claim_company(portal, id, &lago_id) {
             continue;
         }
+        // The upsert becomes an update of the company found: same properties, same stored key.
         let step = &mut plan.steps[0];
-        let body: Value = step
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or_default();
-        let properties = body["inputs"][0]["properties"].clone();
-        step.method = HttpMethod::Patch;
-        step.path = format!("/crm/v3/objects/companies/{id}");
-        step.body = Some(json!({ "properties": properties }).to_string());
+        let Operation::Upsert(upsert) = &mut step.operation else {
+            continue;
+        };
+        step.operation = Operation::Update(Update {
+            object_type: std::mem::take(&mut upsert.object_type),
+            record_id: id.clone(),
+            properties: std::mem::take(&mut upsert.properties),
+        });
         step.description =
             format!("adopt HubSpot company {id}, which already has the domain {domain}");
-        for capture in &mut step.captures {
-            if capture.pointer == "/results/0/id" {
-                capture.pointer = "/id".into();
-            }
-        }
         plan.summary = format!(
             "{} (adopting HubSpot company {id}, which has the domain {domain})",
             plan.summary
@@ -125,21 +119,15 @@ fn bare_domain(domain: &str) -> String {
 
 /// The Lago id and domain of a plan whose first step upserts a company by `lago_customer_id`.
 fn new_company(plan: &Plan) -> Option<(String, String)> {
-    let step = plan.steps.first()?;
-    if step.method != HttpMethod::Post || step.path != "/crm/v3/objects/companies/batch/upsert" {
+    let Operation::Upsert(upsert) = &plan.steps.first()?.operation else {
         return None;
-    }
-    let body: Value = serde_json::from_str(step.body.as_deref()?).ok()?;
-    let input = match body["inputs"].as_array()?.as_slice() {
-        [input] => input.clone(),
-        _ => return None,
     };
-    if input["idProperty"] != "lago_customer_id" {
+    if upsert.object_type != "companies" || upsert.id_property != "lago_customer_id" {
         return None;
     }
-    let lago_id = input["id"].as_str()?.to_owned();
-    let domain = bare_domain(input["properties"]["domain"].as_str()?);
-    (!domain.is_empty()).then_some((lago_id, domain))
+    let domain = upsert.properties.iter().find(|p| p.name == "domain")?;
+    let domain = bare_domain(&domain.value);
+    (!domain.is_empty()).then(|| (upsert.id.clone(), domain))
 }
 
 /// Companies holding each domain: their ids and the `lago_customer_id` they carry.
@@ -162,7 +150,7 @@ async fn companies_by_domain(
             if let Some(after) = &after {
                 request["after"] = json!(after);
             }
-            let search = step(HttpMethod::Post, path, "find companies by domain");
+            let search = Call::new(HttpMethod::Post, "find companies by domain");
             let body = Bytes::from(request.to_string());
             let (response, _) = executor
                 .send_with_retries(&search, 1, path, Some(body))
@@ -300,7 +288,7 @@ enum Read {
 
 async fn read_id(executor: &Executor<'_>, object_type: &str, id: &str) -> Option<Read> {
     let path = format!("/crm/v3/objects/{object_type}/{id}");
-    let read = step(HttpMethod::Get, &path, "check a HubSpot id");
+    let read = Call::new(HttpMethod::Get, "check a HubSpot id");
     let (response, _) = executor
         .send_with_retries(&read, 1, &path, None)
         .await
@@ -324,8 +312,7 @@ async fn read_id(executor: &Executor<'_>, object_type: &str, id: &str) -> Option
 fn linked_records(payload: &str) -> Vec<(String, String)> {
     let Some(customer) = Envelope::read(payload)
         .ok()
-        .and_then(|e| e.customer().cloned())
-        .and_then(|c| serde_json::from_value::<Customer>(c).ok())
+        .and_then(|e| Customer::from_lago(e.customer()?).ok())
     else {
         return Vec::new();
     };

@@ -20,15 +20,26 @@ use lago_hubspot_guest::webhooks::{Envelope, Handler, Route};
 
 use crate::hubspot_http::HubspotClient;
 
+// The WASI interfaces the world imports (pinned under `wit/deps/`) are wasmtime-wasi's own
+// bindings, so the host implementations are wasmtime-wasi's and wasmtime-wasi-http's.
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "sync-plugin",
     exports: { default: async },
+    with: {
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+    },
     additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 pub use exports::lago::hubspot::planner::{Connection, KnownId, Plan, PlanError};
-pub use lago::hubspot::types::{Capture, HttpMethod, RecordKey, RecordKind, Step, TargetedObject};
+pub use lago::hubspot::types::{
+    Associate, CreateProperties, DefineAssociation, HttpMethod, IdRef, Operation, PropertyValue,
+    RecordKey, RecordKind, Request, Step, TargetedObject, Update, Upsert,
+};
 /// wasmtime's compiled-code cache, for [`Plugin::load_with_cache`].
 pub use wasmtime::{Cache, CacheConfig};
 
@@ -188,8 +199,7 @@ impl Plugin {
         // wasmtime compiles afresh.
         let component = Component::new(&engine, &bytes)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        link_world_imports(&mut linker)?;
         let pre = SyncPluginPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Plugin {
             engine,
@@ -287,6 +297,29 @@ impl Plugin {
         let bindings = self.pre.instantiate_async(&mut store).await?;
         Ok((store, bindings, stderr))
     }
+}
+
+/// Links exactly what the world `sync-plugin` imports (`wit/lago-hubspot.wit`), no more: a
+/// component that imports anything else fails to instantiate, with the import named.
+fn link_world_imports(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, io};
+    io::error::add_to_linker::<_, Table>(linker, |state| &mut state.table)?;
+    io::poll::add_to_linker::<_, Table>(linker, |state| &mut state.table)?;
+    io::streams::add_to_linker::<_, Table>(linker, |state| &mut state.table)?;
+    // Only for `wasi:http/types`' `duration` type; linked because the world imports it.
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(linker, CallState::clocks)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(linker, CallState::cli)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    Ok(())
+}
+
+/// The store data the `wasi:io` host functions work on: the resource table.
+struct Table;
+
+impl wasmtime::component::HasData for Table {
+    type Data<'a> = &'a mut ResourceTable;
 }
 
 /// A trap, with the guest's panic message when it printed one.

@@ -488,8 +488,19 @@ fn resume(event: &StoredEvent) -> Result<Option<(Plan, Progress)>, String> {
     let Some(text) = &event.plan else {
         return Ok(None);
     };
-    let plan: Plan =
-        serde_json::from_str(text).map_err(|e| format!("the stored plan cannot be read: {e}"))?;
+    let plan: Plan = match serde_json::from_str(text) {
+        Ok(plan) => plan,
+        // Stored by a release before lago:hubspot@0.2.0 (steps were raw requests then): planned
+        // again from the payload, which repeats only upserts and associations (harmless).
+        Err(error) if text.contains("\"captures\"") => {
+            tracing::info!(
+                event = event.id,
+                "planning again a plan of an earlier release: {error}"
+            );
+            return Ok(None);
+        }
+        Err(error) => return Err(format!("the stored plan cannot be read: {error}")),
+    };
     let progress: Progress = event
         .progress
         .as_deref()
@@ -825,6 +836,33 @@ mod tests {
             .iter()
             .map(|g| g.iter().map(|e| e.id).collect())
             .collect()
+    }
+
+    /// A plan stored by a release before lago:hubspot@0.2.0 is planned again; a stored plan of
+    /// this release resumes where it stopped; one that is not a plan at all is an error.
+    #[test]
+    fn stored_plans_resume_and_plans_of_an_earlier_release_are_planned_again() {
+        let mut stored = event(1, "customer.created");
+        stored.plan = Some(
+            r#"{"summary":"s","steps":[{"description":"d","method":"Post","path":"/p",
+                "query":[],"body":null,"accept_statuses":[],"captures":[]}],"learned":[]}"#
+                .into(),
+        );
+        assert!(resume(&stored).unwrap().is_none());
+
+        let plan = Plan {
+            summary: "s".into(),
+            steps: Vec::new(),
+            learned: Vec::new(),
+        };
+        stored.plan = Some(serde_json::to_string(&plan).unwrap());
+        stored.progress = Some(r#"{"next_step":1,"results":{"0":"42"}}"#.into());
+        let (resumed, progress) = resume(&stored).unwrap().unwrap();
+        assert_eq!(resumed.summary, "s");
+        assert_eq!(progress.results.get(&0).map(String::as_str), Some("42"));
+
+        stored.plan = Some("not a plan".into());
+        assert!(resume(&stored).unwrap_err().contains("cannot be read"));
     }
 
     #[test]

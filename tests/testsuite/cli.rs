@@ -3,6 +3,7 @@
 use std::process::{Command, Stdio};
 
 use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -111,8 +112,21 @@ async fn deploy_sync_and_plan_from_the_command_line() {
         String::from_utf8_lossy(&plan.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan prints JSON");
+    // Each step: the operation the component typed, and the HubSpot request it becomes.
+    let step = &json["steps"][0];
     assert_eq!(
-        json["steps"][0]["body"]["inputs"][0]["idProperty"],
+        step["operation"]["Upsert"]["id_property"],
+        "lago_customer_id"
+    );
+    assert_eq!(
+        (&step["request"]["method"], &step["request"]["path"]),
+        (
+            &json!("POST"),
+            &json!("/crm/v3/objects/companies/batch/upsert")
+        )
+    );
+    assert_eq!(
+        step["request"]["body"]["inputs"][0]["idProperty"],
         "lago_customer_id"
     );
     assert_eq!(hubspot.request_log().len(), before, "plan sent a request");

@@ -319,7 +319,7 @@ async fn a_portal_deployed_before_gets_what_it_lacks_from_the_next_deploy() {
     ] {
         let inputs: Vec<Value> = CUSTOMER_PROPERTIES
             .iter()
-            .map(|p| p.definition(Some(group)))
+            .map(|p| serde_json::from_str(&p.definition(Some(group), None)).unwrap())
             .collect();
         post(
             format!("/crm/v3/properties/{object}/batch/create"),
@@ -329,17 +329,20 @@ async fn a_portal_deployed_before_gets_what_it_lacks_from_the_next_deploy() {
     }
     let subscriptions = post(
         "/crm-object-schemas/v3/schemas".into(),
-        SUBSCRIPTIONS.schema(),
+        serde_json::from_str(&SUBSCRIPTIONS.schema()).unwrap(),
     )
     .await["objectTypeId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let invoices =
-        post("/crm-object-schemas/v3/schemas".into(), INVOICES.schema()).await["objectTypeId"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let invoices = post(
+        "/crm-object-schemas/v3/schemas".into(),
+        serde_json::from_str(&INVOICES.schema()).unwrap(),
+    )
+    .await["objectTypeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let id = |name: &str, hubspot_id: &str| KnownId {
         key: RecordKey {
             kind: RecordKind::ObjectSchema,

@@ -3,7 +3,7 @@
 use lago_hubspot::config::{
     ConnectionSettings, DefaultObject, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA,
 };
-use lago_hubspot::runtime::RecordKind;
+use lago_hubspot::runtime::{IdRef, Operation, RecordKind};
 use lago_hubspot::samples::SAMPLE_EVENTS;
 use lago_hubspot::sync::OutcomeStatus;
 use serde_json::{Value, json};
@@ -823,6 +823,11 @@ async fn the_plan_names_no_secret_and_skips_lookups_the_store_can_answer() {
     // The customer's id is known, so the plan is the upsert and the association only.
     assert_eq!(plan.steps.len(), 2, "{text}");
     let company_id = harness.hubspot.records("companies")[0].id.clone();
-    let association: Value = serde_json::from_str(plan.steps[1].body.as_deref().unwrap()).unwrap();
-    assert_eq!(association["inputs"][0]["to"]["id"], company_id);
+    let Operation::Associate(association) = &plan.steps[1].operation else {
+        panic!("{text}")
+    };
+    assert!(
+        matches!(&association.to_id, IdRef::Known(id) if *id == company_id),
+        "{text}"
+    );
 }

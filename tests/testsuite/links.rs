@@ -4,6 +4,7 @@
 use std::process::Output;
 
 use lago_hubspot::config::{ConnectionSettings, INVOICES_SCHEMA, SUBSCRIPTIONS_SCHEMA};
+use lago_hubspot::runtime::Operation;
 use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig};
 use serde_json::json;
 
@@ -43,7 +44,10 @@ async fn one_connection_honours_a_link_naming_another_code() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(plan.steps[0].path, "/crm/v3/objects/companies/batch/upsert");
+    let Operation::Upsert(upsert) = &plan.steps[0].operation else {
+        panic!("{:?}", plan.steps[0])
+    };
+    assert_eq!(upsert.object_type, "companies");
     harness.syncer.set_sole_connection(true);
 
     harness.sync_ok(&updated).await;

@@ -173,7 +173,7 @@ pub enum Command {
     /// What was sent to HubSpot for one Lago object (its lago_id, a customer's or subscription's
     /// external_id, or an invoice's or credit note's number), and what HubSpot answered.
     Log(log::LogArgs),
-    /// Dry run: print the HubSpot request plan for one Lago webhook payload; sends nothing.
+    /// Dry run: print the plan for one Lago webhook payload, its operations and the HubSpot requests they become; sends nothing.
     Plan(plan::PlanArgs),
 }
 

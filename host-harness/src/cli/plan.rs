@@ -1,13 +1,14 @@
-//! `lago-hubspot plan`: the HubSpot request plan for one webhook payload; sends nothing and
-//! changes nothing.
+//! `lago-hubspot plan`: the plan for one webhook payload, its operations and the HubSpot requests
+//! they become; sends nothing and changes nothing.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use lago_hubspot::executor::{method_name, operation};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
 use lago_hubspot::runtime::Plan;
 use lago_hubspot::store::Store;
@@ -57,17 +58,34 @@ pub async fn run(global: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The plan as JSON, with request bodies shown as JSON rather than escaped strings.
+/// The plan as JSON: each step's operation as the component typed it, and the HubSpot request it
+/// becomes, with the result of an earlier step shown as `{result of step N}` (1-based).
 fn plan_json(plan: &Plan) -> Value {
-    let mut json = serde_json::to_value(plan).unwrap_or(Value::Null);
-    if let Some(steps) = json.get_mut("steps").and_then(Value::as_array_mut) {
-        for step in steps {
-            if let Some(body) = step.get("body").and_then(Value::as_str)
-                && let Ok(parsed) = serde_json::from_str::<Value>(body)
-            {
-                step["body"] = parsed;
-            }
-        }
-    }
-    json
+    let steps: Vec<Value> = plan
+        .steps
+        .iter()
+        .map(|step| {
+            let request = operation::request(&step.operation, |n| {
+                Some(format!("{{result of step {}}}", n + 1))
+            });
+            let request = match request {
+                Ok(request) => json!({
+                    "method": method_name(request.method),
+                    "path": request.path,
+                    "body": request.body,
+                    "accept_statuses": request.accept_statuses,
+                    "result": request.result_pointer,
+                }),
+                // Every reference is shown, never missing.
+                Err(step) => json!(format!("refers to step {}", step + 1)),
+            };
+            json!({
+                "description": step.description,
+                "operation": step.operation,
+                "store_as": step.store_as,
+                "request": request,
+            })
+        })
+        .collect();
+    json!({ "summary": plan.summary, "steps": steps, "learned": plan.learned })
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use lago_hubspot_guest::lago::{Customer, routing_code};
+use lago_hubspot_guest::lago::{Customer, FromLago as _, routing_code};
 use lago_hubspot_guest::webhooks::Envelope;
 
 use super::Vault;
@@ -165,7 +165,7 @@ impl Fleet {
 /// entry the event was routed by.
 fn hubspot_code(payload: &str) -> Option<String> {
     let envelope = Envelope::read(payload).ok()?;
-    let customer: Customer = serde_json::from_value(envelope.customer()?.clone()).ok()?;
+    let customer = Customer::from_lago(envelope.customer()?).ok()?;
     routing_code(&customer).map(str::to_owned)
 }
 
@@ -275,7 +275,7 @@ mod tests {
                        "subscription": {"lago_id": "s1", "customer": customer}}),
             ] {
                 let routed = hubspot_code(&payload.to_string());
-                let parsed: Customer = serde_json::from_value(customer.clone()).unwrap();
+                let parsed = Customer::from_lago(&customer).unwrap();
                 // Several connections.
                 match &routed {
                     Some(code) => {

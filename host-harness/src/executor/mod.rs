@@ -1,6 +1,8 @@
-//! Executes a plan against HubSpot: substitutes captured values into later steps, checks each
-//! answer, retries what HubSpot says is transient, and reports what the plan taught us.
+//! Executes a plan against HubSpot: turns each step's operation into its request
+//! ([`operation`]), giving it the results of earlier steps, checks each answer, retries what
+//! HubSpot says is transient, and reports what the plan taught us.
 
+pub mod operation;
 pub mod recovery;
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use serde_json::Value;
 use crate::hubspot_http::{HubspotClient, HubspotResponse, TransportError};
 use crate::retry::{Action, Answer, Decision, RetryPolicy, classify};
 use crate::runtime::{HttpMethod, KnownId, Plan, Step};
+use operation::HubspotRequest;
 
 /// What one step did, for the sync log and the CLI.
 #[derive(Debug, Clone, Serialize)]
@@ -28,12 +31,44 @@ pub struct StepOutcome {
     pub note: Option<String>,
 }
 
-/// How far a plan got: the next step to run and the values earlier steps captured.
-/// Persisted after every step, so a restarted process resumes instead of starting over.
+/// How far a plan got: the next step to run and the results (HubSpot ids) of the steps that ran,
+/// by step index (0-based), for the steps that refer to them. Persisted after every step, so a
+/// restarted process resumes instead of starting over.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     pub next_step: usize,
-    pub captured: BTreeMap<String, String>,
+    #[serde(default)]
+    pub results: BTreeMap<usize, String>,
+}
+
+impl Progress {
+    /// The request step `index` of `plan` is, with the results of earlier steps filled in.
+    pub(crate) fn request(&self, step: &Step, number: usize) -> Result<HubspotRequest, ExecError> {
+        operation::request(&step.operation, |n| {
+            self.results.get(&(n as usize)).cloned()
+        })
+        .map_err(|missing| ExecError::UnknownReference {
+            step: number,
+            description: step.description.clone(),
+            referenced: missing as usize + 1,
+        })
+    }
+}
+
+/// A request the host sends (one of a plan's, or one of its own) and how logs and errors name it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: HttpMethod,
+    pub description: String,
+}
+
+impl Call {
+    pub fn new(method: HttpMethod, description: &str) -> Self {
+        Call {
+            method,
+            description: description.to_owned(),
+        }
+    }
 }
 
 /// A plan that ran to the end.
@@ -64,20 +99,20 @@ pub enum ExecError {
         #[source]
         source: TransportError,
     },
-    #[error(
-        "step {step} ({description}): HubSpot's answer has no value at {pointer} for capture {name:?}"
-    )]
-    MissingCapture {
+    #[error("step {step} ({description}): HubSpot's answer has no id at {pointer}")]
+    MissingResult {
         step: usize,
         description: String,
-        name: String,
         pointer: String,
     },
-    #[error("step {step} ({description}) uses {{{{{name}}}}}, which no earlier step captured")]
+    #[error(
+        "step {step} ({description}) takes the result of step {referenced}, which has none (yet)"
+    )]
     UnknownReference {
         step: usize,
         description: String,
-        name: String,
+        /// 1-based, as steps are numbered in messages.
+        referenced: usize,
     },
     #[error("step {step} ({description}) succeeded but its result could not be recorded: {reason}")]
     Checkpoint {
@@ -93,12 +128,6 @@ pub enum ExecError {
     },
     #[error("step {step} ({description})")]
     Blocked { step: usize, description: String },
-    #[error("step {step} ({description}) has a body that is not JSON: {reason}")]
-    InvalidBody {
-        step: usize,
-        description: String,
-        reason: String,
-    },
 }
 
 impl ExecError {
@@ -184,12 +213,15 @@ impl<'a> Executor<'a> {
         let mut outcomes = Vec::with_capacity(plan.steps.len());
         for (index, step) in plan.steps.iter().enumerate().skip(progress.next_step) {
             let number = index + 1;
-            let path = substitute_path(step, number, &progress.captured)?;
-            let body = substitute_body(step, number, &progress.captured)?;
+            let request = progress.request(step, number)?;
+            let path = request.path.clone();
+            let body = request.body.as_ref().map(|b| Bytes::from(b.to_string()));
+            let call = Call::new(request.method, &step.description);
             let (response, attempts) = self
-                .send_with_retries(step, number, &path, body.clone())
+                .send_with_retries(&call, number, &path, body.clone())
                 .await?;
-            let accepted = response.is_success() || step.accept_statuses.contains(&response.status);
+            let accepted =
+                response.is_success() || request.accept_statuses.contains(&response.status);
             let json = if response.is_success() {
                 response.json().unwrap_or(Value::Null)
             } else {
@@ -212,14 +244,9 @@ impl<'a> Executor<'a> {
             let (json, status, attempts, note) = match refused {
                 None => (json, response.status, attempts, None),
                 Some(error) => {
-                    let recovered = recovery::recover_request(
-                        self,
-                        step.method,
-                        &path,
-                        body.as_deref(),
-                        &error,
-                    )
-                    .await;
+                    let recovered =
+                        recovery::recover_request(self, &step.operation, body.as_deref(), &error)
+                            .await;
                     match recovered {
                         Some(Ok(recovered)) => (
                             recovered.json,
@@ -238,7 +265,7 @@ impl<'a> Executor<'a> {
                 Vec::new()
             };
             if (200..300).contains(&status) {
-                ids.extend(apply_captures(step, number, &json, &mut progress)?);
+                ids.extend(apply_result(step, &request, index, &json, &mut progress)?);
             }
             progress.next_step = index + 1;
             checkpoint(&progress, &ids).map_err(|e| ExecError::Checkpoint {
@@ -248,7 +275,7 @@ impl<'a> Executor<'a> {
             })?;
             outcomes.push(StepOutcome {
                 description: step.description.clone(),
-                method: method_name(step.method).to_owned(),
+                method: method_name(request.method).to_owned(),
                 path,
                 status,
                 attempts,
@@ -267,7 +294,7 @@ impl<'a> Executor<'a> {
 
     pub(crate) async fn send_with_retries(
         &self,
-        step: &Step,
+        step: &Call,
         number: usize,
         path: &str,
         body: Option<Bytes>,
@@ -336,33 +363,35 @@ pub(crate) fn to_method(method: HttpMethod) -> Method {
     }
 }
 
-/// Takes a step's captures from its answer into `progress`; returns those to store.
-pub(crate) fn apply_captures(
+/// Takes a step's result (a HubSpot id) from its answer into `progress`; returns it as the id to
+/// store when the step names a key.
+pub(crate) fn apply_result(
     step: &Step,
-    number: usize,
+    request: &HubspotRequest,
+    index: usize,
     json: &Value,
     progress: &mut Progress,
 ) -> Result<Vec<KnownId>, ExecError> {
-    let mut ids = Vec::new();
-    for capture in &step.captures {
-        let value = json
-            .pointer(&capture.pointer)
-            .and_then(scalar_to_string)
-            .ok_or_else(|| ExecError::MissingCapture {
-                step: number,
-                description: step.description.clone(),
-                name: capture.name.clone(),
-                pointer: capture.pointer.clone(),
-            })?;
-        if let Some(key) = &capture.store_as {
-            ids.push(KnownId {
-                key: key.clone(),
-                hubspot_id: value.clone(),
-            });
-        }
-        progress.captured.insert(capture.name.clone(), value);
-    }
-    Ok(ids)
+    let Some(pointer) = &request.result_pointer else {
+        return Ok(Vec::new());
+    };
+    let value = json
+        .pointer(pointer)
+        .and_then(scalar_to_string)
+        .ok_or_else(|| ExecError::MissingResult {
+            step: index + 1,
+            description: step.description.clone(),
+            pointer: pointer.clone(),
+        })?;
+    progress.results.insert(index, value.clone());
+    Ok(step
+        .store_as
+        .iter()
+        .map(|key| KnownId {
+            key: key.clone(),
+            hubspot_id: value.clone(),
+        })
+        .collect())
 }
 
 /// A 207 (or 200) batch answer whose `errors` say some inputs were not written.
@@ -388,109 +417,5 @@ pub(crate) fn scalar_to_string(value: &Value) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-/// Replaces every `{{name}}` in `text` with its captured value.
-fn fill(
-    text: &str,
-    captured: &BTreeMap<String, String>,
-) -> Result<String, String /* unknown name */> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start + 2..].find("}}") else {
-            break;
-        };
-        let name = &rest[start + 2..start + 2 + len];
-        let value = captured.get(name).ok_or_else(|| name.to_owned())?;
-        out.push_str(&rest[..start]);
-        out.push_str(value);
-        rest = &rest[start + 2 + len + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-pub(crate) fn substitute_path(
-    step: &Step,
-    number: usize,
-    captured: &BTreeMap<String, String>,
-) -> Result<String, ExecError> {
-    let unknown = |name| ExecError::UnknownReference {
-        step: number,
-        description: step.description.clone(),
-        name,
-    };
-    let mut path = fill(&step.path, captured).map_err(unknown)?;
-    if !step.query.is_empty() {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (key, value) in &step.query {
-            query.append_pair(key, &fill(value, captured).map_err(unknown)?);
-        }
-        path.push('?');
-        path.push_str(&query.finish());
-    }
-    Ok(path)
-}
-
-/// Fills references inside JSON string values only, so a captured value can never break the JSON.
-pub(crate) fn substitute_body(
-    step: &Step,
-    number: usize,
-    captured: &BTreeMap<String, String>,
-) -> Result<Option<Bytes>, ExecError> {
-    let Some(body) = &step.body else {
-        return Ok(None);
-    };
-    let mut json: Value = serde_json::from_str(body).map_err(|e| ExecError::InvalidBody {
-        step: number,
-        description: step.description.clone(),
-        reason: e.to_string(),
-    })?;
-    fill_strings(&mut json, captured).map_err(|name| ExecError::UnknownReference {
-        step: number,
-        description: step.description.clone(),
-        name,
-    })?;
-    Ok(Some(Bytes::from(json.to_string())))
-}
-
-fn fill_strings(value: &mut Value, captured: &BTreeMap<String, String>) -> Result<(), String> {
-    match value {
-        Value::String(s) if s.contains("{{") => *s = fill(s, captured)?,
-        Value::Array(items) => {
-            for item in items {
-                fill_strings(item, captured)?;
-            }
-        }
-        Value::Object(map) => {
-            for item in map.values_mut() {
-                fill_strings(item, captured)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fills_references_and_reports_unknown_ones() {
-        let captured = BTreeMap::from([("customer".to_owned(), "42".to_owned())]);
-        assert_eq!(fill("/x/{{customer}}/y", &captured).unwrap(), "/x/42/y");
-        assert_eq!(fill("no refs", &captured).unwrap(), "no refs");
-        assert_eq!(fill("{{nope}}", &captured).unwrap_err(), "nope");
-    }
-
-    #[test]
-    fn body_references_stay_inside_json_strings() {
-        let captured = BTreeMap::from([("id".to_owned(), "1\"2".to_owned())]);
-        let mut json: Value = serde_json::json!({"inputs": [{"from": {"id": "{{id}}"}}]});
-        fill_strings(&mut json, &captured).unwrap();
-        assert_eq!(json["inputs"][0]["from"]["id"], "1\"2");
     }
 }

@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::{ExecError, Executor};
-use crate::runtime::{HttpMethod, Step};
+use super::{Call, ExecError, Executor};
+use crate::runtime::{HttpMethod, Operation};
 
 /// The standard objects a Lago customer becomes.
 const CUSTOMER_OBJECTS: [&str; 2] = ["companies", "contacts"];
@@ -38,26 +38,20 @@ pub struct CustomerUpsert {
 }
 
 impl CustomerUpsert {
-    /// The upsert in a request, when the request is one (path and a body of one input).
-    pub fn of_request(path: &str, body: &Value) -> Option<CustomerUpsert> {
-        let object_type = path
-            .strip_prefix("/crm/v3/objects/")?
-            .strip_suffix("/batch/upsert")?;
-        if !CUSTOMER_OBJECTS.contains(&object_type) {
+    /// The operation, when it is an `upsert` of a company or contact: its one input as the
+    /// request carries it ([`super::operation`]).
+    pub fn of_operation(operation: &Operation) -> Option<CustomerUpsert> {
+        let Operation::Upsert(upsert) = operation else {
+            return None;
+        };
+        if !CUSTOMER_OBJECTS.contains(&upsert.object_type.as_str()) {
             return None;
         }
-        match body.get("inputs")?.as_array()?.as_slice() {
-            [input] => Some(CustomerUpsert {
-                object_type: object_type.to_owned(),
-                input: input.clone(),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The upsert of one input of a batch.
-    pub fn of_input(path: &str, input: &Value) -> Option<CustomerUpsert> {
-        CustomerUpsert::of_request(path, &json!({ "inputs": [input] }))
+        let request = super::operation::request(operation, |_| None).ok()?;
+        Some(CustomerUpsert {
+            object_type: upsert.object_type.clone(),
+            input: request.body?.pointer("/inputs/0")?.clone(),
+        })
     }
 
     fn properties(&self) -> Map<String, Value> {
@@ -89,7 +83,7 @@ impl CustomerUpsert {
 }
 
 /// What a recovery sent and got: the answer as the original upsert would have given it (so the
-/// step's captures read `/results/0/id`), and a note for the outcome.
+/// step's result is at `/results/0/id`), and a note for the outcome.
 #[derive(Debug, Clone)]
 pub struct Recovered {
     pub json: Value,
@@ -258,11 +252,7 @@ async fn adopt_contact(
     // a time reads who holds it and stamps it, so the second sees the first's claim.
     let _one_at_a_time = adoption_lock(existing_id).lock_owned().await;
     let path = format!("/crm/v3/objects/contacts/{existing_id}?properties=lago_customer_id");
-    let read = step(
-        HttpMethod::Get,
-        &path,
-        "read the contact that holds the email",
-    );
+    let read = Call::new(HttpMethod::Get, "read the contact that holds the email");
     let (response, mut attempts) = executor.send_with_retries(&read, 1, &path, None).await?;
     if !response.is_success() {
         return Err(ExecError::rejected(1, &read.description, &response));
@@ -286,11 +276,7 @@ async fn adopt_contact(
         }
         _ => {
             let path = format!("/crm/v3/objects/contacts/{existing_id}");
-            let patch = step(
-                HttpMethod::Patch,
-                &path,
-                "adopt the contact that holds the email",
-            );
+            let patch = Call::new(HttpMethod::Patch, "adopt the contact that holds the email");
             let body = Bytes::from(json!({ "properties": upsert.properties() }).to_string());
             let (response, more) = executor
                 .send_with_retries(&patch, 1, &path, Some(body))
@@ -342,15 +328,14 @@ fn holds_lago_customer_id(error: &ExecError) -> bool {
 /// record lets go of it, and the linked one is written. The link is what the user asked for.
 pub async fn recover_linked_update(
     executor: &Executor<'_>,
-    path: &str,
+    object_type: &str,
+    target: &str,
     body: &Value,
     error: &ExecError,
 ) -> Option<Result<Recovered, ExecError>> {
     if !holds_lago_customer_id(error) {
         return None;
     }
-    let rest = path.strip_prefix("/crm/v3/objects/")?;
-    let (object_type, target) = rest.split_once('/')?;
     if !CUSTOMER_OBJECTS.contains(&object_type) || !target.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -367,9 +352,8 @@ async fn release_and_update(
 ) -> Result<Recovered, ExecError> {
     let encoded: String = form_urlencoded::byte_serialize(lago_id.as_bytes()).collect();
     let find = format!("/crm/v3/objects/{object_type}/{encoded}?idProperty=lago_customer_id");
-    let read = step(
+    let read = Call::new(
         HttpMethod::Get,
-        &find,
         "find the record that holds the customer's id",
     );
     let (response, mut attempts) = executor.send_with_retries(&read, 1, &find, None).await?;
@@ -380,7 +364,7 @@ async fn release_and_update(
     let mut note = String::new();
     if let Some(holder) = holder.filter(|h| h != target) {
         let path = format!("/crm/v3/objects/{object_type}/{holder}");
-        let release = step(HttpMethod::Patch, &path, "release the customer's id");
+        let release = Call::new(HttpMethod::Patch, "release the customer's id");
         let body = Bytes::from(json!({"properties": {"lago_customer_id": ""}}).to_string());
         let (response, more) = executor
             .send_with_retries(&release, 1, &path, Some(body))
@@ -394,7 +378,7 @@ async fn release_and_update(
         );
     }
     let path = format!("/crm/v3/objects/{object_type}/{target}");
-    let update = step(HttpMethod::Patch, &path, "update the linked record");
+    let update = Call::new(HttpMethod::Patch, "update the linked record");
     let (response, more) = executor
         .send_with_retries(&update, 1, &path, Some(Bytes::from(body.to_string())))
         .await?;
@@ -410,22 +394,30 @@ async fn release_and_update(
     })
 }
 
-/// Every recovery a refused request may have: a single-input customer upsert, or the update of
-/// a linked customer record.
+/// Every recovery a refused step may have, by its operation: the `upsert` of a company or
+/// contact, or the `update` of a linked one. `body` is the request the step was sent as.
 pub async fn recover_request(
     executor: &Executor<'_>,
-    method: HttpMethod,
-    path: &str,
+    operation: &Operation,
     body: Option<&[u8]>,
     error: &ExecError,
 ) -> Option<Result<Recovered, ExecError>> {
-    let body: Value = serde_json::from_slice(body?).ok()?;
-    match method {
-        HttpMethod::Post => {
-            let upsert = CustomerUpsert::of_request(path, &body)?;
+    match operation {
+        Operation::Upsert(_) => {
+            let upsert = CustomerUpsert::of_operation(operation)?;
             recover(executor, &upsert, error).await
         }
-        HttpMethod::Patch => recover_linked_update(executor, path, &body, error).await,
+        Operation::Update(update) => {
+            let body: Value = serde_json::from_slice(body?).ok()?;
+            recover_linked_update(
+                executor,
+                &update.object_type,
+                &update.record_id,
+                &body,
+                error,
+            )
+            .await
+        }
         _ => None,
     }
 }
@@ -446,7 +438,7 @@ async fn send_upsert(
     upsert: &CustomerUpsert,
 ) -> Result<Recovered, ExecError> {
     let path = format!("/crm/v3/objects/{}/batch/upsert", upsert.object_type);
-    let request = step(HttpMethod::Post, &path, "upsert again");
+    let request = Call::new(HttpMethod::Post, "upsert again");
     let body = Bytes::from(json!({ "inputs": [upsert.input] }).to_string());
     let (response, attempts) = executor
         .send_with_retries(&request, 1, &path, Some(body))
@@ -460,18 +452,6 @@ async fn send_upsert(
         attempts,
         note: String::new(),
     })
-}
-
-pub(crate) fn step(method: HttpMethod, path: &str, description: &str) -> Step {
-    Step {
-        description: description.to_owned(),
-        method,
-        path: path.to_owned(),
-        query: Vec::new(),
-        body: None,
-        accept_statuses: Vec::new(),
-        captures: Vec::new(),
-    }
 }
 
 fn short(text: &str) -> String {
@@ -523,16 +503,23 @@ mod tests {
     }
 
     #[test]
-    fn only_single_customer_upserts_are_recovered() {
-        let body =
-            json!({"inputs": [{"idProperty": "lago_customer_id", "id": "c", "properties": {}}]});
-        assert!(
-            CustomerUpsert::of_request("/crm/v3/objects/contacts/batch/upsert", &body).is_some()
+    fn only_company_and_contact_upserts_are_recovered() {
+        let upsert = |object_type: &str| {
+            Operation::Upsert(crate::runtime::Upsert {
+                object_type: object_type.into(),
+                id_property: "lago_customer_id".into(),
+                id: "c".into(),
+                properties: Vec::new(),
+            })
+        };
+        let contact = CustomerUpsert::of_operation(&upsert("contacts")).unwrap();
+        assert_eq!(
+            (contact.object_type.as_str(), contact.input),
+            (
+                "contacts",
+                json!({"idProperty": "lago_customer_id", "id": "c", "properties": {}})
+            )
         );
-        assert!(CustomerUpsert::of_request("/crm/v3/objects/2-100/batch/upsert", &body).is_none());
-        let two = json!({"inputs": [{}, {}]});
-        assert!(
-            CustomerUpsert::of_request("/crm/v3/objects/contacts/batch/upsert", &two).is_none()
-        );
+        assert!(CustomerUpsert::of_operation(&upsert("2-100")).is_none());
     }
 }
