@@ -1,7 +1,7 @@
 //! The month-start burst: every customer's `customer.created`, `subscription.started` and
 //! invoices posted at once by concurrent senders to an in-process `serve`, against the HubSpot
 //! emulator enforcing HubSpot's rolling limit (429 `TEN_SECONDLY_ROLLING` over it) and `serve`
-//! pacing itself with the same per-portal budget (`--rate-limit`). Batched (`--burst 50`, as
+//! pacing itself with the same per-portal budget (`--rate-limit`). Batched (`--burst 500`, as
 //! shipped) and `--no-batch` (`--burst 1`) side by side, in the same run.
 //!
 //!     cargo bench -p lago-hubspot --bench burst                     # 200 customers: 2,400 webhooks
