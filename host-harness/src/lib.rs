@@ -22,6 +22,7 @@ pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod db;
 #[cfg(feature = "emulators")]
 pub mod demo;
 pub mod executor;
