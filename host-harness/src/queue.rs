@@ -326,6 +326,11 @@ impl Store {
         )
     }
 
+    /// How long this store's claims last without renewal, ms.
+    pub fn lease_ms(&self) -> i64 {
+        self.lease_ms
+    }
+
     /// How long this store's claims last without renewal (default [`crate::store::DEFAULT_LEASE`]).
     pub fn set_lease(&mut self, lease: std::time::Duration) {
         self.lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1);

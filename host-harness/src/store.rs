@@ -179,6 +179,24 @@ impl Store {
         Ok(Store::with(db))
     }
 
+    /// Like [`Store::open_postgres`], for commands that never create a state: errors when the
+    /// database holds no lago-hubspot state yet.
+    pub fn open_postgres_existing(url: &str) -> anyhow::Result<Self> {
+        let connection = crate::db::PgConnection::connect(url)?;
+        let db = Db::Postgres(Box::new(std::cell::RefCell::new(connection)));
+        let exists: bool = db
+            .query_one("SELECT to_regclass('lago_hubspot_schema') IS NOT NULL", &[])?
+            .get(0)?;
+        anyhow::ensure!(
+            exists,
+            "no lago-hubspot state in the database {}: a state is created by `lago-hubspot connect \
+             --connection CODE` (or `deploy`, `sync`, `backfill`, `serve`, `link`) with the same --database",
+            DatabaseUrl::Postgres(url.to_owned()).display()
+        );
+        migrate_postgres(&db)?;
+        Ok(Store::with(db))
+    }
+
     fn init_sqlite(mut db: rusqlite::Connection) -> anyhow::Result<Self> {
         // WAL keeps readers off the writer's back; FULL makes every commit durable.
         db.pragma_update(None, "journal_mode", "WAL")?;

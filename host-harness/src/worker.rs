@@ -85,8 +85,18 @@ impl Workers {
         let mut parked: HashMap<String, i64> = HashMap::new();
         // When each connection short of budget looks for a full group next.
         let mut next_look: HashMap<String, i64> = HashMap::new();
+        // Leases on claimed events are renewed at a third of their length, so another instance
+        // on a shared database takes over only from one that stopped.
+        let renew_every = self.fleet.store().lease_ms() / 3;
+        let mut next_renewal = 0;
         while !*shutdown.borrow() {
             let now = now_ms();
+            if now >= next_renewal {
+                if let Err(error) = self.fleet.store().renew_leases(now) {
+                    tracing::error!("could not renew the leases of running events: {error:#}");
+                }
+                next_renewal = now + renew_every;
+            }
             parked.retain(|_, until| *until > now);
             // Connections short of budget claim only full groups: for the rest of the loop they
             // wait like parked ones, until their window is back or their next look.
@@ -161,8 +171,18 @@ impl Workers {
             timeout_s,
             "draining: {in_flight} event(s) in flight, waiting up to {timeout_s} s"
         );
+        let renew_pause = Duration::from_millis(u64::try_from(renew_every.max(1)).unwrap_or(1));
         let drained = tokio::time::timeout(self.drain_timeout, async {
-            while tasks.join_next().await.is_some() {}
+            loop {
+                tokio::select! {
+                    joined = tasks.join_next() => if joined.is_none() { break },
+                    _ = tokio::time::sleep(renew_pause) => {
+                        if let Err(error) = self.fleet.store().renew_leases(now_ms()) {
+                            tracing::error!("could not renew the leases of running events: {error:#}");
+                        }
+                    }
+                }
+            }
         })
         .await;
         if drained.is_err() {

@@ -37,7 +37,7 @@ use lago_hubspot::config::ConnectionSettings;
 use lago_hubspot::connections::{SecretKey, Vault};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
 use lago_hubspot::runtime::Plugin;
-use lago_hubspot::store::Store;
+use lago_hubspot::store::{DatabaseUrl, Store};
 use lago_hubspot::sync::Syncer;
 
 use settings::Settings;
@@ -73,6 +73,19 @@ pub struct GlobalArgs {
     /// one that exists [default: lago-hubspot.db]
     #[arg(long, global = true, env = "LAGO_HUBSPOT_STATE", value_name = "FILE")]
     pub state: Option<PathBuf>,
+
+    /// Where the state lives, as a URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB for a
+    /// PostgreSQL database that several `serve` instances share (the database must exist; its
+    /// tables are created), or sqlite://FILE (or a plain path) for the embedded file. Overrides
+    /// --state [default: the --state file]
+    #[arg(
+        long,
+        global = true,
+        env = "LAGO_HUBSPOT_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database: Option<String>,
 
     /// The connection, by its code (Lago's `integration_code`) [default: the only one stored;
     /// `hubspot` when none is]
@@ -189,6 +202,9 @@ pub enum StateSource {
 pub struct Global {
     pub args: GlobalArgs,
     pub state_source: StateSource,
+    /// `--database` came from `LAGO_HUBSPOT_DATABASE_URL` (a typed `--state` then wins over it
+    /// being an error: the environment is the deployment's, the flag the person's).
+    pub database_from_env: bool,
     /// `--hubspot-url` was typed (not taken from `HUBSPOT_API_URL`).
     pub hubspot_url_on_command_line: bool,
 }
@@ -201,26 +217,55 @@ impl Global {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE))
     }
 
-    /// The state for a command that writes: created when missing.
+    /// The database `--database` (or `LAGO_HUBSPOT_DATABASE_URL`) names, else the `--state`
+    /// file. Errors on a URL of an unsupported kind, and on `--database` and `--state` both
+    /// typed on the command line.
+    pub fn database(&self) -> anyhow::Result<DatabaseUrl> {
+        match &self.args.database {
+            // A typed --state beats the environment's database.
+            Some(_) if self.state_source == StateSource::Flag && self.database_from_env => {
+                Ok(DatabaseUrl::Sqlite(self.state_path()))
+            }
+            Some(url) => {
+                anyhow::ensure!(
+                    self.state_source != StateSource::Flag,
+                    "give --database or --state, not both (--state FILE is --database sqlite://FILE)"
+                );
+                DatabaseUrl::parse(url).map_err(|error| {
+                    anyhow::anyhow!("--database (or LAGO_HUBSPOT_DATABASE_URL): {error:#}")
+                })
+            }
+            None => Ok(DatabaseUrl::Sqlite(self.state_path())),
+        }
+    }
+
+    /// The state for a command that writes: created when missing (a PostgreSQL database gets
+    /// its tables; the database itself must exist).
     pub fn create_state(&self) -> anyhow::Result<Store> {
-        Store::open(&self.state_path())
+        Store::open_url(&self.database()?)
     }
 
     /// The state for a command that only reads (or changes what exists): never created.
     pub fn existing_state(&self) -> anyhow::Result<Store> {
-        let path = self.state_path();
-        if !path.exists() {
-            anyhow::bail!("{}", self.missing_state(&path));
+        match self.database()? {
+            DatabaseUrl::Sqlite(path) => {
+                if !path.exists() {
+                    anyhow::bail!("{}", self.missing_state(&path));
+                }
+                Store::open(&path)
+            }
+            DatabaseUrl::Postgres(url) => Store::open_postgres_existing(&url),
         }
-        Store::open(&path)
     }
 
     /// The state when it exists, `None` when the default one does not (a state named with
-    /// `--state` or `LAGO_HUBSPOT_STATE` must exist).
+    /// `--state`, `--database` or their environment variables must exist).
     pub fn state_if_any(&self) -> anyhow::Result<Option<Store>> {
-        let path = self.state_path();
-        if !path.exists() && self.state_source == StateSource::Default {
-            return Ok(None);
+        if self.args.database.is_none() {
+            let path = self.state_path();
+            if !path.exists() && self.state_source == StateSource::Default {
+                return Ok(None);
+            }
         }
         self.existing_state().map(Some)
     }
@@ -274,6 +319,7 @@ pub fn parse() -> (Global, Option<Command>) {
         _ => StateSource::Default,
     };
     let global = Global {
+        database_from_env: source(&matches, "database") == Some(ValueSource::EnvVariable),
         hubspot_url_on_command_line: source(&matches, "hubspot_url")
             == Some(ValueSource::CommandLine),
         state_source,
