@@ -42,6 +42,7 @@ pub mod retry;
 pub mod runtime;
 pub mod secret;
 pub mod server;
+pub mod shared_budget;
 pub mod signature;
 pub mod store;
 pub mod sync;

@@ -68,6 +68,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_customer_links.sql"),
     include_str!("migrations/0005_id_map_by_hubspot_id.sql"),
     include_str!("migrations/0006_event_leases.sql"),
+    include_str!("migrations/0007_shared_budget_and_refresh.sql"),
 ];
 
 /// The schema version this build writes (SQLite `user_version` after [`Store::open`]).

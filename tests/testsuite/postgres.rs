@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lago_hubspot::queue::{EventState, QueueStats};
 use lago_hubspot::store::testing::fresh_database_url;
-use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, RateLimit};
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, InjectedFault, RateLimit};
 use rand::Rng as _;
 
 use crate::support::binary::{Service, Workspace, lago_hubspot_command};
@@ -180,6 +180,11 @@ impl Lago {
     }
 }
 
+/// The portal's limit in the multi-instance runs, scaled down from HubSpot's 110 per 10 s so that
+/// the instances meet it.
+const RATE_MAX: u32 = 25;
+const RATE_INTERVAL_MS: u64 = 1_000;
+
 fn busy(stats: &QueueStats) -> u64 {
     stats.count(EventState::Pending) + stats.count(EventState::Running)
 }
@@ -200,7 +205,9 @@ async fn several_instances(instances: usize, customers: usize) {
     let Some(database) = fresh_database_url() else {
         return;
     };
-    let workspace = Workspace::on_database(&format!("pg-instances-{instances}"), database);
+    let mut workspace = Workspace::on_database(&format!("pg-instances-{instances}"), database);
+    // Each instance is told the portal's whole limit: only by sharing it do they stay within.
+    workspace.rate_limit = format!("{RATE_MAX}/{RATE_INTERVAL_MS}");
     let hubspot = Emulator::start(EmulatorConfig {
         tokens: vec![TOKEN.into()],
         ..EmulatorConfig::default()
@@ -220,8 +227,8 @@ async fn several_instances(instances: usize, customers: usize) {
     }
     hubspot.set_faults(Faults {
         rate_limit: Some(RateLimit {
-            max: 1_000_000,
-            interval_ms: 1_000,
+            max: RATE_MAX,
+            interval_ms: RATE_INTERVAL_MS,
         }),
         error_rate: 0.05,
         error_statuses: vec![500, 502, 503],
@@ -289,9 +296,21 @@ async fn several_instances(instances: usize, customers: usize) {
     let sent: BTreeSet<String> = webhooks.iter().flatten().map(|(k, _)| k.clone()).collect();
     assert_eq!(keys, sent, "every webhook stored under its own key");
     HubspotState::read(hubspot.emulator()).assert_same_as(&reference.await.unwrap());
+    let log = hubspot.request_log();
+    let limited = log
+        .iter()
+        .filter(|r| r.fault == Some(InjectedFault::RateLimited))
+        .count();
+    assert_eq!(
+        limited,
+        0,
+        "{instances} instances together went over the portal's {RATE_MAX}/{RATE_INTERVAL_MS} ms ({} requests)",
+        log.len()
+    );
     eprintln!(
-        "{instances} instances, {total} webhooks, {} redelivered, instance 0 killed at {killed_at:?}",
-        lago.redeliveries.load(Ordering::SeqCst)
+        "{instances} instances, {total} webhooks, {} redelivered, {} HubSpot requests, none over the shared limit, instance 0 killed at {killed_at:?}",
+        lago.redeliveries.load(Ordering::SeqCst),
+        log.len()
     );
 }
 

@@ -405,9 +405,19 @@ pub fn syncer(global: &Global, settings: &Settings) -> anyhow::Result<Syncer> {
     let plugin = global.plugin()?;
     let store = Arc::new(Mutex::new(global.create_state()?));
     let resolved = settings.resolve(global.connection(), &lock(&store))?;
-    // One per-portal budget in every mode: `sync` and `backfill` pace themselves like `serve`.
-    let budget = Arc::new(lago_hubspot::ratelimit::RateBudget::new(
+    // One per-portal budget in every mode: `sync` and `backfill` pace themselves like `serve`
+    // (and on a shared database, together with every `serve` instance on the portal).
+    let portal = lock(&store)
+        .access(&resolved.code)?
+        .and_then(|access| access.portal_id)
+        .map_or_else(
+            || format!("connection {}", resolved.code),
+            |portal| format!("portal {portal}"),
+        );
+    let budget = Arc::new(lago_hubspot::shared_budget::budget_for(
         lago_hubspot::ratelimit::Rate::OAUTH_APP,
+        store.clone(),
+        &portal,
     ));
     let client = client_for(global, &store, &resolved.code)?.with_budget(budget);
     Syncer::shared(plugin, client, store, resolved)

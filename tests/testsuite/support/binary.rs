@@ -14,6 +14,8 @@ pub struct Workspace {
     pub dir: PathBuf,
     /// A PostgreSQL database (`--database`) instead of the state file.
     pub database: Option<String>,
+    /// The services' `--rate-limit` (by default far above the emulator's, which then decides).
+    pub rate_limit: String,
 }
 
 impl Workspace {
@@ -24,6 +26,7 @@ impl Workspace {
         Workspace {
             dir,
             database: None,
+            rate_limit: "1000000/1000".into(),
         }
     }
 
@@ -133,7 +136,7 @@ impl Service {
                     "20",
                 ])
                 // The emulator's limit is what matters here, not HubSpot's real one.
-                .args(["--rate-limit", "1000000/1000"])
+                .args(["--rate-limit", &workspace.rate_limit])
                 .args([
                     "--connection",
                     "hubspot-test",
