@@ -324,7 +324,7 @@ impl Vault {
                  portal_id = excluded.portal_id, kind = excluded.kind, secrets = excluded.secrets,
                  client_id = excluded.client_id, token_url = excluded.token_url,
                  scopes = excluded.scopes, expires_at_ms = excluded.expires_at_ms,
-                 status = 'connected', status_detail = NULL, generation = generation + 1,
+                 status = 'connected', status_detail = NULL, generation = connection_access.generation + 1,
                  connected_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             sql_params![
@@ -456,6 +456,35 @@ impl TokenStore for VaultTokens {
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE code = ?1 AND generation = ?2",
             sql_params![self.code, generation, reason],
+        )?;
+        Ok(())
+    }
+
+    fn stored(&self, generation: i64) -> anyhow::Result<Option<OAuthTokens>> {
+        Ok(match self.vault.credentials(&self.code)? {
+            Some((access, Credentials::OAuth(tokens))) if access.generation == generation => {
+                Some(tokens)
+            }
+            _ => None,
+        })
+    }
+
+    fn begin_refresh(&self, hold_ms: i64) -> anyhow::Result<bool> {
+        let store = self.vault.store();
+        let now = crate::clock::now_ms();
+        Ok(store.db.execute(
+            "UPDATE connection_access SET refresh_owner = ?2, refresh_until_ms = ?3
+             WHERE code = ?1 AND (refresh_until_ms < ?4 OR refresh_owner = ?2)",
+            sql_params![self.code, store.owner, now.saturating_add(hold_ms), now],
+        )? == 1)
+    }
+
+    fn end_refresh(&self) -> anyhow::Result<()> {
+        let store = self.vault.store();
+        store.db.execute(
+            "UPDATE connection_access SET refresh_owner = NULL, refresh_until_ms = 0
+             WHERE code = ?1 AND refresh_owner = ?2",
+            sql_params![self.code, store.owner],
         )?;
         Ok(())
     }
