@@ -44,6 +44,7 @@ pub mod secret;
 pub mod server;
 pub mod shared_budget;
 pub mod signature;
+pub mod state_copy;
 pub mod store;
 pub mod sync;
 pub mod worker;

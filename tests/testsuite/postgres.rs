@@ -323,3 +323,51 @@ async fn two_instances_share_the_queue_through_faults_and_a_kill() {
 async fn three_instances_share_the_queue_through_faults_and_a_kill() {
     several_instances(3, 30).await;
 }
+
+/// A state file of release 0.1.0 moves to PostgreSQL with `migrate` (upgraded on the way) and
+/// the commands read it there; a second migrate into the same database is refused.
+#[test]
+fn migrate_moves_an_old_state_file_to_postgresql() {
+    let Some(database) = fresh_database_url() else {
+        return;
+    };
+    let workspace = Workspace::new("pg-migrate");
+    let file = workspace.dir.join("state.db");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/state-0.1.0/state-0.1.0.db"),
+        &file,
+    )
+    .unwrap();
+    let before = lago_hubspot::store::Store::open(&file).unwrap();
+    let connection = before
+        .sole_connection()
+        .unwrap()
+        .expect("one connection")
+        .code;
+    let ids = before.all_ids(&connection).unwrap().len();
+    let events = before.events(None, 10_000).unwrap().len();
+    drop(before);
+    assert!(ids > 0 && events > 0);
+
+    let migrate = |to: &str| {
+        lago_hubspot_command()
+            .args(["migrate", "--from", file.to_str().unwrap(), "--to", to])
+            .output()
+            .unwrap()
+    };
+    let out = ok(&migrate(&database), "migrate");
+    assert!(out.contains("id_map"), "{out}");
+    let after = lago_hubspot::store::Store::open_postgres(&database).unwrap();
+    assert_eq!(after.all_ids(&connection).unwrap().len(), ids);
+    assert_eq!(after.events(None, 10_000).unwrap().len(), events);
+    let status = lago_hubspot_command()
+        .args(["status", "--database", &database])
+        .output()
+        .unwrap();
+    ok(&status, "status on the migrated state");
+    let again = migrate(&database);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds a state"), "{stderr}");
+}

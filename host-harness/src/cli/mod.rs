@@ -18,6 +18,7 @@ pub mod emulator;
 pub mod events;
 pub mod link;
 pub mod log;
+pub mod migrate;
 pub mod plan;
 pub mod serve;
 pub mod settings;
@@ -188,6 +189,9 @@ pub enum Command {
     Log(log::LogArgs),
     /// Dry run: print the HubSpot request plan for one Lago webhook payload; sends nothing.
     Plan(plan::PlanArgs),
+    /// Copy a state into another database (an SQLite file into PostgreSQL): connections with
+    /// their sealed tokens, HubSpot ids, links, backfill progress, the sync log and the queue.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Where the state's path came from, to say so when it does not exist.
@@ -386,6 +390,7 @@ pub async fn run(global: Global, command: Option<Command>) -> anyhow::Result<Exi
         Command::Events(args) => events::run(&global, args),
         Command::Log(args) => log::run(&global, args),
         Command::Plan(args) => plan::run(&global, args).await,
+        Command::Migrate(args) => migrate::run(args),
     }
 }
 
