@@ -371,3 +371,79 @@ fn migrate_moves_an_old_state_file_to_postgresql() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("already holds a state"), "{stderr}");
 }
+
+/// Benchmark (run on demand): webhook ingestion and sync throughput of 1, 2 and 3 `serve`
+/// instances on one PostgreSQL, against an emulator without a rate limit (what the instances
+/// can do), then where HubSpot's per-portal limit binds.
+///
+/// `tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --release --
+/// --ignored postgres::benchmark --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run on demand"]
+async fn benchmark_instances_on_one_database() {
+    let customers = 40;
+    let webhooks: Vec<Vec<(String, String)>> = (0..customers).map(customer_lifecycle).collect();
+    let total: usize = webhooks.iter().map(Vec::len).sum();
+    let mut lines = Vec::new();
+    for instances in 1..=3 {
+        let Some(database) = fresh_database_url() else {
+            return;
+        };
+        let hubspot = Emulator::start(EmulatorConfig {
+            tokens: vec![TOKEN.into()],
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let workspace = Workspace::on_database(&format!("pg-bench-{instances}"), database);
+        let mut services = Vec::new();
+        for _ in 0..instances {
+            services.push(Service::start(&workspace, &hubspot.url, &[]).await);
+        }
+        let before = hubspot.request_log().len();
+        let urls = Arc::new(RwLock::new(
+            services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
+        ));
+        let started = std::time::Instant::now();
+        let lago = Lago::start(urls, webhooks.clone(), 16);
+        wait_for("posting", Duration::from_secs(300), || lago.done()).await;
+        let ingested = started.elapsed();
+        wait_for("draining", Duration::from_secs(300), || {
+            busy(&workspace.stats()) == 0
+        })
+        .await;
+        let synced = started.elapsed();
+        lago.task.await.unwrap();
+        let requests = hubspot.request_log().len() - before;
+        for service in services {
+            service.terminate().await;
+        }
+        lines.push((
+            instances,
+            total as f64 / ingested.as_secs_f64(),
+            total as f64 / synced.as_secs_f64(),
+            requests as f64 / total as f64,
+        ));
+    }
+    eprintln!("{total} webhooks of {customers} customers, emulator without a rate limit:");
+    eprintln!("instances | ingested webhooks/s | synced events/s | HubSpot requests per event");
+    for (n, ingest, sync, per_event) in &lines {
+        eprintln!("{n} | {ingest:.0} | {sync:.0} | {per_event:.2}");
+    }
+    // HubSpot's default budget, 110 requests per 10 s per portal, shared by all instances.
+    let per_event = lines.iter().map(|l| l.3).sum::<f64>() / lines.len() as f64;
+    let portal_cap = 11.0 / per_event;
+    eprintln!(
+        "one portal at 110 requests / 10 s: at most {portal_cap:.1} events/s whatever the instances"
+    );
+    for (n, _, sync, _) in &lines {
+        eprintln!(
+            "{n} instance(s): can sync {sync:.0} events/s, the portal admits {portal_cap:.1}: bound by {}",
+            if *sync > portal_cap {
+                "HubSpot"
+            } else {
+                "the instances"
+            }
+        );
+    }
+}
