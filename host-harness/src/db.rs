@@ -252,6 +252,9 @@ pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 pub(crate) struct PgConnection {
     client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+    /// To connect again after the server closed the connection (a restart, a failover).
+    config: postgres::Config,
+    url: String,
 }
 
 impl PgConnection {
@@ -264,19 +267,54 @@ impl PgConnection {
         Ok(PgConnection {
             client: Some(client),
             statements: HashMap::new(),
+            config,
+            url: url.to_owned(),
         })
     }
 
+    /// Passes `result` on; an error that is not the server's answer to a statement (the
+    /// connection broke) drops the client, so the next call connects again.
+    fn after<T>(&mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if let Err(error) = &result {
+            let broken = error
+                .chain()
+                .filter_map(|cause| cause.downcast_ref::<postgres::Error>())
+                .any(|pg| pg.as_db_error().is_none() || pg.is_closed());
+            if broken && let Some(client) = self.client.take() {
+                self.statements.clear();
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    std::thread::spawn(move || drop(client));
+                }
+            }
+        }
+        result
+    }
+
+    /// The client and its prepared statements; a client the server closed is replaced by a new
+    /// connection first (the call that met the closed connection returned its error: nothing is
+    /// retried here).
     fn parts(
         &mut self,
-    ) -> (
+    ) -> anyhow::Result<(
         &mut postgres::Client,
         &mut HashMap<String, postgres::Statement>,
-    ) {
-        (
-            self.client.as_mut().expect("the client lives until drop"),
+    )> {
+        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+            let config = &self.config;
+            let client = off_runtime(|| config.connect(postgres::NoTls))
+                .with_context(|| format!("cannot connect again to {}", mask_password(&self.url)))?;
+            tracing::warn!("the database connection was closed; connected again");
+            self.statements.clear();
+            if let Some(old) = self.client.replace(client)
+                && tokio::runtime::Handle::try_current().is_ok()
+            {
+                std::thread::spawn(move || drop(old));
+            }
+        }
+        Ok((
+            self.client.as_mut().expect("connected above"),
             &mut self.statements,
-        )
+        ))
     }
 }
 
@@ -331,8 +369,9 @@ impl Db {
             Db::Sqlite(db) => Tx::Sqlite(db).execute(sql, params),
             Db::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
-                let (client, statements) = pg.parts();
-                off_runtime(|| pg_execute(client, statements, sql, params))
+                let (client, statements) = pg.parts()?;
+                let result = off_runtime(|| pg_execute(client, statements, sql, params));
+                pg.after(result)
             }
         }
     }
@@ -343,8 +382,9 @@ impl Db {
             Db::Sqlite(db) => Tx::Sqlite(db).query(sql, params),
             Db::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
-                let (client, statements) = pg.parts();
-                off_runtime(|| pg_query(client, statements, sql, params))
+                let (client, statements) = pg.parts()?;
+                let result = off_runtime(|| pg_query(client, statements, sql, params));
+                pg.after(result)
             }
         }
     }
@@ -374,13 +414,14 @@ impl Db {
             }
             Db::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
-                let (client, statements) = pg.parts();
-                off_runtime(move || {
+                let (client, statements) = pg.parts()?;
+                let result = off_runtime(move || {
                     let mut tx = client.transaction()?;
                     let value = f(&Tx::Postgres(RefCell::new((&mut tx, statements))))?;
                     tx.commit()?;
                     Ok(value)
-                })
+                });
+                pg.after(result)
             }
         }
     }

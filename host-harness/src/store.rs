@@ -735,3 +735,41 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod postgres_tests {
+    use super::*;
+
+    /// A server that closes the store's connection (a restart, an administrator) costs the call
+    /// that meets it, not the store: the next call connects again, in the same schema.
+    #[test]
+    fn a_closed_connection_is_opened_again() {
+        let Some(url) = testing::fresh_database_url() else {
+            return;
+        };
+        let store = Store::open_postgres(&url).unwrap();
+        store
+            .save_connection(&ConnectionSettings {
+                code: "hs".into(),
+                ..ConnectionSettings::default()
+            })
+            .unwrap();
+        let pid: i64 = store
+            .db
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0)
+            .unwrap();
+        let admin = Store::open_postgres(&url).unwrap();
+        admin
+            .db
+            .execute(
+                "SELECT pg_terminate_backend(CAST(?1 AS INT4))",
+                sql_params![pid],
+            )
+            .unwrap();
+        let first = store.connection("hs");
+        let second = store.connection("hs").expect("connected again");
+        assert_eq!(second.map(|c| c.code).as_deref(), Some("hs"), "{first:?}");
+    }
+}
