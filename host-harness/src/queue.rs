@@ -155,9 +155,10 @@ fn rows_to_events(rows: Vec<Row>) -> anyhow::Result<Vec<StoredEvent>> {
     rows.iter().map(row_to_event).collect()
 }
 
-/// The PostgreSQL advisory lock key of the queue ("lagohsq1"): intake holds it shared, a claim
-/// exclusively, so a claim sees every event that got an earlier id (see [`Store::claim`]).
-const QUEUE_LOCK: i64 = 0x6c61_676f_6873_7131;
+/// The PostgreSQL advisory lock of the queue, keyed ("lahq", the schema) so that states in other
+/// schemas of one database never wait on each other: intake holds it shared, a claim exclusively,
+/// so a claim sees every event that got an earlier id (see [`Store::claim`]).
+const QUEUE_LOCK: i32 = 0x6c61_6871;
 
 /// Counts per state and the age of the oldest waiting event, for `status` and `/metrics`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -200,7 +201,7 @@ impl Store {
         let inserted = self.db.transaction(|tx| {
             if tx.backend() == Backend::Postgres {
                 tx.execute(
-                    "SELECT pg_advisory_xact_lock_shared(?1)",
+                    "SELECT pg_advisory_xact_lock_shared(?1, hashtext(current_schema()))",
                     sql_params![QUEUE_LOCK],
                 )?;
             }
@@ -278,7 +279,10 @@ impl Store {
         self.db.transaction(|tx| {
             let postgres = tx.backend() == Backend::Postgres;
             if postgres {
-                tx.execute("SELECT pg_advisory_xact_lock(?1)", sql_params![QUEUE_LOCK])?;
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(?1, hashtext(current_schema()))",
+                    sql_params![QUEUE_LOCK],
+                )?;
                 release_expired(tx, now)?;
             }
             let sql = format!(

@@ -62,7 +62,7 @@ impl Store {
         self.db.transaction(|tx| {
             if tx.backend() == Backend::Postgres {
                 tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(?1))",
+                    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/' || ?1))",
                     sql_params![key],
                 )?;
             }

@@ -768,6 +768,22 @@ mod postgres_tests {
                 sql_params![pid],
             )
             .unwrap();
+        // Terminating is a signal: wait until the backend is gone.
+        for _ in 0..200 {
+            let alive: i64 = admin
+                .db
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = CAST(?1 AS INT4)",
+                    sql_params![pid],
+                )
+                .unwrap()
+                .get(0)
+                .unwrap();
+            if alive == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let first = store.connection("hs");
         let second = store.connection("hs").expect("connected again");
         assert_eq!(second.map(|c| c.code).as_deref(), Some("hs"), "{first:?}");
