@@ -245,7 +245,29 @@ pub trait TokenStore: Send + Sync {
     fn mark_reconnect_needed(&self, generation: i64, reason: &str) -> anyhow::Result<()>;
     /// Credentials newer than `generation` in a usable state, if a reconnect stored some.
     fn newer(&self, generation: i64) -> anyhow::Result<Option<(i64, OAuthTokens)>>;
+
+    /// The tokens stored now for grant `generation` (another instance on a shared state may
+    /// have refreshed them); `None` when the store keeps none or the grant was replaced.
+    fn stored(&self, _generation: i64) -> anyhow::Result<Option<OAuthTokens>> {
+        Ok(None)
+    }
+
+    /// Takes the right to refresh this grant for up to `hold_ms` (a lease on the connection's
+    /// row: an instance killed mid-refresh frees it by then); `false` while another holds it.
+    fn begin_refresh(&self, _hold_ms: i64) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+
+    /// Gives the right to refresh back.
+    fn end_refresh(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
+
+/// How long a refresh may hold a connection's row: the token endpoint's timeout and then some.
+const REFRESH_HOLD_MS: i64 = 45_000;
+/// How long an instance waits for another one's refresh before it gives up for now.
+const REFRESH_WAIT_MS: i64 = 60_000;
 
 struct Current {
     tokens: OAuthTokens,
@@ -343,8 +365,72 @@ impl OAuthTokenSource {
             .then(|| current.tokens.access_token.clone()))
     }
 
-    /// One refresh-token grant; the caller holds `refreshing`.
+    /// Takes the tokens another instance stored for this grant, if they differ from ours; their
+    /// access token when it is fresh.
+    fn adopt_stored(&self, generation: i64) -> Option<Secret> {
+        let stored = match self.store.stored(generation) {
+            Ok(stored) => stored?,
+            Err(error) => {
+                tracing::error!(connection = %self.code, "cannot read the stored tokens: {error:#}");
+                return None;
+            }
+        };
+        let mut current = self.current();
+        if current.generation != generation
+            || (stored.access_token.expose() == current.tokens.access_token.expose()
+                && stored.refresh_token.expose() == current.tokens.refresh_token.expose())
+        {
+            return None;
+        }
+        current.tokens = stored;
+        current
+            .tokens
+            .fresh(now_ms())
+            .then(|| current.tokens.access_token.clone())
+    }
+
+    /// One refresh for every instance on the state; the caller holds `refreshing`. The instance
+    /// that takes the connection's row refreshes with the latest stored refresh token and
+    /// stores the new pair; the others wait and take what it stored, so a rotated refresh
+    /// token is never presented twice.
     async fn refresh(&self) -> Result<Secret, AuthError> {
+        let generation = self.current().generation;
+        let deadline = now_ms() + REFRESH_WAIT_MS;
+        loop {
+            if let Some(token) = self.adopt_stored(generation) {
+                return Ok(token);
+            }
+            match self.store.begin_refresh(REFRESH_HOLD_MS) {
+                Ok(true) => break,
+                Ok(false) if now_ms() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(false) => {
+                    return Err(AuthError::Refresh {
+                        code: self.code.clone(),
+                        reason: "another instance has been refreshing the token for a minute"
+                            .into(),
+                    });
+                }
+                Err(error) => {
+                    tracing::error!(connection = %self.code, "cannot take the refresh lock, refreshing unlocked: {error:#}");
+                    break;
+                }
+            }
+        }
+        // Another instance may have stored new tokens just before the lock was ours.
+        let result = match self.adopt_stored(generation) {
+            Some(token) => Ok(token),
+            None => self.refresh_now().await,
+        };
+        if let Err(error) = self.store.end_refresh() {
+            tracing::error!(connection = %self.code, "cannot release the refresh lock: {error:#}");
+        }
+        result
+    }
+
+    /// One refresh-token grant; the caller holds the refresh lock.
+    async fn refresh_now(&self) -> Result<Secret, AuthError> {
         let (refresh_token, generation) = {
             let current = self.current();
             (current.tokens.refresh_token.clone(), current.generation)

@@ -22,6 +22,7 @@ pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod db;
 #[cfg(feature = "emulators")]
 pub mod demo;
 pub mod executor;
@@ -42,7 +43,9 @@ pub mod retry;
 pub mod runtime;
 pub mod secret;
 pub mod server;
+pub mod shared_budget;
 pub mod signature;
+pub mod state_copy;
 pub mod store;
 pub mod sync;
 pub mod worker;

@@ -7,13 +7,14 @@
 //! invoices and credit notes with it.
 
 use anyhow::Context as _;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use lago_hubspot_guest::webhooks::{Envelope, Handler, Route};
 
 use crate::config::ConnectionSettings;
+use crate::db::Row;
+use crate::sql_params;
 use crate::store::Store;
 
 /// The HubSpot object a linked record is.
@@ -65,7 +66,7 @@ pub struct CustomerLink {
 
 const COLUMNS: &str = "connection, customer_key, hubspot_id, object_type, created_at";
 
-fn row_to_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<CustomerLink>> {
+fn row_to_link(row: &Row) -> anyhow::Result<Option<CustomerLink>> {
     let object: String = row.get(3)?;
     Ok(LinkedObject::parse(&object).map(|object| CustomerLink {
         connection: row.get(0).unwrap_or_default(),
@@ -102,7 +103,7 @@ impl Store {
              ON CONFLICT (connection, customer_key) DO UPDATE SET hubspot_id = excluded.hubspot_id,
                  object_type = excluded.object_type,
                  created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            params![connection, customer_key, hubspot_id, object.as_str()],
+            sql_params![connection, customer_key, hubspot_id, object.as_str()],
         )?;
         self.link_for(connection, &[customer_key.to_owned()])?
             .context("the link was not stored")
@@ -112,7 +113,7 @@ impl Store {
     pub fn remove_link(&self, connection: &str, customer_key: &str) -> anyhow::Result<bool> {
         let removed = self.db.execute(
             "DELETE FROM customer_links WHERE connection = ?1 AND customer_key = ?2",
-            params![connection, customer_key.trim()],
+            sql_params![connection, customer_key.trim()],
         )?;
         Ok(removed > 0)
     }
@@ -124,25 +125,29 @@ impl Store {
         connection: &str,
         hubspot_id: &str,
     ) -> anyhow::Result<Vec<String>> {
-        let mut stmt = self.db.prepare(
-            "DELETE FROM customer_links WHERE connection = ?1 AND hubspot_id = ?2 RETURNING customer_key",
-        )?;
-        let keys = stmt
-            .query_map(params![connection, hubspot_id], |row| row.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        Ok(keys)
+        self.db
+            .query(
+                "DELETE FROM customer_links WHERE connection = ?1 AND hubspot_id = ?2 RETURNING customer_key",
+                sql_params![connection, hubspot_id],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
     }
 
     /// Every link, of one connection or of all, by connection and customer.
     pub fn links(&self, connection: Option<&str>) -> anyhow::Result<Vec<CustomerLink>> {
-        let mut stmt = self.db.prepare(&format!(
-            "SELECT {COLUMNS} FROM customer_links WHERE ?1 IS NULL OR connection = ?1
-             ORDER BY connection, customer_key"
-        ))?;
-        let rows = stmt.query_map([connection], row_to_link)?;
+        let rows = self.db.query(
+            &format!(
+                "SELECT {COLUMNS} FROM customer_links
+                 WHERE CAST(?1 AS TEXT) IS NULL OR connection = ?1
+                 ORDER BY connection, customer_key"
+            ),
+            sql_params![connection],
+        )?;
         let mut links = Vec::new();
-        for row in rows {
-            links.extend(row?);
+        for row in &rows {
+            links.extend(row_to_link(row)?);
         }
         Ok(links)
     }
@@ -154,14 +159,14 @@ impl Store {
         connection: &str,
         customer_keys: &[String],
     ) -> anyhow::Result<Option<CustomerLink>> {
-        let mut stmt = self.db.prepare_cached(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM customer_links WHERE connection = ?1 AND customer_key = ?2"
-        ))?;
+        );
         let mut found: Option<CustomerLink> = None;
         for key in customer_keys {
-            let rows = stmt.query_map(params![connection, key], row_to_link)?;
-            for link in rows {
-                if let Some(link) = link?
+            let rows = self.db.query(&sql, sql_params![connection, key])?;
+            for row in &rows {
+                if let Some(link) = row_to_link(row)?
                     && found
                         .as_ref()
                         .is_none_or(|f| link.created_at > f.created_at)
@@ -175,14 +180,14 @@ impl Store {
 
     /// The connections on which any of these customer keys is linked, latest link first.
     pub fn linked_connections(&self, customer_keys: &[String]) -> anyhow::Result<Vec<String>> {
-        let mut stmt = self.db.prepare_cached(
-            "SELECT connection, created_at FROM customer_links WHERE customer_key = ?1",
-        )?;
         let mut found: Vec<(String, String)> = Vec::new();
         for key in customer_keys {
-            let rows = stmt.query_map([key], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            for row in rows {
-                found.push(row?);
+            let rows = self.db.query(
+                "SELECT connection, created_at FROM customer_links WHERE customer_key = ?1",
+                sql_params![key],
+            )?;
+            for row in &rows {
+                found.push((row.get(0)?, row.get(1)?));
             }
         }
         found.sort_by(|a, b| b.1.cmp(&a.1));
@@ -424,68 +429,70 @@ mod tests {
 
     #[test]
     fn links_are_kept_per_connection_and_checked() {
-        let store = Store::open_in_memory().unwrap();
-        let made = store
-            .put_link("hs-a", " acme-ext ", "9000001", LinkedObject::Companies)
-            .unwrap();
-        assert_eq!(made.customer_key, "acme-ext");
-        store
-            .put_link("hs-b", "c1", "77", LinkedObject::Contacts)
-            .unwrap();
-        let keys = ["c1".to_owned(), "acme-ext".to_owned()];
-        assert_eq!(
-            store.link_for("hs-a", &keys).unwrap().unwrap().hubspot_id,
-            "9000001"
-        );
-        assert_eq!(
-            store.link_for("hs-b", &keys).unwrap().unwrap().object,
-            LinkedObject::Contacts
-        );
-        assert!(store.link_for("hs-c", &keys).unwrap().is_none());
-        assert_eq!(store.linked_connections(&keys).unwrap().len(), 2);
-        assert_eq!(store.links(None).unwrap().len(), 2);
-        assert_eq!(store.links(Some("hs-b")).unwrap().len(), 1);
-
-        let refused = store
-            .put_link(
-                "hs-a",
-                "acme-ext",
-                "https://app.hubspot.com/contacts/1/record/0-2/9000001",
-                LinkedObject::Companies,
-            )
-            .unwrap_err();
-        assert!(refused.to_string().contains("digits only"), "{refused}");
-        assert!(
+        for store in crate::store::testing::stores() {
+            let made = store
+                .put_link("hs-a", " acme-ext ", "9000001", LinkedObject::Companies)
+                .unwrap();
+            assert_eq!(made.customer_key, "acme-ext");
             store
-                .put_link("hs-a", " ", "1", LinkedObject::Companies)
-                .is_err()
-        );
-        // Linking again replaces.
-        store
-            .put_link("hs-a", "acme-ext", "9000002", LinkedObject::Contacts)
-            .unwrap();
-        assert_eq!(store.links(Some("hs-a")).unwrap()[0].hubspot_id, "9000002");
+                .put_link("hs-b", "c1", "77", LinkedObject::Contacts)
+                .unwrap();
+            let keys = ["c1".to_owned(), "acme-ext".to_owned()];
+            assert_eq!(
+                store.link_for("hs-a", &keys).unwrap().unwrap().hubspot_id,
+                "9000001"
+            );
+            assert_eq!(
+                store.link_for("hs-b", &keys).unwrap().unwrap().object,
+                LinkedObject::Contacts
+            );
+            assert!(store.link_for("hs-c", &keys).unwrap().is_none());
+            assert_eq!(store.linked_connections(&keys).unwrap().len(), 2);
+            assert_eq!(store.links(None).unwrap().len(), 2);
+            assert_eq!(store.links(Some("hs-b")).unwrap().len(), 1);
 
-        assert!(store.remove_link("hs-a", "acme-ext").unwrap());
-        assert!(!store.remove_link("hs-a", "acme-ext").unwrap());
-        assert!(store.link_for("hs-a", &keys).unwrap().is_none());
+            let refused = store
+                .put_link(
+                    "hs-a",
+                    "acme-ext",
+                    "https://app.hubspot.com/contacts/1/record/0-2/9000001",
+                    LinkedObject::Companies,
+                )
+                .unwrap_err();
+            assert!(refused.to_string().contains("digits only"), "{refused}");
+            assert!(
+                store
+                    .put_link("hs-a", " ", "1", LinkedObject::Companies)
+                    .is_err()
+            );
+            // Linking again replaces.
+            store
+                .put_link("hs-a", "acme-ext", "9000002", LinkedObject::Contacts)
+                .unwrap();
+            assert_eq!(store.links(Some("hs-a")).unwrap()[0].hubspot_id, "9000002");
+
+            assert!(store.remove_link("hs-a", "acme-ext").unwrap());
+            assert!(!store.remove_link("hs-a", "acme-ext").unwrap());
+            assert!(store.link_for("hs-a", &keys).unwrap().is_none());
+        }
     }
 
     #[test]
     fn the_link_command_finds_its_connection() {
-        let store = Store::open_in_memory().unwrap();
-        assert_eq!(link_connection(&store, None).unwrap(), "hubspot");
-        assert_eq!(link_connection(&store, Some("hs-x")).unwrap(), "hs-x");
-        let settings = |code: &str| ConnectionSettings {
-            code: code.into(),
-            ..ConnectionSettings::default()
-        };
-        store.save_connection(&settings("hs-a")).unwrap();
-        assert_eq!(link_connection(&store, None).unwrap(), "hs-a");
-        assert!(link_connection(&store, Some("hs-x")).is_err());
-        store.save_connection(&settings("hs-b")).unwrap();
-        let error = link_connection(&store, None).unwrap_err().to_string();
-        assert!(error.contains("--connection"), "{error}");
-        assert_eq!(link_connection(&store, Some("hs-b")).unwrap(), "hs-b");
+        for store in crate::store::testing::stores() {
+            assert_eq!(link_connection(&store, None).unwrap(), "hubspot");
+            assert_eq!(link_connection(&store, Some("hs-x")).unwrap(), "hs-x");
+            let settings = |code: &str| ConnectionSettings {
+                code: code.into(),
+                ..ConnectionSettings::default()
+            };
+            store.save_connection(&settings("hs-a")).unwrap();
+            assert_eq!(link_connection(&store, None).unwrap(), "hs-a");
+            assert!(link_connection(&store, Some("hs-x")).is_err());
+            store.save_connection(&settings("hs-b")).unwrap();
+            let error = link_connection(&store, None).unwrap_err().to_string();
+            assert!(error.contains("--connection"), "{error}");
+            assert_eq!(link_connection(&store, Some("hs-b")).unwrap(), "hs-b");
+        }
     }
 }

@@ -4,12 +4,13 @@
 //! event with the same `order_key` is pending or running); different customers run concurrently.
 //! A running event records its plan and how far it got, so a restart resumes instead of redoing.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::clock::now_ms;
+use crate::db::{Backend, Row, Tx};
 use crate::executor::Progress;
 use crate::runtime::{KnownId, Plan};
+use crate::sql_params;
 use crate::store::Store;
 
 /// Where an event is in its life.
@@ -129,7 +130,7 @@ const COLUMNS: &str =
     "id, unique_key, received_at_ms, connection, order_key, webhook_type, lago_id, body,
     state, attempts, next_attempt_ms, plan, progress, last_error, last_status";
 
-fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+fn row_to_event(row: &Row) -> anyhow::Result<StoredEvent> {
     let state: String = row.get(8)?;
     Ok(StoredEvent {
         id: row.get(0)?,
@@ -149,6 +150,15 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
         last_status: row.get(14)?,
     })
 }
+
+fn rows_to_events(rows: Vec<Row>) -> anyhow::Result<Vec<StoredEvent>> {
+    rows.iter().map(row_to_event).collect()
+}
+
+/// The PostgreSQL advisory lock of the queue, keyed ("lahq", the schema) so that states in other
+/// schemas of one database never wait on each other: intake holds it shared, a claim exclusively,
+/// so a claim sees every event that got an earlier id (see [`Store::claim`]).
+const QUEUE_LOCK: i32 = 0x6c61_6871;
 
 /// Counts per state and the age of the oldest waiting event, for `status` and `/metrics`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -180,35 +190,43 @@ impl QueueStats {
 }
 
 impl Store {
-    /// Commits the event durably; a redelivery with a known unique key is not stored twice.
+    /// Commits the event durably; a redelivery with a known unique key is not stored twice
+    /// (across instances too: the key is unique in the table).
     pub fn insert_event(&self, event: &NewEvent) -> anyhow::Result<Inserted> {
         let now = now_ms();
         let state = event
             .settled
             .as_ref()
             .map_or(EventState::Pending, Settled::state);
-        let changed = self.db.execute(
-            "INSERT INTO events (unique_key, received_at_ms, connection, order_key, webhook_type,
-                 lago_id, body, state, last_error, updated_at_ms, customer_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?2, ?10)
-             ON CONFLICT (unique_key) DO NOTHING",
-            params![
-                event.unique_key,
-                now,
-                event.connection,
-                event.order_key,
-                event.webhook_type,
-                event.lago_id,
-                event.body,
-                state.as_str(),
-                event.settled.as_ref().map(Settled::reason),
-                event.customer_key
-            ],
-        )?;
-        Ok(if changed == 0 {
-            Inserted::Duplicate
-        } else {
-            Inserted::New(self.db.last_insert_rowid())
+        let inserted = self.db.transaction(|tx| {
+            if tx.backend() == Backend::Postgres {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock_shared(?1, hashtext(current_schema()))",
+                    sql_params![QUEUE_LOCK],
+                )?;
+            }
+            tx.query_opt(
+                "INSERT INTO events (unique_key, received_at_ms, connection, order_key, webhook_type,
+                     lago_id, body, state, last_error, updated_at_ms, customer_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?2, ?10)
+                 ON CONFLICT (unique_key) DO NOTHING RETURNING id",
+                sql_params![
+                    event.unique_key,
+                    now,
+                    event.connection,
+                    event.order_key,
+                    event.webhook_type,
+                    event.lago_id,
+                    event.body,
+                    state.as_str(),
+                    event.settled.as_ref().map(Settled::reason),
+                    event.customer_key
+                ],
+            )
+        })?;
+        Ok(match inserted {
+            Some(row) => Inserted::New(row.get(0)?),
+            None => Inserted::Duplicate,
         })
     }
 
@@ -241,6 +259,12 @@ impl Store {
         self.claim(Some(connection), min.max(1), limit, now)
     }
 
+    /// The one claim. On PostgreSQL, several instances claim from one table: each claim holds the
+    /// queue's advisory lock exclusively (intake holds it shared), so it sees every event with
+    /// an earlier id committed and no two claims judge "first in line" at once; the rows are
+    /// locked `FOR UPDATE SKIP LOCKED` against operator actions. Events whose lease ran out
+    /// (their instance died) are released first. Each event claimed is leased to this store
+    /// until `now` + the lease.
     fn claim(
         &self,
         connection: Option<&str>,
@@ -251,12 +275,20 @@ impl Store {
         if limit == 0 || limit < min {
             return Ok(Vec::new());
         }
-        let tx = self.db.unchecked_transaction()?;
-        let events: Vec<StoredEvent> = {
-            let mut stmt = tx.prepare_cached(&format!(
+        let (owner, until) = (self.owner.as_str(), now.saturating_add(self.lease_ms));
+        self.db.transaction(|tx| {
+            let postgres = tx.backend() == Backend::Postgres;
+            if postgres {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(?1, hashtext(current_schema()))",
+                    sql_params![QUEUE_LOCK],
+                )?;
+                release_expired(tx, now)?;
+            }
+            let sql = format!(
                 "SELECT {COLUMNS} FROM events e INDEXED BY events_pending_by_id
                  WHERE e.state = 'pending' AND e.next_attempt_ms <= ?1
-                   AND (?3 IS NULL OR e.connection = ?3)
+                   AND (CAST(?3 AS TEXT) IS NULL OR e.connection = ?3)
                    AND NOT EXISTS (SELECT 1 FROM events p
                        WHERE p.order_key = e.order_key AND p.id < e.id
                          AND p.state IN ('pending', 'running'))
@@ -264,71 +296,107 @@ impl Store {
                        WHERE c.customer_key = e.customer_key AND c.id < e.id
                          AND c.state IN ('pending', 'running')
                          AND (c.order_key = c.customer_key OR e.order_key = e.customer_key)))
-                 ORDER BY e.id LIMIT ?2"
-            ))?;
-            stmt.query_map(params![now, limit as i64, connection], row_to_event)?
-                .collect::<Result<_, _>>()?
-        };
-        if events.len() < min {
-            // Nothing written: dropping the transaction leaves every event as it was.
-            return Ok(Vec::new());
-        }
-        {
-            let mut claim = tx.prepare_cached(
-                "UPDATE events SET state = 'running', updated_at_ms = ?2 WHERE id = ?1",
-            )?;
-            for event in &events {
-                claim.execute(params![event.id, now])?;
+                 ORDER BY e.id LIMIT ?2{}",
+                if postgres {
+                    " FOR UPDATE SKIP LOCKED"
+                } else {
+                    ""
+                }
+            );
+            let events = rows_to_events(tx.query(&sql, sql_params![now, limit, connection])?)?;
+            if events.len() < min {
+                // Nothing written: the transaction commits no change.
+                return Ok(Vec::new());
             }
-        }
-        tx.commit()?;
-        Ok(events)
+            for event in &events {
+                tx.execute(
+                    "UPDATE events SET state = 'running', updated_at_ms = ?2, lease_owner = ?3,
+                         lease_until_ms = ?4
+                     WHERE id = ?1",
+                    sql_params![event.id, now, owner, until],
+                )?;
+            }
+            Ok(events)
+        })
+    }
+
+    /// Extends this store's leases on the events it runs to `now` + the lease; the number
+    /// renewed. `serve` calls it well within every lease, so only a stopped instance loses its
+    /// events.
+    pub fn renew_leases(&self, now: i64) -> anyhow::Result<usize> {
+        self.db.execute(
+            "UPDATE events SET lease_until_ms = ?2 WHERE state = 'running' AND lease_owner = ?1",
+            sql_params![self.owner, now.saturating_add(self.lease_ms)],
+        )
+    }
+
+    /// How long this store's claims last without renewal, ms.
+    pub fn lease_ms(&self) -> i64 {
+        self.lease_ms
+    }
+
+    /// How long this store's claims last without renewal (default [`crate::store::DEFAULT_LEASE`]).
+    pub fn set_lease(&mut self, lease: std::time::Duration) {
+        self.lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1);
     }
 
     /// When the next waiting event of one connection becomes due.
     pub fn next_due_ms_in(&self, connection: &str) -> anyhow::Result<Option<i64>> {
-        Ok(self.db.query_row(
-            "SELECT MIN(next_attempt_ms) FROM events WHERE state = 'pending' AND connection = ?1",
-            [connection],
-            |row| row.get(0),
-        )?)
+        self.db
+            .query_one(
+                "SELECT MIN(next_attempt_ms) FROM events WHERE state = 'pending' AND connection = ?1",
+                sql_params![connection],
+            )?
+            .get(0)
     }
 
-    /// After a crash or a forced stop, events left running go back to the queue.
+    /// After a crash or a forced stop, events left running go back to the queue: on SQLite
+    /// (one process) all of them; on PostgreSQL this store's own, since other instances' events
+    /// are theirs until their lease runs out.
     pub fn requeue_running(&self) -> anyhow::Result<usize> {
-        Ok(self.db.execute(
-            "UPDATE events SET state = 'pending', updated_at_ms = ?1 WHERE state = 'running'",
-            [now_ms()],
-        )?)
+        match self.backend() {
+            Backend::Sqlite => self.db.execute(
+                "UPDATE events SET state = 'pending', lease_owner = NULL, updated_at_ms = ?1
+                 WHERE state = 'running'",
+                sql_params![now_ms()],
+            ),
+            Backend::Postgres => self.db.execute(
+                "UPDATE events SET state = 'pending', lease_owner = NULL, updated_at_ms = ?1
+                 WHERE state = 'running' AND lease_owner = ?2",
+                sql_params![now_ms(), self.owner],
+            ),
+        }
     }
 
-    /// The plan an event will run, stored before its first step so a restart runs the same plan.
+    /// Runs `work`'s queue writes as one transaction: one durable commit however many events
+    /// they touch, all of them or none. `serve` records a batch's plans, each wave's checkpoints
+    /// and the batch's outcomes this way, so the webhook intake waits for one commit per batch,
+    /// not one per event.
+    pub fn queue_batch<T: Send>(
+        &self,
+        work: impl for<'t, 'a, 'c> FnOnce(&QueueBatch<'t, 'a, 'c>) -> anyhow::Result<T> + Send,
+    ) -> anyhow::Result<T> {
+        let owner = self.owner.as_str();
+        self.db.transaction(|tx| work(&QueueBatch { tx, owner }))
+    }
+
+    /// [`QueueBatch::save_plan`] on its own.
     pub fn save_plan(&self, id: i64, plan: &Plan) -> anyhow::Result<()> {
-        self.db.execute(
-            "UPDATE events SET plan = ?2, progress = NULL, updated_at_ms = ?3 WHERE id = ?1",
-            params![id, serde_json::to_string(plan)?, now_ms()],
-        )?;
-        Ok(())
+        self.queue_batch(|batch| batch.save_plan(id, plan))
     }
 
-    /// Records a finished step and the ids it captured in one transaction: a crash can lose a
-    /// step's answer (the step is then re-sent, which is harmless for upserts) but never half of it.
+    /// [`QueueBatch::checkpoint`] on its own.
     pub fn checkpoint(
-        &mut self,
+        &self,
         id: i64,
         connection: &str,
         progress: &Progress,
         ids: &[KnownId],
     ) -> anyhow::Result<()> {
-        self.in_one_transaction(|store| {
-            store.db.execute(
-                "UPDATE events SET progress = ?2, updated_at_ms = ?3 WHERE id = ?1",
-                params![id, serde_json::to_string(progress)?, now_ms()],
-            )?;
-            crate::store::put_ids_in(&store.db, connection, ids)
-        })
+        self.queue_batch(|batch| batch.checkpoint(id, connection, progress, ids))
     }
 
+    /// [`QueueBatch::finish_event`] on its own.
     pub fn finish_event(
         &self,
         id: i64,
@@ -336,15 +404,10 @@ impl Store {
         detail: Option<&str>,
         status: Option<u16>,
     ) -> anyhow::Result<()> {
-        self.db.execute(
-            "UPDATE events SET state = ?2, last_error = ?3, last_status = ?4, updated_at_ms = ?5
-             WHERE id = ?1",
-            params![id, state.as_str(), detail, status, now_ms()],
-        )?;
-        Ok(())
+        self.queue_batch(|batch| batch.finish_event(id, state, detail, status))
     }
 
-    /// Back to the queue after a transient failure, to run again at `next_attempt_ms`.
+    /// [`QueueBatch::retry_later`] on its own.
     pub fn retry_later(
         &self,
         id: i64,
@@ -353,12 +416,7 @@ impl Store {
         error: &str,
         status: Option<u16>,
     ) -> anyhow::Result<()> {
-        self.db.execute(
-            "UPDATE events SET state = 'pending', attempts = ?2, next_attempt_ms = ?3,
-                 last_error = ?4, last_status = ?5, updated_at_ms = ?6 WHERE id = ?1",
-            params![id, attempts, next_attempt_ms, error, status, now_ms()],
-        )?;
-        Ok(())
+        self.queue_batch(|batch| batch.retry_later(id, attempts, next_attempt_ms, error, status))
     }
 
     /// Operator action: run a dead (or rejected, or skipped) event again from the start.
@@ -367,16 +425,16 @@ impl Store {
             "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0, plan = NULL,
                  progress = NULL, updated_at_ms = ?2
              WHERE id = ?1 AND state IN ('dead', 'rejected', 'skipped', 'synced')",
-            params![id, now_ms()],
+            sql_params![id, now_ms()],
         )? == 1)
     }
 
     pub fn retry_all_dead(&self) -> anyhow::Result<usize> {
-        Ok(self.db.execute(
+        self.db.execute(
             "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0, plan = NULL,
                  progress = NULL, updated_at_ms = ?1 WHERE state = 'dead'",
-            [now_ms()],
-        )?)
+            sql_params![now_ms()],
+        )
     }
 
     /// Operator action: give up on an event without running it (it stays visible as dead).
@@ -384,19 +442,19 @@ impl Store {
         Ok(self.db.execute(
             "UPDATE events SET state = 'dead', last_error = 'discarded by the operator',
                  updated_at_ms = ?2 WHERE id = ?1 AND state IN ('pending', 'dead', 'rejected')",
-            params![id, now_ms()],
+            sql_params![id, now_ms()],
         )? == 1)
     }
 
     pub fn event(&self, id: i64) -> anyhow::Result<Option<StoredEvent>> {
-        Ok(self
-            .db
-            .query_row(
+        self.db
+            .query_opt(
                 &format!("SELECT {COLUMNS} FROM events WHERE id = ?1"),
-                [id],
-                row_to_event,
-            )
-            .optional()?)
+                sql_params![id],
+            )?
+            .as_ref()
+            .map(row_to_event)
+            .transpose()
     }
 
     pub fn events(
@@ -404,40 +462,43 @@ impl Store {
         state: Option<EventState>,
         limit: usize,
     ) -> anyhow::Result<Vec<StoredEvent>> {
-        let mut stmt = self.db.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM events WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(
-            params![state.map(EventState::as_str), limit as i64],
-            row_to_event,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows_to_events(self.db.query(
+            &format!(
+                "SELECT {COLUMNS} FROM events WHERE (CAST(?1 AS TEXT) IS NULL OR state = ?1)
+                 ORDER BY id DESC LIMIT ?2"
+            ),
+            sql_params![state.map(EventState::as_str), limit],
+        )?)
     }
 
     /// Events waiting for another attempt after a failure, most recent first.
     pub fn failing_events(&self, limit: usize) -> anyhow::Result<Vec<StoredEvent>> {
-        let mut stmt = self.db.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM events WHERE state = 'pending' AND last_error IS NOT NULL
-             ORDER BY id DESC LIMIT ?1"
-        ))?;
-        let rows = stmt.query_map([limit as i64], row_to_event)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows_to_events(self.db.query(
+            &format!(
+                "SELECT {COLUMNS} FROM events WHERE state = 'pending' AND last_error IS NOT NULL
+                 ORDER BY id DESC LIMIT ?1"
+            ),
+            sql_params![limit],
+        )?)
     }
 
     pub fn queue_stats(&self) -> anyhow::Result<QueueStats> {
-        let mut stmt = self
+        let counts = self
             .db
-            .prepare_cached("SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state")?;
-        let counts = stmt
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let oldest_pending_ms = self.db.query_row(
-            "SELECT MIN(received_at_ms) FROM events WHERE state IN ('pending', 'running')",
-            [],
-            |row| row.get::<_, Option<i64>>(0),
-        )?;
+            .query(
+                "SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state",
+                &[],
+            )?
+            .iter()
+            .map(|row| Ok((row.get::<String>(0)?, row.get::<u64>(1)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let oldest_pending_ms = self
+            .db
+            .query_one(
+                "SELECT MIN(received_at_ms) FROM events WHERE state IN ('pending', 'running')",
+                &[],
+            )?
+            .get(0)?;
         Ok(QueueStats {
             counts,
             oldest_pending_ms,
@@ -446,11 +507,108 @@ impl Store {
 
     /// When the next waiting event becomes due, so workers can sleep until then.
     pub fn next_due_ms(&self) -> anyhow::Result<Option<i64>> {
-        Ok(self.db.query_row(
-            "SELECT MIN(next_attempt_ms) FROM events WHERE state = 'pending'",
-            [],
-            |row| row.get(0),
-        )?)
+        self.db
+            .query_one(
+                "SELECT MIN(next_attempt_ms) FROM events WHERE state = 'pending'",
+                &[],
+            )?
+            .get(0)
+    }
+}
+
+/// Inside a claim: running events whose lease ran out go back to waiting (their plan and
+/// progress kept, so the next run resumes where the stopped instance was).
+fn release_expired(tx: &Tx<'_, '_>, now: i64) -> anyhow::Result<usize> {
+    let released = tx.execute(
+        "UPDATE events SET state = 'pending', lease_owner = NULL, updated_at_ms = ?1
+         WHERE state = 'running' AND lease_until_ms < ?1",
+        sql_params![now],
+    )?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "took over {released} event(s) whose instance stopped renewing its lease"
+        );
+    }
+    Ok(released)
+}
+
+/// The writes that run events through the queue, inside one transaction ([`Store::queue_batch`]).
+pub struct QueueBatch<'t, 'a, 'c> {
+    tx: &'t Tx<'a, 'c>,
+    /// The store's lease owner ([`Store`]'s `owner`).
+    owner: &'t str,
+}
+
+impl QueueBatch<'_, '_, '_> {
+    /// The plan an event will run, stored before its first step so a restart runs the same plan.
+    pub fn save_plan(&self, id: i64, plan: &Plan) -> anyhow::Result<()> {
+        self.tx.execute(
+            "UPDATE events SET plan = ?2, progress = NULL, updated_at_ms = ?3 WHERE id = ?1",
+            sql_params![id, serde_json::to_string(plan)?, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a finished step and the ids it captured together: a crash can lose a step's
+    /// answer (the step is then re-sent, which is harmless for upserts) but never half of it.
+    pub fn checkpoint(
+        &self,
+        id: i64,
+        connection: &str,
+        progress: &Progress,
+        ids: &[KnownId],
+    ) -> anyhow::Result<()> {
+        self.tx.execute(
+            "UPDATE events SET progress = ?2, updated_at_ms = ?3 WHERE id = ?1",
+            sql_params![id, serde_json::to_string(progress)?, now_ms()],
+        )?;
+        crate::store::put_ids_in(self.tx, connection, ids)
+    }
+
+    /// Settles an event. An event whose lease another instance has taken over (this one stopped
+    /// renewing it) is left to that instance.
+    pub fn finish_event(
+        &self,
+        id: i64,
+        state: EventState,
+        detail: Option<&str>,
+        status: Option<u16>,
+    ) -> anyhow::Result<()> {
+        self.tx.execute(
+            "UPDATE events SET state = ?2, last_error = ?3, last_status = ?4, updated_at_ms = ?5,
+                 lease_owner = NULL
+             WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?6)",
+            sql_params![id, state.as_str(), detail, status, now_ms(), self.owner],
+        )?;
+        Ok(())
+    }
+
+    /// Back to the queue after a transient failure, to run again at `next_attempt_ms` (left to
+    /// the instance that took the event over, as [`QueueBatch::finish_event`]).
+    pub fn retry_later(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_attempt_ms: i64,
+        error: &str,
+        status: Option<u16>,
+    ) -> anyhow::Result<()> {
+        self.tx.execute(
+            "UPDATE events SET state = 'pending', attempts = ?2, next_attempt_ms = ?3,
+                 last_error = ?4, last_status = ?5, updated_at_ms = ?6, lease_owner = NULL
+             WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?7)",
+            sql_params![
+                id,
+                attempts,
+                next_attempt_ms,
+                error,
+                status,
+                now_ms(),
+                self.owner
+            ],
+        )?;
+        Ok(())
     }
 }
 
@@ -473,131 +631,328 @@ mod tests {
 
     #[test]
     fn redeliveries_are_stored_once() {
-        let store = Store::open_in_memory().unwrap();
-        assert!(matches!(
-            store.insert_event(&event("k1", "a")).unwrap(),
-            Inserted::New(_)
-        ));
-        assert_eq!(
-            store.insert_event(&event("k1", "a")).unwrap(),
-            Inserted::Duplicate
-        );
+        for store in crate::store::testing::stores() {
+            assert!(matches!(
+                store.insert_event(&event("k1", "a")).unwrap(),
+                Inserted::New(_)
+            ));
+            assert_eq!(
+                store.insert_event(&event("k1", "a")).unwrap(),
+                Inserted::Duplicate
+            );
+        }
     }
 
     #[test]
     fn one_customer_runs_in_order_while_others_run_alongside() {
-        let store = Store::open_in_memory().unwrap();
-        for (key, order) in [("1", "a"), ("2", "a"), ("3", "b")] {
-            store.insert_event(&event(key, order)).unwrap();
+        for store in crate::store::testing::stores() {
+            for (key, order) in [("1", "a"), ("2", "a"), ("3", "b")] {
+                store.insert_event(&event(key, order)).unwrap();
+            }
+            let first: Vec<_> = store
+                .claim_ready(10, now_ms())
+                .unwrap()
+                .iter()
+                .map(|e| e.unique_key.clone().unwrap())
+                .collect();
+            assert_eq!(first, ["1", "3"], "the second event of customer a waits");
+            assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
+            let a1 = store
+                .events(None, 10)
+                .unwrap()
+                .into_iter()
+                .find(|e| e.unique_key.as_deref() == Some("1"))
+                .unwrap();
+            // A transient failure keeps the customer's later event waiting behind it.
+            store
+                .retry_later(a1.id, 1, now_ms() + 60_000, "503", Some(503))
+                .unwrap();
+            assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
+            store
+                .finish_event(a1.id, EventState::Synced, None, None)
+                .unwrap();
+            let next = store.claim_ready(10, now_ms()).unwrap();
+            assert_eq!(next[0].unique_key.as_deref(), Some("2"));
         }
-        let first: Vec<_> = store
-            .claim_ready(10, now_ms())
-            .unwrap()
-            .iter()
-            .map(|e| e.unique_key.clone().unwrap())
-            .collect();
-        assert_eq!(first, ["1", "3"], "the second event of customer a waits");
-        assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
-        let a1 = store
-            .events(None, 10)
-            .unwrap()
-            .into_iter()
-            .find(|e| e.unique_key.as_deref() == Some("1"))
-            .unwrap();
-        // A transient failure keeps the customer's later event waiting behind it.
-        store
-            .retry_later(a1.id, 1, now_ms() + 60_000, "503", Some(503))
-            .unwrap();
-        assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
-        store
-            .finish_event(a1.id, EventState::Synced, None, None)
-            .unwrap();
-        let next = store.claim_ready(10, now_ms()).unwrap();
-        assert_eq!(next[0].unique_key.as_deref(), Some("2"));
     }
 
     /// A customer's invoices run alongside each other, after its earlier customer events and
     /// before its later ones; one object's events stay in order.
     #[test]
     fn a_customers_objects_run_alongside_but_wait_for_its_customer_events() {
-        let store = Store::open_in_memory().unwrap();
-        let events = [
-            ("created", "cus"),
-            ("i1", "inv-1"),
-            ("i2", "inv-2"),
-            ("i1-paid", "inv-1"),
-            ("updated", "cus"),
-            ("i3", "inv-3"),
-        ];
-        for (key, order) in events {
-            store
-                .insert_event(&NewEvent {
-                    customer_key: "cus".into(),
-                    ..event(key, order)
-                })
-                .unwrap();
-        }
-        let claim_and_finish = || -> Vec<String> {
-            let claimed = store.claim_ready(10, now_ms()).unwrap();
-            for event in &claimed {
+        for store in crate::store::testing::stores() {
+            let events = [
+                ("created", "cus"),
+                ("i1", "inv-1"),
+                ("i2", "inv-2"),
+                ("i1-paid", "inv-1"),
+                ("updated", "cus"),
+                ("i3", "inv-3"),
+            ];
+            for (key, order) in events {
                 store
-                    .finish_event(event.id, EventState::Synced, None, None)
+                    .insert_event(&NewEvent {
+                        customer_key: "cus".into(),
+                        ..event(key, order)
+                    })
                     .unwrap();
             }
-            claimed.into_iter().filter_map(|e| e.unique_key).collect()
-        };
-        assert_eq!(claim_and_finish(), ["created"]);
-        assert_eq!(claim_and_finish(), ["i1", "i2"]);
-        assert_eq!(claim_and_finish(), ["i1-paid"]);
-        assert_eq!(claim_and_finish(), ["updated"]);
-        assert_eq!(claim_and_finish(), ["i3"]);
-        assert!(claim_and_finish().is_empty());
+            let claim_and_finish = || -> Vec<String> {
+                let claimed = store.claim_ready(10, now_ms()).unwrap();
+                for event in &claimed {
+                    store
+                        .finish_event(event.id, EventState::Synced, None, None)
+                        .unwrap();
+                }
+                claimed.into_iter().filter_map(|e| e.unique_key).collect()
+            };
+            assert_eq!(claim_and_finish(), ["created"]);
+            assert_eq!(claim_and_finish(), ["i1", "i2"]);
+            assert_eq!(claim_and_finish(), ["i1-paid"]);
+            assert_eq!(claim_and_finish(), ["updated"]);
+            assert_eq!(claim_and_finish(), ["i3"]);
+            assert!(claim_and_finish().is_empty());
+        }
     }
 
     #[test]
     fn claims_per_connection_take_only_that_connections_events() {
-        let store = Store::open_in_memory().unwrap();
-        for (key, connection) in [("1", "a"), ("2", "b"), ("3", "a")] {
-            store
-                .insert_event(&NewEvent {
-                    connection: connection.into(),
-                    ..event(key, key)
-                })
-                .unwrap();
+        for store in crate::store::testing::stores() {
+            for (key, connection) in [("1", "a"), ("2", "b"), ("3", "a")] {
+                store
+                    .insert_event(&NewEvent {
+                        connection: connection.into(),
+                        ..event(key, key)
+                    })
+                    .unwrap();
+            }
+            let keys = |events: Vec<StoredEvent>| -> Vec<String> {
+                events.into_iter().filter_map(|e| e.unique_key).collect()
+            };
+            assert_eq!(keys(store.claim_ready_in("a", 1, now_ms()).unwrap()), ["1"]);
+            assert_eq!(keys(store.claim_ready_in("b", 5, now_ms()).unwrap()), ["2"]);
+            assert!(store.claim_ready_in("b", 5, now_ms()).unwrap().is_empty());
+            assert!(store.next_due_ms_in("b").unwrap().is_none());
+            assert!(store.next_due_ms_in("a").unwrap().is_some());
         }
-        let keys = |events: Vec<StoredEvent>| -> Vec<String> {
-            events.into_iter().filter_map(|e| e.unique_key).collect()
-        };
-        assert_eq!(keys(store.claim_ready_in("a", 1, now_ms()).unwrap()), ["1"]);
-        assert_eq!(keys(store.claim_ready_in("b", 5, now_ms()).unwrap()), ["2"]);
-        assert!(store.claim_ready_in("b", 5, now_ms()).unwrap().is_empty());
-        assert!(store.next_due_ms_in("b").unwrap().is_none());
-        assert!(store.next_due_ms_in("a").unwrap().is_some());
     }
 
     #[test]
     fn a_batch_claim_takes_all_or_nothing() {
-        let store = Store::open_in_memory().unwrap();
-        for key in ["1", "2", "3"] {
-            store.insert_event(&event(key, key)).unwrap();
+        for store in crate::store::testing::stores() {
+            for key in ["1", "2", "3"] {
+                store.insert_event(&event(key, key)).unwrap();
+            }
+            assert!(
+                store
+                    .claim_batch_in("c", 4, 10, now_ms())
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(store.queue_stats().unwrap().count(EventState::Pending), 3);
+            assert_eq!(store.claim_batch_in("c", 3, 10, now_ms()).unwrap().len(), 3);
+            assert_eq!(store.queue_stats().unwrap().count(EventState::Running), 3);
         }
-        assert!(
-            store
-                .claim_batch_in("c", 4, 10, now_ms())
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(store.queue_stats().unwrap().count(EventState::Pending), 3);
-        assert_eq!(store.claim_batch_in("c", 3, 10, now_ms()).unwrap().len(), 3);
-        assert_eq!(store.queue_stats().unwrap().count(EventState::Running), 3);
     }
 
     #[test]
     fn running_events_are_requeued_after_a_crash() {
-        let store = Store::open_in_memory().unwrap();
-        store.insert_event(&event("1", "a")).unwrap();
-        assert_eq!(store.claim_ready(10, now_ms()).unwrap().len(), 1);
-        assert_eq!(store.requeue_running().unwrap(), 1);
-        assert_eq!(store.claim_ready(10, now_ms()).unwrap().len(), 1);
+        for store in crate::store::testing::stores() {
+            store.insert_event(&event("1", "a")).unwrap();
+            assert_eq!(store.claim_ready(10, now_ms()).unwrap().len(), 1);
+            assert_eq!(store.requeue_running().unwrap(), 1);
+            assert_eq!(store.claim_ready(10, now_ms()).unwrap().len(), 1);
+        }
+    }
+}
+
+/// The queue shared by several instances (PostgreSQL): each test opens one store per instance on
+/// one schema of the test server.
+#[cfg(test)]
+mod shared_tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::testing::fresh_database_url;
+
+    fn event(key: &str, order: &str, customer: &str) -> NewEvent {
+        NewEvent {
+            unique_key: Some(key.into()),
+            connection: "c".into(),
+            order_key: order.into(),
+            customer_key: customer.into(),
+            webhook_type: "customer.updated".into(),
+            lago_id: order.into(),
+            body: "{}".into(),
+            settled: None,
+        }
+    }
+
+    /// Three instances claim and finish a backlog at once: each event runs exactly once, and the
+    /// events of one customer never overlap and finish in arrival order.
+    #[test]
+    fn instances_share_the_queue_without_doubles_and_keep_each_customers_order() {
+        let Some(url) = fresh_database_url() else {
+            return;
+        };
+        let intake = Store::open_postgres(&url).unwrap();
+        let customers = 6;
+        let per_customer = 15;
+        for n in 0..per_customer {
+            for c in 0..customers {
+                let customer = format!("cus_{c}");
+                // Every third event of a customer is one of its invoices (its own order key).
+                let order = if n % 3 == 1 {
+                    format!("inv_{c}_{n}")
+                } else {
+                    customer.clone()
+                };
+                intake
+                    .insert_event(&event(&format!("{c}-{n}"), &order, &customer))
+                    .unwrap();
+            }
+        }
+        // Each instance logs (event id, customer) as it starts and finishes events, in one
+        // shared, ordered journal.
+        let journal = std::sync::Mutex::new(Vec::<(bool, i64, String)>::new());
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                let (url, journal) = (url.clone(), &journal);
+                scope.spawn(move || {
+                    let store = Store::open_postgres(&url).unwrap();
+                    let mut idle = 0;
+                    while idle < 20 {
+                        let claimed = store.claim_ready(4, now_ms()).unwrap();
+                        if claimed.is_empty() {
+                            idle += 1;
+                            std::thread::sleep(Duration::from_millis(5));
+                            continue;
+                        }
+                        idle = 0;
+                        for e in &claimed {
+                            journal
+                                .lock()
+                                .unwrap()
+                                .push((true, e.id, e.order_key.clone()));
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                        for e in &claimed {
+                            journal
+                                .lock()
+                                .unwrap()
+                                .push((false, e.id, e.order_key.clone()));
+                            store
+                                .finish_event(e.id, EventState::Synced, None, None)
+                                .unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let journal = journal.into_inner().unwrap();
+        let started: Vec<i64> = journal.iter().filter(|j| j.0).map(|j| j.1).collect();
+        let mut unique = started.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            started.len(),
+            "an event ran twice: {started:?}"
+        );
+        assert_eq!(started.len(), customers * per_customer, "events were lost");
+        // Per order key: starts in id order, never two at once.
+        let mut running: HashMap<String, i64> = HashMap::new();
+        let mut last: HashMap<String, i64> = HashMap::new();
+        for (start, id, key) in &journal {
+            if *start {
+                assert!(
+                    !running.contains_key(key),
+                    "{key}: event {id} started while {:?} ran",
+                    running.get(key)
+                );
+                assert!(
+                    last.get(key).is_none_or(|l| l < id),
+                    "{key}: {id} ran out of order"
+                );
+                running.insert(key.clone(), *id);
+                last.insert(key.clone(), *id);
+            } else {
+                running.remove(key);
+            }
+        }
+        assert_eq!(intake.queue_stats().unwrap().count(EventState::Synced), 90);
+    }
+
+    /// An instance that stops renewing (killed) loses its events once the lease runs out; the
+    /// instance that takes them over resumes them (plan kept) and the stopped one can no longer
+    /// settle them. One that renews keeps its events.
+    #[test]
+    fn a_stopped_instances_events_are_taken_over_after_its_lease() {
+        let Some(url) = fresh_database_url() else {
+            return;
+        };
+        let mut dead = Store::open_postgres(&url).unwrap();
+        let mut alive = Store::open_postgres(&url).unwrap();
+        dead.set_lease(Duration::from_millis(200));
+        alive.set_lease(Duration::from_millis(200));
+        dead.insert_event(&event("1", "a", "a")).unwrap();
+        let id = dead.claim_ready(1, now_ms()).unwrap()[0].id;
+        dead.save_plan(
+            id,
+            &Plan {
+                summary: "update".into(),
+                steps: Vec::new(),
+                learned: Vec::new(),
+            },
+        )
+        .unwrap();
+        let t0 = now_ms();
+        // Within the lease (renewed once), the event stays with its instance.
+        assert!(dead.renew_leases(t0).unwrap() == 1);
+        assert!(alive.claim_ready(1, t0 + 100).unwrap().is_empty());
+        // Past it, another instance takes it over, plan and all.
+        let taken = alive.claim_ready(1, t0 + 1000).unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(
+            taken[0].plan.is_some(),
+            "the plan is kept for the new instance"
+        );
+        // The stopped instance's late answer changes nothing; the new owner's does.
+        dead.finish_event(id, EventState::Dead, Some("late"), None)
+            .unwrap();
+        assert_eq!(alive.event(id).unwrap().unwrap().state, EventState::Running);
+        // Restarting the stopped instance does not take back what another instance runs.
+        assert_eq!(dead.requeue_running().unwrap(), 0);
+        alive
+            .finish_event(id, EventState::Synced, None, None)
+            .unwrap();
+        assert_eq!(alive.event(id).unwrap().unwrap().state, EventState::Synced);
+    }
+
+    /// Webhooks redelivered to other instances at once are stored once.
+    #[test]
+    fn a_redelivery_to_another_instance_is_stored_once() {
+        let Some(url) = fresh_database_url() else {
+            return;
+        };
+        let news = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let (url, news) = (url.clone(), &news);
+                scope.spawn(move || {
+                    let store = Store::open_postgres(&url).unwrap();
+                    for n in 0..20 {
+                        if let Inserted::New(_) = store
+                            .insert_event(&event(&format!("k{n}"), "a", "a"))
+                            .unwrap()
+                        {
+                            news.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(news.into_inner(), 20);
     }
 }

@@ -5,11 +5,12 @@
 //! also follow HubSpot's own `X-HubSpot-RateLimit-*` headers when they say the window is spent.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::response::HubspotResponse;
 use crate::retry::header_number;
 
@@ -141,19 +142,73 @@ pub struct Room {
 pub struct RateBudget {
     api: Mutex<Window>,
     search: Mutex<Window>,
+    /// The portal's windows as every instance on one PostgreSQL state counts them.
+    shared: Option<SharedWindows>,
+}
+
+/// Where instances that share a portal count its requests together
+/// ([`crate::shared_budget`] keeps them in the shared state).
+pub trait SharedSlots: Send + Sync {
+    /// Takes a slot in `portal`'s `window` (`api` or `search`) at `now` (ms since the epoch):
+    /// `Ok(id)`, or `Err(ms)` until one frees.
+    fn take(
+        &self,
+        portal: &str,
+        window: &str,
+        rate: Rate,
+        now: i64,
+    ) -> anyhow::Result<Result<i64, i64>>;
+    /// The request of slot `id` was answered at `now`.
+    fn answered(&self, id: i64, now: i64) -> anyhow::Result<()>;
+}
+
+/// A portal's shared windows, with the slots this instance holds there (by when it took them
+/// locally).
+struct SharedWindows {
+    slots: Arc<dyn SharedSlots>,
+    portal: String,
+    held: Mutex<Vec<(Instant, i64)>>,
+}
+
+impl std::fmt::Debug for SharedWindows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedWindows")
+            .field("portal", &self.portal)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RateBudget {
+    /// A budget this process alone spends.
     pub fn new(api: Rate) -> Self {
         RateBudget {
             api: Mutex::new(Window::new(api)),
             search: Mutex::new(Window::new(Rate::SEARCH)),
+            shared: None,
         }
     }
 
+    /// The budget of `portal` (any name that is the same for every instance, e.g. `portal
+    /// 12345`), counted in `slots` with every other instance's requests as well as here, so
+    /// together they stay within `api` (and search's own limit).
+    pub fn shared(api: Rate, slots: Arc<dyn SharedSlots>, portal: &str) -> Self {
+        RateBudget {
+            shared: Some(SharedWindows {
+                slots,
+                portal: portal.to_owned(),
+                held: Mutex::new(Vec::new()),
+            }),
+            ..RateBudget::new(api)
+        }
+    }
+
+    /// Whether other instances count in this budget.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     fn window(&self, path: &str) -> &Mutex<Window> {
-        let path = path.split('?').next().unwrap_or(path);
-        if path.ends_with("/search") {
+        if is_search(path) {
             &self.search
         } else {
             &self.api
@@ -161,13 +216,38 @@ impl RateBudget {
     }
 
     /// Waits until the window for `path` has room, then takes a slot; returns when it was
-    /// taken, for [`RateBudget::answered`].
+    /// taken, for [`RateBudget::answered`]. A shared budget takes a slot in the shared window
+    /// too, and waits while the instances together have spent it; should the database fail,
+    /// the request goes out on this instance's own count (logged).
     pub async fn acquire(&self, path: &str) -> Instant {
         loop {
             let wait = {
                 let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
                 match window.try_take(Instant::now()) {
-                    Ok(taken) => return taken,
+                    Ok(taken) => match &self.shared {
+                        None => return taken,
+                        Some(shared) => {
+                            let rate = window.rate;
+                            match shared.take(path, rate) {
+                                Ok(Ok(id)) => {
+                                    shared.lock_held().push((taken, id));
+                                    return taken;
+                                }
+                                Ok(Err(wait)) => {
+                                    // The others spent the window: this slot is not used.
+                                    if let Some(at) = window.sent.iter().rposition(|&t| t == taken)
+                                    {
+                                        window.sent.remove(at);
+                                    }
+                                    wait
+                                }
+                                Err(error) => {
+                                    tracing::error!(portal = %shared.portal, "cannot count the request in the shared budget, counting it here only: {error:#}");
+                                    return taken;
+                                }
+                            }
+                        }
+                    },
                     Err(wait) => wait,
                 }
             };
@@ -178,8 +258,23 @@ impl RateBudget {
     /// The request whose slot was taken at `taken` has its answer (or failed): the slot counts
     /// from now on, as HubSpot counts it from when it arrived.
     pub fn answered(&self, path: &str, taken: Instant) {
-        let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
-        window.answered(taken, Instant::now());
+        {
+            let mut window = self.window(path).lock().unwrap_or_else(|p| p.into_inner());
+            window.answered(taken, Instant::now());
+        }
+        if let Some(shared) = &self.shared {
+            let id = {
+                let mut held = shared.lock_held();
+                held.iter()
+                    .position(|(at, _)| *at == taken)
+                    .map(|i| held.swap_remove(i).1)
+            };
+            if let Some(id) = id
+                && let Err(error) = shared.slots.answered(id, now_ms())
+            {
+                tracing::error!(portal = %shared.portal, "cannot update the shared budget: {error:#}");
+            }
+        }
     }
 
     /// What the API window admits now, against `share` of its size: `serve` holds new work back while the window runs low, so that it goes out in
@@ -214,6 +309,25 @@ impl RateBudget {
             _ => interval,
         };
         window.blocked_until = Some(now + wait);
+    }
+}
+
+fn is_search(path: &str) -> bool {
+    path.split('?').next().unwrap_or(path).ends_with("/search")
+}
+
+impl SharedWindows {
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, i64)>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot in the shared window of `path`: its id, or how long until one frees.
+    fn take(&self, path: &str, rate: Rate) -> anyhow::Result<Result<i64, Duration>> {
+        let window = if is_search(path) { "search" } else { "api" };
+        Ok(self
+            .slots
+            .take(&self.portal, window, rate, now_ms())?
+            .map_err(|wait_ms| Duration::from_millis(wait_ms.max(1) as u64)))
     }
 }
 

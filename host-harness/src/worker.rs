@@ -14,9 +14,8 @@ use crate::executor::Progress;
 use crate::metrics::Metrics;
 use crate::outcome::{Failure, OutcomeStatus};
 use crate::pipeline::{self, Input, Recorder, StepDone};
-use crate::queue::{EventState, StoredEvent};
+use crate::queue::{EventState, QueueBatch, StoredEvent};
 use crate::runtime::Plan;
-use crate::store::Store;
 use crate::sync::Syncer;
 
 /// How often, and how patiently, an event is tried again after transient failures.
@@ -96,8 +95,18 @@ impl Workers {
         let mut next_look: HashMap<String, i64> = HashMap::new();
         // The first and the last webhook of the arrivals the pool lingers for.
         let mut arrivals: Option<(i64, i64)> = None;
+        // Leases on claimed events are renewed at a third of their length, so another instance
+        // on a shared database takes over only from one that stopped.
+        let renew_every = self.fleet.store().lease_ms() / 3;
+        let mut next_renewal = 0;
         while !*shutdown.borrow() {
             let now = now_ms();
+            if now >= next_renewal {
+                if let Err(error) = self.fleet.store().renew_leases(now) {
+                    tracing::error!("could not renew the leases of running events: {error:#}");
+                }
+                next_renewal = now + renew_every;
+            }
             parked.retain(|_, until| *until > now);
             // Connections short of budget, and every connection while webhooks keep arriving,
             // claim only full groups: for the rest of the loop they wait like parked ones, until
@@ -184,8 +193,18 @@ impl Workers {
             timeout_s = self.drain_timeout.as_secs(),
             "draining"
         );
+        let renew_pause = Duration::from_millis(u64::try_from(renew_every.max(1)).unwrap_or(1));
         let drained = tokio::time::timeout(self.drain_timeout, async {
-            while tasks.join_next().await.is_some() {}
+            loop {
+                tokio::select! {
+                    joined = tasks.join_next() => if joined.is_none() { break },
+                    _ = tokio::time::sleep(renew_pause) => {
+                        if let Err(error) = self.fleet.store().renew_leases(now_ms()) {
+                            tracing::error!("could not renew the leases of running events: {error:#}");
+                        }
+                    }
+                }
+            }
         })
         .await;
         if drained.is_err() {
@@ -522,18 +541,20 @@ impl Recorder for QueueRecorder<'_> {
         if plans.is_empty() {
             return Ok(());
         }
-        self.syncer.store().in_one_transaction(|store| {
+        let ids = &self.ids;
+        self.syncer.store().queue_batch(|batch| {
             plans
                 .iter()
-                .try_for_each(|(index, plan)| store.save_plan(self.ids[*index], plan))
+                .try_for_each(|(index, plan)| batch.save_plan(ids[*index], plan))
         })
     }
 
     fn steps_done(&self, steps: &[StepDone<'_>]) -> anyhow::Result<()> {
         let code = &self.syncer.settings().code;
-        self.syncer.store().in_one_transaction(|store| {
+        let queue_ids = &self.ids;
+        self.syncer.store().queue_batch(|batch| {
             steps.iter().try_for_each(|(index, progress, ids)| {
-                store.checkpoint(self.ids[*index], code, progress, ids)
+                batch.checkpoint(queue_ids[*index], code, progress, ids)
             })
         })
     }
@@ -585,11 +606,11 @@ async fn settle_all(
         return None;
     }
     let settled = loop {
-        let written = syncer.store().in_one_transaction(|store| {
+        let written = syncer.store().queue_batch(|batch| {
             settlements
                 .iter()
                 .map(|&(event, settle, detail)| {
-                    write_settlement(store, policy, event, settle, detail)
+                    write_settlement(batch, policy, event, settle, detail)
                 })
                 .collect::<anyhow::Result<Vec<Settled>>>()
         });
@@ -617,7 +638,7 @@ async fn settle_all(
 
 /// Moves the event to its next queue state (`None`: synced).
 fn write_settlement(
-    store: &mut Store,
+    store: &QueueBatch<'_, '_, '_>,
     policy: &QueuePolicy,
     event: &StoredEvent,
     settle: Option<Settle>,

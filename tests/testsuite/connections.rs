@@ -867,3 +867,56 @@ async fn a_401_expired_authentication_refreshes_once_and_sends_again() {
     );
     assert_eq!(hubspot.emulator().oauth_stats().refreshes, 1);
 }
+
+/// Two instances on one PostgreSQL state refresh one short-lived OAuth token at once, again and
+/// again: the emulator rotates refresh tokens and refuses a spent one, so a second refresh with
+/// the same refresh token would lose the grant. One refresh per expiry, none refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_refreshing_one_short_lived_token_never_lose_the_grant() {
+    let Some(database) = lago_hubspot::store::testing::fresh_database_url() else {
+        return;
+    };
+    // Long enough that a loaded machine still finds a token fresh right after its refresh.
+    let hubspot = portal(505, Duration::from_secs(4)).await;
+    let instance = || {
+        Vault::new(
+            Arc::new(Mutex::new(Store::open_postgres(&database).unwrap())),
+            Some(SecretKey::parse(SECRET_KEY).unwrap()),
+        )
+    };
+    let (a, b) = (instance(), instance());
+    authorize(&a, &hubspot, "hs-shared").await;
+    let secret = Secret::new(CLIENT_SECRET);
+    let sources = [
+        a.token_source("hs-shared", Some(&secret)).unwrap(),
+        b.token_source("hs-shared", Some(&secret)).unwrap(),
+    ];
+    let rounds = 2;
+    for round in 1..=rounds {
+        tokio::time::sleep(Duration::from_millis(4100)).await;
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..16 {
+            let tokens = sources[n % 2].clone();
+            calls.spawn(async move { tokens.token().await.map(|t| t.expose().to_owned()) });
+        }
+        let issued: std::collections::BTreeSet<String> = calls
+            .join_all()
+            .await
+            .into_iter()
+            .map(|token| token.expect("a token, not a lost grant"))
+            .collect();
+        assert_eq!(
+            issued.len(),
+            1,
+            "round {round}: both instances use one token: {:?}",
+            hubspot.emulator().oauth_stats()
+        );
+        let stats = hubspot.emulator().oauth_stats();
+        assert_eq!(
+            (stats.refreshes, stats.refused),
+            (round, 0),
+            "round {round}: {stats:?}"
+        );
+    }
+    assert!(!sources[0].needs_reconnect() && !sources[1].needs_reconnect());
+}

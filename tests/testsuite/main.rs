@@ -20,6 +20,7 @@ mod first_hour;
 mod layers;
 mod links;
 mod lived_in;
+mod postgres;
 mod readme;
 mod security;
 mod serve;

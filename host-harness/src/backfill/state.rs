@@ -2,11 +2,11 @@
 //! synced (or saw skipped by the guest's rules). A re-run skips objects whose hash is unchanged,
 //! so an interrupted backfill resumes and a finished one writes nothing.
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ObjectKind;
+use crate::sql_params;
 use crate::store::Store;
 use crate::sync::OutcomeStatus;
 
@@ -18,15 +18,14 @@ impl Store {
         kind: ObjectKind,
         lago_id: &str,
     ) -> anyhow::Result<Option<String>> {
-        Ok(self
-            .db
-            .query_row(
+        self.db
+            .query_opt(
                 "SELECT content_hash FROM backfill_hashes
                  WHERE connection = ?1 AND object_kind = ?2 AND lago_id = ?3",
-                params![connection, kind.state_name(), lago_id],
-                |row| row.get(0),
-            )
-            .optional()?)
+                sql_params![connection, kind.state_name(), lago_id],
+            )?
+            .map(|row| row.get(0))
+            .transpose()
     }
 
     /// Remembers that this content is done: synced, or skipped by the guest's rules. Failures
@@ -49,7 +48,7 @@ impl Store {
              ON CONFLICT (connection, object_kind, lago_id) DO UPDATE SET
                  content_hash = excluded.content_hash, outcome = excluded.outcome,
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            params![
+            sql_params![
                 connection,
                 kind.state_name(),
                 lago_id,
@@ -62,11 +61,13 @@ impl Store {
 
     /// How many objects of a connection the backfill holds as done.
     pub fn backfill_done_count(&self, connection: &str) -> anyhow::Result<usize> {
-        let count: i64 = self.db.query_row(
-            "SELECT COUNT(*) FROM backfill_hashes WHERE connection = ?1",
-            [connection],
-            |row| row.get(0),
-        )?;
+        let count: i64 = self
+            .db
+            .query_one(
+                "SELECT COUNT(*) FROM backfill_hashes WHERE connection = ?1",
+                sql_params![connection],
+            )?
+            .get(0)?;
         Ok(usize::try_from(count).unwrap_or_default())
     }
 }
@@ -156,55 +157,56 @@ mod tests {
 
     #[test]
     fn only_successes_are_stored_and_they_are_per_connection_and_kind() {
-        let store = Store::open_in_memory().unwrap();
-        store
-            .put_backfill_hash(
-                "hs",
-                ObjectKind::Invoices,
-                "inv_1",
-                "h1",
-                OutcomeStatus::Synced,
-            )
-            .unwrap();
-        store
-            .put_backfill_hash(
-                "hs",
-                ObjectKind::Invoices,
-                "inv_1",
-                "h2",
-                OutcomeStatus::Skipped,
-            )
-            .unwrap();
-        assert!(
+        for store in crate::store::testing::stores() {
             store
                 .put_backfill_hash(
                     "hs",
                     ObjectKind::Invoices,
-                    "inv_2",
-                    "h",
-                    OutcomeStatus::Failed
+                    "inv_1",
+                    "h1",
+                    OutcomeStatus::Synced,
                 )
-                .is_err()
-        );
-        assert_eq!(
+                .unwrap();
             store
-                .backfill_hash("hs", ObjectKind::Invoices, "inv_1")
-                .unwrap()
-                .as_deref(),
-            Some("h2")
-        );
-        assert_eq!(
-            store
-                .backfill_hash("hs", ObjectKind::Customers, "inv_1")
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            store
-                .backfill_hash("other", ObjectKind::Invoices, "inv_1")
-                .unwrap(),
-            None
-        );
-        assert_eq!(store.backfill_done_count("hs").unwrap(), 1);
+                .put_backfill_hash(
+                    "hs",
+                    ObjectKind::Invoices,
+                    "inv_1",
+                    "h2",
+                    OutcomeStatus::Skipped,
+                )
+                .unwrap();
+            assert!(
+                store
+                    .put_backfill_hash(
+                        "hs",
+                        ObjectKind::Invoices,
+                        "inv_2",
+                        "h",
+                        OutcomeStatus::Failed
+                    )
+                    .is_err()
+            );
+            assert_eq!(
+                store
+                    .backfill_hash("hs", ObjectKind::Invoices, "inv_1")
+                    .unwrap()
+                    .as_deref(),
+                Some("h2")
+            );
+            assert_eq!(
+                store
+                    .backfill_hash("hs", ObjectKind::Customers, "inv_1")
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                store
+                    .backfill_hash("other", ObjectKind::Invoices, "inv_1")
+                    .unwrap(),
+                None
+            );
+            assert_eq!(store.backfill_done_count("hs").unwrap(), 1);
+        }
     }
 }

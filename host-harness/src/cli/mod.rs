@@ -18,6 +18,7 @@ pub mod emulator;
 pub mod events;
 pub mod link;
 pub mod log;
+pub mod migrate;
 pub mod plan;
 pub mod serve;
 pub mod settings;
@@ -37,7 +38,7 @@ use lago_hubspot::config::ConnectionSettings;
 use lago_hubspot::connections::{SecretKey, Vault};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
 use lago_hubspot::runtime::Plugin;
-use lago_hubspot::store::Store;
+use lago_hubspot::store::{DatabaseUrl, Store};
 use lago_hubspot::sync::Syncer;
 
 use settings::Settings;
@@ -73,6 +74,19 @@ pub struct GlobalArgs {
     /// one that exists [default: lago-hubspot.db]
     #[arg(long, global = true, env = "LAGO_HUBSPOT_STATE", value_name = "FILE")]
     pub state: Option<PathBuf>,
+
+    /// Where the state lives, as a URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB for a
+    /// PostgreSQL database that several `serve` instances share (the database must exist; its
+    /// tables are created), or sqlite://FILE (or a plain path) for the embedded file. Overrides
+    /// --state [default: the --state file]
+    #[arg(
+        long,
+        global = true,
+        env = "LAGO_HUBSPOT_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database: Option<String>,
 
     /// The connection, by its code (Lago's `integration_code`) [default: the only one stored;
     /// `hubspot` when none is]
@@ -175,6 +189,9 @@ pub enum Command {
     Log(log::LogArgs),
     /// Dry run: print the plan for one Lago webhook payload, its operations and the HubSpot requests they become; sends nothing.
     Plan(plan::PlanArgs),
+    /// Copy a state into another database (an SQLite file into PostgreSQL): connections with
+    /// their sealed tokens, HubSpot ids, links, backfill progress, the sync log and the queue.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Where the state's path came from, to say so when it does not exist.
@@ -189,6 +206,9 @@ pub enum StateSource {
 pub struct Global {
     pub args: GlobalArgs,
     pub state_source: StateSource,
+    /// `--database` came from `LAGO_HUBSPOT_DATABASE_URL` (a typed `--state` then wins over it
+    /// being an error: the environment is the deployment's, the flag the person's).
+    pub database_from_env: bool,
     /// `--hubspot-url` was typed (not taken from `HUBSPOT_API_URL`).
     pub hubspot_url_on_command_line: bool,
     /// Where this command's token came from (`--token` or `HUBSPOT_ACCESS_TOKEN`), if given.
@@ -203,26 +223,55 @@ impl Global {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE))
     }
 
-    /// The state for a command that writes: created when missing.
+    /// The database `--database` (or `LAGO_HUBSPOT_DATABASE_URL`) names, else the `--state`
+    /// file. Errors on a URL of an unsupported kind, and on `--database` and `--state` both
+    /// typed on the command line.
+    pub fn database(&self) -> anyhow::Result<DatabaseUrl> {
+        match &self.args.database {
+            // A typed --state beats the environment's database.
+            Some(_) if self.state_source == StateSource::Flag && self.database_from_env => {
+                Ok(DatabaseUrl::Sqlite(self.state_path()))
+            }
+            Some(url) => {
+                anyhow::ensure!(
+                    self.state_source != StateSource::Flag,
+                    "give --database or --state, not both (--state FILE is --database sqlite://FILE)"
+                );
+                DatabaseUrl::parse(url).map_err(|error| {
+                    anyhow::anyhow!("--database (or LAGO_HUBSPOT_DATABASE_URL): {error:#}")
+                })
+            }
+            None => Ok(DatabaseUrl::Sqlite(self.state_path())),
+        }
+    }
+
+    /// The state for a command that writes: created when missing (a PostgreSQL database gets
+    /// its tables; the database itself must exist).
     pub fn create_state(&self) -> anyhow::Result<Store> {
-        Store::open(&self.state_path())
+        Store::open_url(&self.database()?)
     }
 
     /// The state for a command that only reads (or changes what exists): never created.
     pub fn existing_state(&self) -> anyhow::Result<Store> {
-        let path = self.state_path();
-        if !path.exists() {
-            anyhow::bail!("{}", self.missing_state(&path));
+        match self.database()? {
+            DatabaseUrl::Sqlite(path) => {
+                if !path.exists() {
+                    anyhow::bail!("{}", self.missing_state(&path));
+                }
+                Store::open(&path)
+            }
+            DatabaseUrl::Postgres(url) => Store::open_postgres_existing(&url),
         }
-        Store::open(&path)
     }
 
     /// The state when it exists, `None` when the default one does not (a state named with
-    /// `--state` or `LAGO_HUBSPOT_STATE` must exist).
+    /// `--state`, `--database` or their environment variables must exist).
     pub fn state_if_any(&self) -> anyhow::Result<Option<Store>> {
-        let path = self.state_path();
-        if !path.exists() && self.state_source == StateSource::Default {
-            return Ok(None);
+        if self.args.database.is_none() {
+            let path = self.state_path();
+            if !path.exists() && self.state_source == StateSource::Default {
+                return Ok(None);
+            }
         }
         self.existing_state().map(Some)
     }
@@ -276,6 +325,7 @@ pub fn parse() -> (Global, Option<Command>) {
         _ => StateSource::Default,
     };
     let global = Global {
+        database_from_env: source(&matches, "database") == Some(ValueSource::EnvVariable),
         hubspot_url_on_command_line: source(&matches, "hubspot_url")
             == Some(ValueSource::CommandLine),
         token_from: match source(&matches, "token") {
@@ -361,6 +411,7 @@ pub async fn run(global: Global, command: Option<Command>) -> anyhow::Result<Exi
         Command::Events(args) => events::run(&global, args),
         Command::Log(args) => log::run(&global, args),
         Command::Plan(args) => plan::run(&global, args).await,
+        Command::Migrate(args) => migrate::run(args),
     }
 }
 
@@ -380,9 +431,19 @@ pub fn syncer(global: &Global, settings: &Settings) -> anyhow::Result<Syncer> {
     let plugin = global.plugin()?;
     let store = Arc::new(Mutex::new(global.create_state()?));
     let resolved = settings.resolve(global.connection(), &lock(&store))?;
-    // One per-portal budget in every mode: `sync` and `backfill` pace themselves like `serve`.
-    let budget = Arc::new(lago_hubspot::ratelimit::RateBudget::new(
+    // One per-portal budget in every mode: `sync` and `backfill` pace themselves like `serve`
+    // (and on a shared database, together with every `serve` instance on the portal).
+    let portal = lock(&store)
+        .access(&resolved.code)?
+        .and_then(|access| access.portal_id)
+        .map_or_else(
+            || format!("connection {}", resolved.code),
+            |portal| format!("portal {portal}"),
+        );
+    let budget = Arc::new(lago_hubspot::shared_budget::budget_for(
         lago_hubspot::ratelimit::Rate::OAUTH_APP,
+        store.clone(),
+        &portal,
     ));
     let client = client_for(global, &store, &resolved.code)?.with_budget(budget);
     Syncer::shared(plugin, client, store, resolved)

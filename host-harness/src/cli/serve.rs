@@ -13,7 +13,7 @@ use lago_hubspot::connections::fleet::{Fleet, FleetSetup};
 use lago_hubspot::connections::{SecretKey, Vault};
 use lago_hubspot::hubspot_http::Secret;
 use lago_hubspot::metrics::Metrics;
-use lago_hubspot::ratelimit::{Rate, RateBudget};
+use lago_hubspot::ratelimit::Rate;
 use lago_hubspot::server::{DEFAULT_WEBHOOK_PATH, ServeOptions, serve_connections};
 use lago_hubspot::signature::WebhookAuth;
 use lago_hubspot::sync::Syncer;
@@ -105,10 +105,6 @@ impl ServeArgs {
             burst: if self.no_batch { 1 } else { self.burst },
         })
     }
-
-    pub fn budget(&self) -> Arc<RateBudget> {
-        Arc::new(RateBudget::new(self.rate_limit))
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -165,7 +161,11 @@ pub fn fleet(
             global.hubspot_url(),
             Secret::new(token.clone()),
         )?
-        .with_budget(args.budget())
+        .with_budget(Arc::new(lago_hubspot::shared_budget::budget_for(
+            args.rate_limit,
+            store.clone(),
+            &format!("connection {}", settings.code),
+        )))
         .with_metrics(metrics);
         syncers.push(Arc::new(Syncer::shared(
             plugin,

@@ -199,7 +199,13 @@ impl FleetSetup<'_> {
             };
             let budget = budgets
                 .entry(portal)
-                .or_insert_with(|| Arc::new(RateBudget::new(self.rate)))
+                .or_insert_with_key(|portal| {
+                    Arc::new(crate::shared_budget::budget_for(
+                        self.rate,
+                        self.vault.shared_store(),
+                        portal,
+                    ))
+                })
                 .clone();
             let client = HubspotClient::with_tokens(&access.hubspot_url, tokens)?
                 .with_budget(budget)

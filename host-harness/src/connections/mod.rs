@@ -15,12 +15,12 @@ pub mod secrets;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context as _;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{OAuthApp, OAuthTokenSource, OAuthTokens, StaticToken, TokenSource, TokenStore};
 use crate::config::ConnectionSettings;
 use crate::hubspot_http::Secret;
+use crate::sql_params;
 use crate::store::Store;
 
 pub use self::secrets::{SECRET_KEY_ENV, SecretKey};
@@ -97,7 +97,7 @@ pub struct Grant {
 const ACCESS_COLUMNS: &str = "code, hubspot_url, portal_id, kind, client_id, token_url, scopes,
     expires_at_ms, is_default, status, status_detail, generation, connected_at";
 
-fn row_to_access(row: &rusqlite::Row<'_>) -> rusqlite::Result<Access> {
+fn row_to_access(row: &crate::db::Row) -> anyhow::Result<Access> {
     let kind: String = row.get(3)?;
     let scopes: String = row.get(6)?;
     let status: String = row.get(9)?;
@@ -105,7 +105,7 @@ fn row_to_access(row: &rusqlite::Row<'_>) -> rusqlite::Result<Access> {
     Ok(Access {
         code: row.get(0)?,
         hubspot_url: row.get(1)?,
-        portal_id: row.get::<_, Option<i64>>(2)?.map(|p| p as u64),
+        portal_id: row.get::<Option<i64>>(2)?.map(|p| p as u64),
         kind: if kind == "oauth" {
             AuthKind::OAuth
         } else {
@@ -115,7 +115,7 @@ fn row_to_access(row: &rusqlite::Row<'_>) -> rusqlite::Result<Access> {
         token_url: row.get(5)?,
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
         expires_at_ms: row.get(7)?,
-        is_default: row.get::<_, i64>(8)? != 0,
+        is_default: row.get::<i64>(8)? != 0,
         reconnect_needed: (status == "reconnect_needed")
             .then(|| detail.unwrap_or_else(|| "HubSpot refused the grant".into())),
         generation: row.get(11)?,
@@ -126,57 +126,59 @@ fn row_to_access(row: &rusqlite::Row<'_>) -> rusqlite::Result<Access> {
 /// Connection access in the state database.
 impl Store {
     pub fn access(&self, code: &str) -> anyhow::Result<Option<Access>> {
-        Ok(self
-            .db
-            .query_row(
+        self.db
+            .query_opt(
                 &format!("SELECT {ACCESS_COLUMNS} FROM connection_access WHERE code = ?1"),
-                [code],
-                row_to_access,
-            )
-            .optional()?)
+                sql_params![code],
+            )?
+            .as_ref()
+            .map(row_to_access)
+            .transpose()
     }
 
     /// Every connection that has access recorded, by code.
     pub fn accesses(&self) -> anyhow::Result<Vec<Access>> {
-        let mut stmt = self.db.prepare(&format!(
-            "SELECT {ACCESS_COLUMNS} FROM connection_access ORDER BY code"
-        ))?;
-        let rows = stmt.query_map([], row_to_access)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db
+            .query(
+                &format!("SELECT {ACCESS_COLUMNS} FROM connection_access ORDER BY code"),
+                &[],
+            )?
+            .iter()
+            .map(row_to_access)
+            .collect()
     }
 
     /// Every stored connection's settings, by code (with or without recorded access).
     pub fn connections(&self) -> anyhow::Result<Vec<ConnectionSettings>> {
-        let mut stmt = self
+        let rows: Vec<String> = self
             .db
-            .prepare("SELECT settings FROM connections ORDER BY code")?;
-        let rows: Vec<String> = stmt
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
+            .query("SELECT settings FROM connections ORDER BY code", &[])?
+            .iter()
+            .map(|row| row.get(0))
+            .collect::<anyhow::Result<_>>()?;
         rows.iter()
             .map(|t| serde_json::from_str(t).context("stored connection settings are corrupt"))
             .collect()
     }
 
     fn sealed_tokens(&self, code: &str) -> anyhow::Result<Option<String>> {
-        Ok(self
-            .db
-            .query_row(
+        self.db
+            .query_opt(
                 "SELECT secrets FROM connection_access WHERE code = ?1",
-                [code],
-                |row| row.get(0),
-            )
-            .optional()?)
+                sql_params![code],
+            )?
+            .map(|row| row.get(0))
+            .transpose()
     }
 
     pub fn set_default_connection(&self, code: &str) -> anyhow::Result<bool> {
-        let tx = self.db.unchecked_transaction()?;
-        tx.execute("UPDATE connection_access SET is_default = 0", [])?;
-        let changed = tx.execute(
-            "UPDATE connection_access SET is_default = 1 WHERE code = ?1",
-            [code],
-        )?;
-        tx.commit()?;
+        let changed = self.db.transaction(|tx| {
+            tx.execute("UPDATE connection_access SET is_default = 0", &[])?;
+            tx.execute(
+                "UPDATE connection_access SET is_default = 1 WHERE code = ?1",
+                sql_params![code],
+            )
+        })?;
         Ok(changed == 1)
     }
 
@@ -184,27 +186,33 @@ impl Store {
         Ok(self.db.execute(
             "UPDATE connection_access SET hubspot_url = ?2,
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE code = ?1",
-            params![code, url],
+            sql_params![code, url],
         )? == 1)
     }
 
     /// Forgets a connection's settings and access. Its id mappings and sync log stay, so
     /// connecting again with the same code resumes; its waiting events stay pending.
     pub fn remove_connection(&self, code: &str) -> anyhow::Result<bool> {
-        let tx = self.db.unchecked_transaction()?;
-        let settings = tx.execute("DELETE FROM connections WHERE code = ?1", [code])?;
-        let access = tx.execute("DELETE FROM connection_access WHERE code = ?1", [code])?;
-        tx.commit()?;
-        Ok(settings + access > 0)
+        let removed = self.db.transaction(|tx| {
+            let settings =
+                tx.execute("DELETE FROM connections WHERE code = ?1", sql_params![code])?;
+            let access = tx.execute(
+                "DELETE FROM connection_access WHERE code = ?1",
+                sql_params![code],
+            )?;
+            Ok(settings + access)
+        })?;
+        Ok(removed > 0)
     }
 
     /// Events of a connection still waiting (pending or running).
     pub fn waiting_events(&self, code: &str) -> anyhow::Result<u64> {
-        Ok(self.db.query_row(
-            "SELECT COUNT(*) FROM events WHERE connection = ?1 AND state IN ('pending', 'running')",
-            [code],
-            |row| row.get(0),
-        )?)
+        self.db
+            .query_one(
+                "SELECT COUNT(*) FROM events WHERE connection = ?1 AND state IN ('pending', 'running')",
+                sql_params![code],
+            )?
+            .get(0)
     }
 
     /// The connection an earlier event of this customer went to, or the only connection that
@@ -212,23 +220,26 @@ impl Store {
     pub fn customer_connection(&self, customer_id: &str) -> anyhow::Result<Option<String>> {
         let routed: Option<String> = self
             .db
-            .query_row(
+            .query_opt(
                 "SELECT connection FROM events WHERE customer_key = ?1 AND connection != ''
                  ORDER BY id DESC LIMIT 1",
-                [customer_id],
-                |row| row.get(0),
-            )
-            .optional()?;
+                sql_params![customer_id],
+            )?
+            .map(|row| row.get(0))
+            .transpose()?;
         if routed.is_some() {
             return Ok(routed);
         }
-        let mut stmt = self.db.prepare_cached(
-            "SELECT DISTINCT connection FROM id_map
-             WHERE lago_id = ?1 AND kind IN ('company', 'contact') LIMIT 2",
-        )?;
-        let known: Vec<String> = stmt
-            .query_map([customer_id], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
+        let known: Vec<String> = self
+            .db
+            .query(
+                "SELECT DISTINCT connection FROM id_map
+                 WHERE lago_id = ?1 AND kind IN ('company', 'contact') LIMIT 2",
+                sql_params![customer_id],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect::<anyhow::Result<_>>()?;
         Ok(match known.as_slice() {
             [one] => Some(one.clone()),
             _ => None,
@@ -287,20 +298,25 @@ impl Vault {
                  connect that portal under a new code"
             );
         }
-        let tx = store.db.unchecked_transaction()?;
-        tx.execute(
-            "INSERT INTO connections (code, settings) VALUES (?1, ?2)
+        let settings_json = serde_json::to_string(settings)?;
+        let portal_id = grant.portal_id.map(|p| p as i64);
+        let scopes = grant.scopes.join(" ");
+        store.db.transaction(|tx| {
+            tx.execute(
+                "INSERT INTO connections (code, settings) VALUES (?1, ?2)
              ON CONFLICT (code) DO UPDATE SET settings = excluded.settings,
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            params![code, serde_json::to_string(settings)?],
-        )?;
-        // The first connection takes customers that name none, until told otherwise.
-        let first = tx.query_row(
-            "SELECT COUNT(*) = 0 FROM connection_access WHERE code != ?1",
-            [code],
-            |row| row.get::<_, bool>(0),
-        )?;
-        tx.execute(
+                sql_params![code, settings_json],
+            )?;
+            // The first connection takes customers that name none, until told otherwise.
+            let first: bool = tx
+                .query_opt(
+                    "SELECT COUNT(*) = 0 FROM connection_access WHERE code != ?1",
+                    sql_params![code],
+                )?
+                .context("COUNT returned no row")?
+                .get(0)?;
+            tx.execute(
             "INSERT INTO connection_access (code, hubspot_url, portal_id, kind, secrets, client_id,
                  token_url, scopes, expires_at_ms, is_default)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -308,23 +324,24 @@ impl Vault {
                  portal_id = excluded.portal_id, kind = excluded.kind, secrets = excluded.secrets,
                  client_id = excluded.client_id, token_url = excluded.token_url,
                  scopes = excluded.scopes, expires_at_ms = excluded.expires_at_ms,
-                 status = 'connected', status_detail = NULL, generation = generation + 1,
+                 status = 'connected', status_detail = NULL, generation = connection_access.generation + 1,
                  connected_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            params![
+            sql_params![
                 code,
                 grant.hubspot_url,
-                grant.portal_id.map(|p| p as i64),
+                portal_id,
                 kind.as_str(),
                 sealed,
                 grant.client_id,
                 grant.token_url,
-                grant.scopes.join(" "),
+                scopes,
                 expires_at_ms,
                 first,
             ],
         )?;
-        tx.commit()?;
+            Ok(())
+        })?;
         restrict_to_owner(&store);
         store
             .access(code)?
@@ -429,7 +446,7 @@ impl TokenStore for VaultTokens {
             "UPDATE connection_access SET secrets = ?3, expires_at_ms = ?4,
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE code = ?1 AND generation = ?2",
-            params![self.code, generation, sealed, tokens.expires_at_ms],
+            sql_params![self.code, generation, sealed, tokens.expires_at_ms],
         )? == 1)
     }
 
@@ -438,7 +455,36 @@ impl TokenStore for VaultTokens {
             "UPDATE connection_access SET status = 'reconnect_needed', status_detail = ?3,
                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE code = ?1 AND generation = ?2",
-            params![self.code, generation, reason],
+            sql_params![self.code, generation, reason],
+        )?;
+        Ok(())
+    }
+
+    fn stored(&self, generation: i64) -> anyhow::Result<Option<OAuthTokens>> {
+        Ok(match self.vault.credentials(&self.code)? {
+            Some((access, Credentials::OAuth(tokens))) if access.generation == generation => {
+                Some(tokens)
+            }
+            _ => None,
+        })
+    }
+
+    fn begin_refresh(&self, hold_ms: i64) -> anyhow::Result<bool> {
+        let store = self.vault.store();
+        let now = crate::clock::now_ms();
+        Ok(store.db.execute(
+            "UPDATE connection_access SET refresh_owner = ?2, refresh_until_ms = ?3
+             WHERE code = ?1 AND (refresh_until_ms < ?4 OR refresh_owner = ?2)",
+            sql_params![self.code, store.owner, now.saturating_add(hold_ms), now],
+        )? == 1)
+    }
+
+    fn end_refresh(&self) -> anyhow::Result<()> {
+        let store = self.vault.store();
+        store.db.execute(
+            "UPDATE connection_access SET refresh_owner = NULL, refresh_until_ms = 0
+             WHERE code = ?1 AND refresh_owner = ?2",
+            sql_params![self.code, store.owner],
         )?;
         Ok(())
     }
@@ -461,7 +507,12 @@ impl TokenStore for VaultTokens {
 /// Tokens live in the state file: keep it (and SQLite's side files) to its owner.
 fn restrict_to_owner(store: &Store) {
     #[cfg(unix)]
-    if let Some(path) = store.db.path().filter(|p| !p.is_empty()) {
+    if let Some(path) = store
+        .db
+        .sqlite()
+        .and_then(|db| db.path())
+        .filter(|p| !p.is_empty())
+    {
         use std::os::unix::fs::PermissionsExt as _;
         for file in [
             path.to_owned(),

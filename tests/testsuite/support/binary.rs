@@ -12,6 +12,10 @@ use super::{HMAC_KEY, TOKEN, component_path};
 /// A temporary directory holding the state database and the service's logs.
 pub struct Workspace {
     pub dir: PathBuf,
+    /// A PostgreSQL database (`--database`) instead of the state file.
+    pub database: Option<String>,
+    /// The services' `--rate-limit` (by default far above the emulator's, which then decides).
+    pub rate_limit: String,
 }
 
 impl Workspace {
@@ -19,7 +23,34 @@ impl Workspace {
         let dir = std::env::temp_dir().join(format!("lago-hubspot-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Workspace { dir }
+        Workspace {
+            dir,
+            database: None,
+            rate_limit: "1000000/1000".into(),
+        }
+    }
+
+    /// A workspace whose state is the PostgreSQL database `url` (its logs still in a directory).
+    pub fn on_database(name: &str, url: String) -> Workspace {
+        let mut workspace = Workspace::new(name);
+        workspace.database = Some(url);
+        workspace
+    }
+
+    /// `--state FILE`, or `--database URL` on PostgreSQL.
+    pub fn state_args(&self) -> Vec<String> {
+        match &self.database {
+            Some(url) => vec!["--database".into(), url.clone()],
+            None => vec!["--state".into(), self.state().display().to_string()],
+        }
+    }
+
+    /// The workspace's store, opened as the service opens it.
+    pub fn open(&self) -> Store {
+        match &self.database {
+            Some(url) => Store::open_postgres(url).unwrap(),
+            None => Store::open(&self.state()).unwrap(),
+        }
     }
 
     pub fn state(&self) -> PathBuf {
@@ -40,7 +71,7 @@ impl Workspace {
 
     /// The queue as `lago-hubspot status` sees it, read while the service may be running.
     pub fn stats(&self) -> QueueStats {
-        Store::open(&self.state()).unwrap().queue_stats().unwrap()
+        self.open().queue_stats().unwrap()
     }
 }
 
@@ -95,8 +126,7 @@ impl Service {
                 .envs(env.iter().copied())
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                 .args(["--hubspot-url", hubspot_url])
-                .arg("--state")
-                .arg(workspace.state())
+                .args(workspace.state_args())
                 .args([
                     "--hmac-key",
                     HMAC_KEY,
@@ -106,7 +136,7 @@ impl Service {
                     "20",
                 ])
                 // The emulator's limit is what matters here, not HubSpot's real one.
-                .args(["--rate-limit", "1000000/1000"])
+                .args(["--rate-limit", &workspace.rate_limit])
                 .args([
                     "--connection",
                     "hubspot-test",

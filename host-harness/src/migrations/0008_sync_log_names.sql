@@ -1,4 +1,4 @@
--- Version 6: the sync log names each object as an operator does, whichever mode ran it (`sync`,
+-- Version 8: the sync log names each object as an operator does, whichever mode ran it (`sync`,
 -- `backfill` or `serve`), so `lago-hubspot log` finds it by what is at hand: Lago's
 -- `object_type` (customer, subscription, invoice, credit_note, ...), a customer's or a
 -- subscription's `external_id`, an invoice's or a credit note's `number`. Empty when the object

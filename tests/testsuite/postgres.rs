@@ -1,0 +1,449 @@
+//! PostgreSQL as the shared state (`--database postgres://…`): every command against it, and
+//! several `serve` instances sharing one queue while HubSpot misbehaves and one instance is
+//! killed. The server is the one `LAGO_HUBSPOT_TEST_DATABASE_URL` names
+//! (`tools/pg-test-cluster run -- cargo test …`); without it these tests skip with a notice, and
+//! fail when `LAGO_HUBSPOT_REQUIRE_PG=1` (CI).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lago_hubspot::queue::{EventState, QueueStats};
+use lago_hubspot::store::testing::fresh_database_url;
+use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, InjectedFault, RateLimit};
+use rand::Rng as _;
+
+use crate::support::binary::{Service, Workspace, lago_hubspot_command};
+use crate::support::*;
+
+fn run(args: &[&str], database: &str, hubspot_url: &str) -> std::process::Output {
+    lago_hubspot_command()
+        .args(args)
+        .args(["--database", database, "--hubspot-url", hubspot_url])
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+fn ok(output: &std::process::Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// deploy, sync, plan, status, events, log, connections and link read and write one
+/// PostgreSQL state; a read-only command on a database without one says so and creates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_reads_and_writes_a_postgresql_state() {
+    let Some(database) = fresh_database_url() else {
+        return;
+    };
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = hubspot.url.clone();
+    let workspace = Workspace::new("pg-cli");
+    let customer_file = workspace.dir.join("customer.json");
+    std::fs::write(
+        &customer_file,
+        customer_event("customer.created", &customer("cus_pg", Some("company"))).to_string(),
+    )
+    .unwrap();
+    let customer_path = customer_file.to_str().unwrap().to_owned();
+    let db = database.clone();
+    tokio::task::spawn_blocking(move || {
+        let status = run(&["status"], &db, &url);
+        assert!(!status.status.success(), "status created a state");
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert!(stderr.contains("no lago-hubspot state"), "{stderr}");
+
+        let deploy = ok(
+            &run(&["deploy", "--organization-slug", "acme"], &db, &url),
+            "deploy",
+        );
+        assert!(deploy.contains("LagoInvoices: 2-"), "{deploy}");
+        let sync = ok(&run(&["sync", &customer_path], &db, &url), "sync");
+        assert!(sync.starts_with("synced"), "{sync}");
+        ok(&run(&["plan", &customer_path], &db, &url), "plan");
+        ok(&run(&["status"], &db, &url), "status");
+        ok(&run(&["events", "list"], &db, &url), "events list");
+        let log = ok(&run(&["log", "cus_pg"], &db, &url), "log");
+        assert!(log.contains("synced"), "{log}");
+        let connections = ok(
+            &run(&["connections", "list"], &db, &url),
+            "connections list",
+        );
+        assert!(!connections.trim().is_empty());
+        ok(&run(&["link", "cus_other", "12345"], &db, &url), "link");
+    })
+    .await
+    .unwrap();
+    assert_eq!(hubspot.records("companies").len(), 1);
+    // The state is the database's: a store opened on it sees what the commands wrote.
+    let store = lago_hubspot::store::Store::open_postgres(&database).unwrap();
+    assert_eq!(store.links(None).unwrap().len(), 1);
+    assert!(
+        !store
+            .sync_log(&store.connections().unwrap()[0].code, "cus_pg")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Lago's side for several instances behind one load balancer: each customer's webhooks in
+/// order (the next once the previous got its 200), posted to the instances in turn; a webhook
+/// that gets no 200 (its instance was killed) is redelivered to the next instance.
+struct Lago {
+    acknowledged: Arc<AtomicUsize>,
+    redeliveries: Arc<AtomicUsize>,
+    done: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Lago {
+    fn start(
+        instances: Arc<RwLock<Vec<String>>>,
+        webhooks: Vec<Vec<(String, String)>>,
+        posters: usize,
+    ) -> Lago {
+        let acknowledged = Arc::new(AtomicUsize::new(0));
+        let redeliveries = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let webhooks = Arc::new(webhooks);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let (ack, redo, finished) = (acknowledged.clone(), redeliveries.clone(), done.clone());
+        let task = tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for poster in 0..posters {
+                let (client, instances, webhooks, ack, redo) = (
+                    client.clone(),
+                    instances.clone(),
+                    webhooks.clone(),
+                    ack.clone(),
+                    redo.clone(),
+                );
+                tasks.spawn(async move {
+                    let mine: Vec<&Vec<(String, String)>> =
+                        webhooks.iter().skip(poster).step_by(posters).collect();
+                    let longest = mine.iter().map(|c| c.len()).max().unwrap_or(0);
+                    let mut turn = poster;
+                    for n in 0..longest {
+                        for (key, body) in mine.iter().filter_map(|c| c.get(n)) {
+                            loop {
+                                turn += 1;
+                                let base = {
+                                    let urls = instances.read().unwrap();
+                                    urls[turn % urls.len()].clone()
+                                };
+                                let answer = post_webhook(&client, &base, body, key).await;
+                                if answer.is_ok_and(|r| r.status() == 200) {
+                                    ack.fetch_add(1, Ordering::SeqCst);
+                                    break;
+                                }
+                                redo.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        }
+                    }
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                joined.expect("poster");
+            }
+            finished.store(true, Ordering::SeqCst);
+        });
+        Lago {
+            acknowledged,
+            redeliveries,
+            done,
+            task,
+        }
+    }
+
+    fn acknowledged(&self) -> usize {
+        self.acknowledged.load(Ordering::SeqCst)
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+}
+
+/// The portal's limit in the multi-instance runs, scaled down from HubSpot's 110 per 10 s so that
+/// the instances meet it.
+const RATE_MAX: u32 = 25;
+const RATE_INTERVAL_MS: u64 = 1_000;
+
+fn busy(stats: &QueueStats) -> u64 {
+    stats.count(EventState::Pending) + stats.count(EventState::Running)
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `instances` `serve` processes on one PostgreSQL state receive the webhooks of `customers`
+/// customers concurrently through a HubSpot that fails, drops and stalls; instance 0 is
+/// SIGKILLed mid-run and restarted later. HubSpot must end as a clean sequential run leaves it,
+/// every webhook stored once and synced.
+async fn several_instances(instances: usize, customers: usize) {
+    let Some(database) = fresh_database_url() else {
+        return;
+    };
+    let mut workspace = Workspace::on_database(&format!("pg-instances-{instances}"), database);
+    // Each instance is told the portal's whole limit: only by sharing it do they stay within.
+    workspace.rate_limit = format!("{RATE_MAX}/{RATE_INTERVAL_MS}");
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let webhooks: Vec<Vec<(String, String)>> = (0..customers).map(customer_lifecycle).collect();
+    let total: usize = webhooks.iter().map(Vec::len).sum();
+    let reference = tokio::spawn({
+        let webhooks = webhooks.clone();
+        async move { reference_state(&webhooks).await }
+    });
+
+    let mut services = Vec::new();
+    for _ in 0..instances {
+        services.push(Service::start(&workspace, &hubspot.url, &[]).await);
+    }
+    hubspot.set_faults(Faults {
+        rate_limit: Some(RateLimit {
+            max: RATE_MAX,
+            interval_ms: RATE_INTERVAL_MS,
+        }),
+        error_rate: 0.05,
+        error_statuses: vec![500, 502, 503],
+        latency_ms: Some((5, 30)),
+        drop_rate: 0.02,
+        seed: Some(0x9e5),
+        ..Faults::default()
+    });
+    let urls = Arc::new(RwLock::new(
+        services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
+    ));
+    let lago = Lago::start(urls.clone(), webhooks.clone(), 8);
+
+    // Kill instance 0 partway through the posting; Lago's posts to it fail over to the others.
+    let at = rand::rng().random_range(total / 5..total / 2);
+    wait_for("webhooks before the kill", Duration::from_secs(120), || {
+        lago.acknowledged() >= at || lago.done()
+    })
+    .await;
+    services[0].kill();
+    let killed_url = services[0].url.clone();
+    urls.write().unwrap().retain(|u| *u != killed_url);
+    let killed_at = workspace.stats();
+    // Later, it comes back on a new port and takes its share again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    services[0] = Service::start(&workspace, &hubspot.url, &[]).await;
+    urls.write().unwrap().push(services[0].url.clone());
+
+    wait_for("Lago to post everything", Duration::from_secs(240), || {
+        lago.done()
+    })
+    .await;
+    wait_for(
+        "the shared queue to drain",
+        Duration::from_secs(240),
+        || busy(&workspace.stats()) == 0,
+    )
+    .await;
+    lago.task.await.unwrap();
+    for service in services {
+        let status = service.terminate().await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "clean exit: {status:?}\n{}",
+            workspace.log_tail()
+        );
+    }
+
+    let store = workspace.open();
+    let stats = store.queue_stats().unwrap();
+    let rows: u64 = stats.counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(rows as usize, total, "one row per webhook: {stats:?}");
+    assert_eq!(
+        stats.count(EventState::Synced) as usize,
+        total,
+        "every event synced: {stats:?}\n{}",
+        workspace.log_tail()
+    );
+    let keys: BTreeSet<String> = store
+        .events(None, total + 10)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.unique_key)
+        .collect();
+    let sent: BTreeSet<String> = webhooks.iter().flatten().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, sent, "every webhook stored under its own key");
+    HubspotState::read(hubspot.emulator()).assert_same_as(&reference.await.unwrap());
+    let log = hubspot.request_log();
+    let limited = log
+        .iter()
+        .filter(|r| r.fault == Some(InjectedFault::RateLimited))
+        .count();
+    assert_eq!(
+        limited,
+        0,
+        "{instances} instances together went over the portal's {RATE_MAX}/{RATE_INTERVAL_MS} ms ({} requests)",
+        log.len()
+    );
+    eprintln!(
+        "{instances} instances, {total} webhooks, {} redelivered, {} HubSpot requests, none over the shared limit, instance 0 killed at {killed_at:?}",
+        lago.redeliveries.load(Ordering::SeqCst),
+        log.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_share_the_queue_through_faults_and_a_kill() {
+    several_instances(2, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_share_the_queue_through_faults_and_a_kill() {
+    several_instances(3, 30).await;
+}
+
+/// A state file of release 0.1.0 moves to PostgreSQL with `migrate` (upgraded on the way) and
+/// the commands read it there; a second migrate into the same database is refused.
+#[test]
+fn migrate_moves_an_old_state_file_to_postgresql() {
+    let Some(database) = fresh_database_url() else {
+        return;
+    };
+    let workspace = Workspace::new("pg-migrate");
+    let file = workspace.dir.join("state.db");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/state-0.1.0/state-0.1.0.db"),
+        &file,
+    )
+    .unwrap();
+    let before = lago_hubspot::store::Store::open(&file).unwrap();
+    let connection = before
+        .sole_connection()
+        .unwrap()
+        .expect("one connection")
+        .code;
+    let ids = before.all_ids(&connection).unwrap().len();
+    let events = before.events(None, 10_000).unwrap().len();
+    drop(before);
+    assert!(ids > 0 && events > 0);
+
+    let migrate = |to: &str| {
+        lago_hubspot_command()
+            .args(["migrate", "--from", file.to_str().unwrap(), "--to", to])
+            .output()
+            .unwrap()
+    };
+    let out = ok(&migrate(&database), "migrate");
+    assert!(out.contains("id_map"), "{out}");
+    let after = lago_hubspot::store::Store::open_postgres(&database).unwrap();
+    assert_eq!(after.all_ids(&connection).unwrap().len(), ids);
+    assert_eq!(after.events(None, 10_000).unwrap().len(), events);
+    let status = lago_hubspot_command()
+        .args(["status", "--database", &database])
+        .output()
+        .unwrap();
+    ok(&status, "status on the migrated state");
+    let again = migrate(&database);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds a state"), "{stderr}");
+}
+
+/// Benchmark (run on demand): webhook ingestion and sync throughput of 1, 2 and 3 `serve`
+/// instances on one PostgreSQL, against an emulator without a rate limit (what the instances
+/// can do), then where HubSpot's per-portal limit binds.
+///
+/// `tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --release --
+/// --ignored postgres::benchmark --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run on demand"]
+async fn benchmark_instances_on_one_database() {
+    let customers = 40;
+    let webhooks: Vec<Vec<(String, String)>> = (0..customers).map(customer_lifecycle).collect();
+    let total: usize = webhooks.iter().map(Vec::len).sum();
+    let mut lines = Vec::new();
+    for instances in 1..=3 {
+        let Some(database) = fresh_database_url() else {
+            return;
+        };
+        let hubspot = Emulator::start(EmulatorConfig {
+            tokens: vec![TOKEN.into()],
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let workspace = Workspace::on_database(&format!("pg-bench-{instances}"), database);
+        let mut services = Vec::new();
+        for _ in 0..instances {
+            services.push(Service::start(&workspace, &hubspot.url, &[]).await);
+        }
+        let before = hubspot.request_log().len();
+        let urls = Arc::new(RwLock::new(
+            services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
+        ));
+        let started = std::time::Instant::now();
+        let lago = Lago::start(urls, webhooks.clone(), 16);
+        wait_for("posting", Duration::from_secs(300), || lago.done()).await;
+        let ingested = started.elapsed();
+        wait_for("draining", Duration::from_secs(300), || {
+            busy(&workspace.stats()) == 0
+        })
+        .await;
+        let synced = started.elapsed();
+        lago.task.await.unwrap();
+        let requests = hubspot.request_log().len() - before;
+        for service in services {
+            service.terminate().await;
+        }
+        lines.push((
+            instances,
+            total as f64 / ingested.as_secs_f64(),
+            total as f64 / synced.as_secs_f64(),
+            requests as f64 / total as f64,
+        ));
+    }
+    eprintln!("{total} webhooks of {customers} customers, emulator without a rate limit:");
+    eprintln!("instances | ingested webhooks/s | synced events/s | HubSpot requests per event");
+    for (n, ingest, sync, per_event) in &lines {
+        eprintln!("{n} | {ingest:.0} | {sync:.0} | {per_event:.2}");
+    }
+    // HubSpot's default budget, 110 requests per 10 s per portal, shared by all instances.
+    let per_event = lines.iter().map(|l| l.3).sum::<f64>() / lines.len() as f64;
+    let portal_cap = 11.0 / per_event;
+    eprintln!(
+        "one portal at 110 requests / 10 s: at most {portal_cap:.1} events/s whatever the instances"
+    );
+    for (n, _, sync, _) in &lines {
+        eprintln!(
+            "{n} instance(s): can sync {sync:.0} events/s, the portal admits {portal_cap:.1}: bound by {}",
+            if *sync > portal_cap {
+                "HubSpot"
+            } else {
+                "the instances"
+            }
+        );
+    }
+}
