@@ -20,10 +20,15 @@ demo: component
 test: component
 	$(CARGO) test --workspace
 
-## The sync component, size-optimised (wasm32-wasip2 produces a component directly).
+## The sync component, size-optimised (wasm32-wasip2 produces a component directly), and the
+## test-only one that misbehaves on demand (the tests of the host's deadline and memory cap) in a
+## build directory of its own: it builds the guest crate without its export, whose .wasm would
+## overwrite the real component's.
 component:
 	rustup target add wasm32-wasip2
 	$(CARGO) build -p lago-hubspot-guest --target wasm32-wasip2 --release
+	$(CARGO) build -p lago-hubspot-misbehaving-guest --target wasm32-wasip2 --release \
+		--target-dir $(TARGET_DIR)/test-guests
 
 ## Formatting and lints, as CI would like them.
 check:
@@ -31,6 +36,8 @@ check:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p lago-hubspot --no-default-features -- -D warnings
 	$(CARGO) clippy -p lago-hubspot-guest --target wasm32-wasip2 -- -D warnings
+	$(CARGO) clippy -p lago-hubspot-misbehaving-guest --target wasm32-wasip2 \
+		--target-dir $(TARGET_DIR)/test-guests -- -D warnings
 
 ## Install `lago-hubspot` (optimised, with the locked dependencies) and its component beside it:
 ## `$(INSTALL_BIN)/lago-hubspot` and `$(INSTALL_BIN)/lago_hubspot_guest.wasm`.

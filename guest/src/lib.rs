@@ -19,7 +19,7 @@ pub mod webhooks;
 #[cfg(test)]
 mod test_support;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod wasm;
 
 pub use deploy::HubspotReader;

@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::outcome::{Failure, OutcomeStatus};
 use crate::pipeline::{self, Input, Recorder};
 use crate::queue::{EventState, StoredEvent};
+use crate::retry::Action;
 use crate::runtime::{KnownId, Plan};
 use crate::sync::Syncer;
 
@@ -597,6 +598,24 @@ fn settle(
                     "event will be retried in {retry_in_s} s"
                 );
             }
+        }
+        // A stopped guest settles like the failure the retry table makes of it; the event keeps
+        // the reason.
+        Failure::Guest { stop, .. } => {
+            let failure = match crate::retry::after_guest_stop(stop) {
+                Action::BackOff | Action::WaitWindow => Failure::Retry { status: None },
+                _ => Failure::Dead { status: None },
+            };
+            // The store's lock is taken again there.
+            drop(store);
+            return settle(
+                syncer,
+                metrics,
+                policy,
+                event,
+                Some(Settle::Failed(failure)),
+                detail,
+            );
         }
         Failure::AwaitReconnect => {
             // Not the event's fault: no attempt is used up, and the claim loop leaves the
