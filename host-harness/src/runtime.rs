@@ -365,6 +365,9 @@ impl Plugin {
         // Compiled code checks the engine's epoch at function entries and loop heads: the
         // deadline needs no cooperation from the guest.
         config.epoch_interruption(true);
+        // The component model's async ABI (p3) is not used: no per-store state for it, and
+        // cheaper calls (a plan is one synchronous call per instance).
+        config.concurrency_support(false);
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine)?;
         let bytes = std::fs::read(path).with_context(|| {
