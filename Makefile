@@ -20,10 +20,17 @@ demo: component
 test: component
 	$(CARGO) test --workspace
 
-## The sync component, size-optimised (wasm32-wasip2 produces a component directly).
+## The sync component, size-optimised (wasm32-wasip2 produces a component directly), and the
+## test-only one that misbehaves on demand (the guest's `misbehave` feature, for the tests of the
+## host's deadline and memory cap), in a build directory of its own so that it never overwrites
+## the real component.
 component:
 	rustup target add wasm32-wasip2
 	$(CARGO) build -p lago-hubspot-guest --target wasm32-wasip2 --release
+	$(CARGO) build -p lago-hubspot-guest --features misbehave --target wasm32-wasip2 --release \
+		--target-dir $(TARGET_DIR)/test-guests
+	cp $(TARGET_DIR)/test-guests/wasm32-wasip2/release/lago_hubspot_guest.wasm \
+		$(TARGET_DIR)/test-guests/wasm32-wasip2/release/lago_hubspot_misbehaving_guest.wasm
 
 ## Check the component against the world in `wit/` (`wasm-tools component targets`; installs
 ## wasm-tools from PyPI when missing), and print its imports and size.
@@ -36,6 +43,8 @@ check:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p lago-hubspot --no-default-features -- -D warnings
 	$(CARGO) clippy -p lago-hubspot-guest --target wasm32-wasip2 -- -D warnings
+	$(CARGO) clippy -p lago-hubspot-guest --features misbehave --target wasm32-wasip2 \
+		--target-dir $(TARGET_DIR)/test-guests -- -D warnings
 
 ## Install `lago-hubspot` (optimised, with the locked dependencies) and its component beside it:
 ## `$(INSTALL_BIN)/lago-hubspot` and `$(INSTALL_BIN)/lago_hubspot_guest.wasm`.

@@ -51,8 +51,11 @@ pub mod webhooks;
 #[cfg(test)]
 mod test_support;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod wasm;
+
+#[cfg(feature = "misbehave")]
+mod misbehave;
 
 pub use deploy::HubspotReader;
 pub use plan::{

@@ -86,6 +86,8 @@ impl Guest for Planner {
         known: Vec<KnownId>,
         payload: String,
     ) -> Result<Plan, PlanError> {
+        #[cfg(feature = "misbehave")]
+        crate::misbehave::if_asked(&payload);
         crate::on_customer(&connection, &known, &payload)
     }
 
@@ -94,6 +96,8 @@ impl Guest for Planner {
         known: Vec<KnownId>,
         payload: String,
     ) -> Result<Plan, PlanError> {
+        #[cfg(feature = "misbehave")]
+        crate::misbehave::if_asked(&payload);
         crate::on_subscription(&connection, &known, &payload)
     }
 
@@ -102,6 +106,8 @@ impl Guest for Planner {
         known: Vec<KnownId>,
         payload: String,
     ) -> Result<Plan, PlanError> {
+        #[cfg(feature = "misbehave")]
+        crate::misbehave::if_asked(&payload);
         crate::on_invoice(&connection, &known, &payload)
     }
 
@@ -110,6 +116,8 @@ impl Guest for Planner {
         known: Vec<KnownId>,
         payload: String,
     ) -> Result<Plan, PlanError> {
+        #[cfg(feature = "misbehave")]
+        crate::misbehave::if_asked(&payload);
         crate::on_credit_note(&connection, &known, &payload)
     }
 }

@@ -270,6 +270,7 @@ async fn run(scratch: &mut Scratch, args: &Args, mode: Mode, customers: usize, l
             ..ServeHarness::hmac_options()
         },
         ClientSetup {
+            plugin: None,
             budget: Some(limit),
             retry: None,
         },

@@ -1,7 +1,8 @@
 //! lago-hubspot: runs the Lago → HubSpot sync component and executes the HubSpot request plans
 //! it returns.
 //!
-//! - [`runtime`] loads the component (wasmtime) and calls its handlers in fresh sandboxes;
+//! - [`runtime`] loads the component (wasmtime) and calls its handlers in fresh sandboxes, each
+//!   call bounded by a deadline and a memory cap;
 //! - [`hubspot_http`] is the one HTTP path to HubSpot, shared by plan steps and the guest's reads,
 //!   paced per portal by [`ratelimit`];
 //! - [`executor`] runs a plan step by step, with [`retry`] deciding what to try again;

@@ -1,6 +1,7 @@
 //! How an event ended: the one outcome type of `sync`, `backfill` and `serve`.
 
 use crate::executor::StepOutcome;
+use crate::retry::GuestStop;
 
 /// How one event ended: the one outcome type of `sync`, `backfill` and `serve`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,4 +60,11 @@ pub enum Failure {
     AwaitReconnect,
     /// The connection's custom objects are not deployed yet: deploy, then try again.
     NotDeployed,
+    /// The host stopped the component while it planned the event (`handler`, a WIT export such
+    /// as `on-customer`), or it trapped; the outcome's detail says why. A deadline is retried,
+    /// a trap or the memory cap is a dead letter ([`crate::retry::after_guest_stop`]).
+    Guest {
+        handler: &'static str,
+        stop: GuestStop,
+    },
 }

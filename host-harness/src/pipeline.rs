@@ -13,7 +13,7 @@ use crate::executor::{ExecError, Progress, StepOutcome};
 use crate::hubspot_http::TransportError;
 use crate::outcome::{EventOutcome, Failure, OutcomeStatus};
 use crate::retry::Action;
-use crate::runtime::{KnownId, Plan, PlanError};
+use crate::runtime::{GuestError, KnownId, Plan, PlanError};
 use crate::store::SyncLogEntry;
 use crate::sync::{EventRef, Syncer, describe_plan_error};
 
@@ -291,12 +291,20 @@ async fn plan(
         return Ok((plan.clone(), progress.clone(), false));
     }
     let plan = match syncer.plan_for(event, &input.payload).await {
-        // The component trapped, or the store could not be read: may heal.
         Err(error) => {
-            return Err(Ended::failure(
-                format!("{error:#}"),
-                Failure::Retry { status: None },
-            ));
+            return Err(match error.downcast_ref::<GuestError>() {
+                // The host stopped the component, or it trapped: the guest rows of the retry
+                // table decide.
+                Some(stopped) => Ended::failure(
+                    stopped.to_string(),
+                    Failure::Guest {
+                        handler: stopped.handler,
+                        stop: stopped.stop,
+                    },
+                ),
+                // The store could not be read, or the host could not run the component: may heal.
+                None => Ended::failure(format!("{error:#}"), Failure::Retry { status: None }),
+            });
         }
         Ok(Err(error)) => return Err(Ended::plan_error(&error)),
         Ok(Ok(plan)) => plan,

@@ -37,6 +37,50 @@ pub enum Action {
     GiveUp,
 }
 
+/// Why the host stopped a call into the sync component (see [`crate::runtime::GuestLimits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestStop {
+    /// It computed past its deadline (`--guest-deadline-ms`).
+    Deadline,
+    /// It asked for more linear memory than its cap (`--guest-memory-mib`).
+    Memory,
+    /// It trapped: a panic (its message is on the guest's stderr), `unreachable`, an
+    /// out-of-bounds access…
+    Trap,
+}
+
+/// What a stopped guest call means for its event: one row per way the host stops the component.
+/// The component is a pure function of the payload (and the ids and settings the host passes):
+/// a trap or the memory cap on a payload happens again on every attempt, so the event is a dead
+/// letter with its reason at once, never a hot loop; a deadline depends on how busy the machine
+/// is too, so it is retried with the queue's backoff, then dead after its attempts.
+pub static GUEST_RULES: &[(GuestStop, Action, &str)] = &[
+    (
+        GuestStop::Deadline,
+        Action::BackOff,
+        "a busy machine may have slowed it: retried with the queue's backoff, dead after its attempts",
+    ),
+    (
+        GuestStop::Memory,
+        Action::GiveUp,
+        "the same payload asks for the same memory on every attempt",
+    ),
+    (
+        GuestStop::Trap,
+        Action::GiveUp,
+        "the same payload traps the same component on every attempt",
+    ),
+];
+
+/// The action for an event whose guest call was stopped, by [`GUEST_RULES`].
+pub fn after_guest_stop(stop: GuestStop) -> Action {
+    GUEST_RULES
+        .iter()
+        .find(|(row, _, _)| *row == stop)
+        .map_or(Action::GiveUp, |(_, action, _)| *action)
+}
+
 /// What a rule matches on: HubSpot's status, its error `category` and 429 `policyName`, and how
 /// many inputs the request carried.
 #[derive(Debug, Clone, Copy, Default)]
@@ -422,6 +466,24 @@ mod tests {
                 inputs,
             };
             assert_eq!(classify(&answer), action, "{answer:?}");
+        }
+    }
+
+    /// A trap or the memory cap is a dead letter at once; a deadline is tried again.
+    #[test]
+    fn a_stopped_guest_is_retried_only_past_its_deadline() {
+        assert_eq!(after_guest_stop(GuestStop::Deadline), Action::BackOff);
+        assert_eq!(after_guest_stop(GuestStop::Memory), Action::GiveUp);
+        assert_eq!(after_guest_stop(GuestStop::Trap), Action::GiveUp);
+        for stop in [GuestStop::Deadline, GuestStop::Memory, GuestStop::Trap] {
+            assert_eq!(
+                GUEST_RULES
+                    .iter()
+                    .filter(|(row, _, _)| *row == stop)
+                    .count(),
+                1,
+                "one row for {stop:?}"
+            );
         }
     }
 

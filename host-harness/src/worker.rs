@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::outcome::{Failure, OutcomeStatus};
 use crate::pipeline::{self, Input, Recorder, StepDone};
 use crate::queue::{EventState, QueueBatch, StoredEvent};
+use crate::retry::Action;
 use crate::runtime::Plan;
 use crate::sync::Syncer;
 
@@ -691,6 +692,15 @@ fn write_settlement(
                     status,
                 }
             }
+        }
+        // A stopped guest settles like the failure the retry table makes of it; the event keeps
+        // the reason.
+        Failure::Guest { stop, .. } => {
+            let failure = match crate::retry::after_guest_stop(stop) {
+                Action::BackOff | Action::WaitWindow => Failure::Retry { status: None },
+                _ => Failure::Dead { status: None },
+            };
+            return write_settlement(store, policy, event, Some(Settle::Failed(failure)), detail);
         }
         Failure::AwaitReconnect => {
             // Not the event's fault: no attempt is used up, and the claim loop leaves the

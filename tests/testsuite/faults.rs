@@ -61,6 +61,7 @@ async fn fault_suite(customers: usize, burst: usize) -> usize {
         Store::open_in_memory().unwrap(),
         options,
         ClientSetup {
+            plugin: None,
             // The portal's limit, scaled down like the emulator's.
             budget: Some(Rate {
                 max: 40,
@@ -270,6 +271,7 @@ async fn workers_outlive_a_database_locked_longer_than_the_busy_timeout() {
             ..ServeHarness::hmac_options()
         },
         ClientSetup {
+            plugin: None,
             budget: None,
             // Give up on a step at once, so the event goes back to the queue to wait.
             retry: Some(RetryPolicy {

@@ -9,6 +9,7 @@ mod support;
 
 mod backfill;
 mod batch;
+mod bounded;
 mod cli;
 mod connections;
 mod crash;

@@ -338,6 +338,7 @@ async fn a_burst_that_meets_a_spent_budget_waits_and_goes_out_in_one_group() {
             ..ServeHarness::hmac_options()
         },
         ClientSetup {
+            plugin: None,
             budget: Some(rate),
             retry: None,
         },

@@ -37,7 +37,7 @@ use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, S
 use lago_hubspot::config::ConnectionSettings;
 use lago_hubspot::connections::{SecretKey, Vault};
 use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
-use lago_hubspot::runtime::Plugin;
+use lago_hubspot::runtime::{GuestLimits, Plugin};
 use lago_hubspot::store::{DatabaseUrl, Store};
 use lago_hubspot::sync::Syncer;
 
@@ -134,6 +134,30 @@ pub struct GlobalArgs {
         value_name = "FILE.wasm"
     )]
     pub component: Option<PathBuf>,
+
+    /// Stop a call into the component that computes for longer, in milliseconds: its event
+    /// fails with the reason and is retried like a HubSpot outage
+    #[arg(
+        long,
+        global = true,
+        env = "LAGO_HUBSPOT_GUEST_DEADLINE_MS",
+        value_name = "MS",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(1..),
+    )]
+    pub guest_deadline_ms: u64,
+
+    /// The memory a call into the component may hold, in MiB: asking for more fails its event
+    /// for good (kept as dead, with the reason)
+    #[arg(
+        long,
+        global = true,
+        env = "LAGO_HUBSPOT_GUEST_MEMORY_MIB",
+        value_name = "MIB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=4096),
+    )]
+    pub guest_memory_mib: u64,
 
     /// Log lines on stderr as text (colours only on a terminal) or as JSON objects; RUST_LOG
     /// picks what is logged (when unset: warnings; `serve`: every event's outcome)
@@ -307,7 +331,15 @@ impl Global {
 
     pub fn plugin(&self) -> anyhow::Result<Arc<Plugin>> {
         let path = component_path(self.args.component.as_deref())?;
-        Ok(Arc::new(Plugin::load(&path)?))
+        Ok(Arc::new(Plugin::load_limited(&path, self.guest_limits())?))
+    }
+
+    /// The bounds on every call into the component (`--guest-deadline-ms`, `--guest-memory-mib`).
+    pub fn guest_limits(&self) -> GuestLimits {
+        GuestLimits {
+            deadline: std::time::Duration::from_millis(self.args.guest_deadline_ms),
+            memory_bytes: usize::try_from(self.args.guest_memory_mib << 20).unwrap_or(usize::MAX),
+        }
     }
 }
 
@@ -565,6 +597,47 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("`--code`") && warnings[0].contains("--connection CODE"));
         assert!(warnings[1].contains("--sync-invoices false"));
+    }
+
+    #[test]
+    fn guest_bounds_come_from_flags_or_their_defaults_and_zero_is_refused() {
+        let parse = |args: &[&str]| {
+            let matches = Cli::command().try_get_matches_from(args)?;
+            Cli::from_arg_matches(&matches)
+        };
+        let cli = parse(&["lago-hubspot", "status"]).unwrap();
+        assert_eq!(
+            (cli.global.guest_deadline_ms, cli.global.guest_memory_mib),
+            (500, 64)
+        );
+        let cli = parse(&[
+            "lago-hubspot",
+            "sync",
+            "x.json",
+            "--guest-deadline-ms",
+            "250",
+            "--guest-memory-mib=16",
+        ])
+        .unwrap();
+        let global = Global {
+            args: cli.global,
+            state_source: StateSource::Default,
+            hubspot_url_on_command_line: false,
+            database_from_env: false,
+            token_from: None,
+        };
+        assert_eq!(
+            global.guest_limits(),
+            GuestLimits {
+                deadline: std::time::Duration::from_millis(250),
+                memory_bytes: 16 << 20,
+            }
+        );
+        let error = parse(&["lago-hubspot", "status", "--guest-deadline-ms", "0"])
+            .err()
+            .expect("0 ms is refused");
+        assert!(error.to_string().contains("--guest-deadline-ms"), "{error}");
+        assert!(parse(&["lago-hubspot", "status", "--guest-memory-mib", "5000"]).is_err());
     }
 
     #[test]

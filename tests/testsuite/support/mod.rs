@@ -22,13 +22,23 @@ pub const TOKEN: &str = "e2e-token";
 /// The built component: in the target directory this test binary runs from
 /// (`<target>/debug/deps/…`, whatever `CARGO_TARGET_DIR` says), else the checkout's `target/`.
 pub fn component_path() -> PathBuf {
-    const COMPONENT: &str = "wasm32-wasip2/release/lago_hubspot_guest.wasm";
+    built_component("wasm32-wasip2/release/lago_hubspot_guest.wasm")
+}
+
+/// The test-only component that misbehaves on demand (the guest's `misbehave` feature), which `make
+/// component` builds in the target directory's `test-guests/`.
+pub fn misbehaving_component_path() -> PathBuf {
+    built_component("test-guests/wasm32-wasip2/release/lago_hubspot_misbehaving_guest.wasm")
+}
+
+/// `relative` in the target directory of this test binary, else in the checkout's `target/`.
+fn built_component(relative: &str) -> PathBuf {
     let beside_this_build = std::env::current_exe()
         .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(COMPONENT)));
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(relative)));
     let in_checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target")
-        .join(COMPONENT);
+        .join(relative);
     let path = beside_this_build
         .filter(|p| p.exists())
         .unwrap_or(in_checkout);
@@ -253,9 +263,11 @@ pub struct ServeHarness {
 
 pub const HMAC_KEY: &str = "org-hmac-key";
 
-/// How `ServeHarness::start_with` builds its HubSpot client.
+/// How `ServeHarness::start_with` builds its HubSpot client (and which component it runs).
 #[derive(Default)]
 pub struct ClientSetup {
+    /// The component [default: the real one, `plugin()`].
+    pub plugin: Option<Arc<Plugin>>,
     /// Client-side budget per portal (`HubspotClient::with_budget`).
     pub budget: Option<Rate>,
     /// Per-request retries inside a plan step (`Syncer::with_retry`).
@@ -296,7 +308,8 @@ impl ServeHarness {
         if let Some(rate) = setup.budget {
             client = client.with_budget(Arc::new(RateBudget::new(rate)));
         }
-        let mut syncer = Syncer::new(plugin(), client, store, settings()).unwrap();
+        let plugin = setup.plugin.unwrap_or_else(plugin);
+        let mut syncer = Syncer::new(plugin, client, store, settings()).unwrap();
         if let Some(retry) = setup.retry {
             syncer = syncer.with_retry(retry);
         }
