@@ -21,6 +21,7 @@ mod layers;
 mod links;
 mod lived_in;
 mod readme;
+mod second_host;
 mod security;
 mod serve;
 mod serve_logs;
