@@ -11,6 +11,7 @@
 //!   to a HubSpot record by hand;
 //! - [`sync`] ties them together per event; [`server`] (webhooks, [`signature`], [`metrics`]) and
 //!   [`worker`] make up `serve`; [`backfill`] syncs history from Lago's API ([`lago_api`]);
+//! - [`wit_json`] writes a handler call's WIT values as the canonical JSON any host can print;
 //! - [`auth`] gives each request its bearer token (static, or OAuth refreshed before expiry), and
 //!   [`connections`] keeps any number of named connections, connects them and routes events;
 //! - `demo` (with the default `emulators` feature) runs the bundled samples against the
@@ -49,6 +50,7 @@ pub mod signature;
 pub mod state_copy;
 pub mod store;
 pub mod sync;
+pub mod wit_json;
 pub mod worker;
 
 /// Sample Lago webhooks bundled with the binary.

@@ -20,6 +20,19 @@ use crate::retry::RetryPolicy;
 use crate::runtime::{Connection, KnownId, Plan, PlanError, Plugin, RecordKind};
 use crate::store::{LagoNames, Store};
 
+/// One handler call of a dry run ([`Syncer::plan_call`]): what the component was handed and
+/// what it answered.
+#[derive(Debug)]
+pub struct PlanCall {
+    /// The export the payload was routed to (`on-invoice`), `None` for a webhook type skipped
+    /// without calling the component.
+    pub handler: Option<&'static str>,
+    pub connection: Connection,
+    /// The HubSpot ids the store knows for the records the event names.
+    pub known: Vec<KnownId>,
+    pub result: Result<Plan, PlanError>,
+}
+
 /// The Lago ids an event is about, read from the envelope `{webhook_type, object_type, <object>}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventRef {
@@ -314,6 +327,29 @@ impl Syncer {
     pub async fn plan(&self, payload: &str) -> anyhow::Result<Result<Plan, PlanError>> {
         self.plan_for(&EventRef::from_payload(payload), payload)
             .await
+    }
+
+    /// [`Syncer::plan`], with what the component was handed: the `lago-hubspot plan --format
+    /// json` document ([`crate::wit_json::call_document`]).
+    pub async fn plan_call(&self, payload: &str) -> anyhow::Result<PlanCall> {
+        let event = EventRef::from_payload(payload);
+        let (connection, known) = self.context_for(&event)?;
+        let linked = self.linked_payload(payload)?;
+        let payload = linked.as_deref().unwrap_or(payload);
+        let result = self.plugin.plan_event(&connection, &known, payload).await?;
+        let handler = match Envelope::read(payload) {
+            Ok(Envelope {
+                route: Route::Push { handler, .. },
+                ..
+            }) => Some(handler.export()),
+            _ => None,
+        };
+        Ok(PlanCall {
+            handler,
+            connection,
+            known,
+            result,
+        })
     }
 
     /// The component's plan for an event, with the connection and the ids the store knows for

@@ -23,6 +23,7 @@ mod links;
 mod lived_in;
 mod postgres;
 mod readme;
+mod second_host;
 mod security;
 mod serve;
 mod serve_logs;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use lago_hubspot::executor::{method_name, operation};
@@ -13,6 +13,7 @@ use lago_hubspot::hubspot_http::{DEFAULT_HUBSPOT_URL, HubspotClient, Secret};
 use lago_hubspot::runtime::Plan;
 use lago_hubspot::store::Store;
 use lago_hubspot::sync::{Syncer, describe_plan_error};
+use lago_hubspot::wit_json::call_document;
 
 use super::Global;
 use super::settings::Settings;
@@ -21,11 +22,26 @@ use super::settings::Settings;
 /// state named with --state or LAGO_HUBSPOT_STATE must exist).
 #[derive(Args)]
 pub struct PlanArgs {
+    /// What to print
+    #[arg(long, value_enum, default_value_t)]
+    pub format: PlanFormat,
+
     #[command(flatten)]
     pub settings: Settings,
 
     #[arg(value_name = "EVENT.json")]
     pub event: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// The plan's steps: each one's operation and the HubSpot request it becomes
+    #[default]
+    Requests,
+    /// The handler call as canonical JSON of its WIT values, the shape any host can print:
+    /// `{"handler", "connection", "known", "result": {"ok": plan} | {"err": plan-error}}` (see
+    /// the README's "Run the component from your own host")
+    Json,
 }
 
 pub async fn run(global: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -46,6 +62,18 @@ pub async fn run(global: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let syncer = Syncer::read_only(plugin, client, store, settings);
     let payload = std::fs::read_to_string(&args.event)
         .with_context(|| format!("cannot read {}", args.event.display()))?;
+    if args.format == PlanFormat::Json {
+        let call = syncer.plan_call(&payload).await?;
+        let document = call_document(call.handler, &call.connection, &call.known, &call.result);
+        outln!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(match &call.result {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(error) => {
+                errln!("error: {}", describe_plan_error(error));
+                ExitCode::FAILURE
+            }
+        });
+    }
     match syncer.plan(&payload).await? {
         Ok(plan) => {
             outln!("{}", serde_json::to_string_pretty(&plan_json(&plan))?);
