@@ -1,18 +1,24 @@
 //! What the commands print. Everything for stdout goes through [`out!`] / [`outln!`]: when the
-//! reader goes away early (`lago-hubspot events list | head -1`), the command stops quietly with
-//! exit status 0, as Unix tools do, where `println!` would panic on the broken pipe. Messages for
-//! people go through [`errln!`], which never panics (stderr may be a closed pipe too).
+//! reader goes away early (`lago-hubspot sync *.json | head -1`), the rest of the output is
+//! dropped without a word, but the command carries on: every event is still synced and
+//! recorded, and the exit status still says how they ended (where `println!` would panic on the
+//! broken pipe, and stopping there would leave work undone). Messages for people go through
+//! [`errln!`], which never panics (stderr may be a closed pipe too).
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// `print!` that stops the process quietly when stdout is a closed pipe.
+/// Set once stdout's reader is gone: what is printed after that is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// `print!` that drops the text quietly when stdout is a closed pipe.
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::cli::output::stdout(format_args!($($arg)*))
     };
 }
 
-/// `println!` that stops the process quietly when stdout is a closed pipe.
+/// `println!` that drops the text quietly when stdout is a closed pipe.
 macro_rules! outln {
     () => {
         $crate::cli::output::stdout(format_args!("\n"))
@@ -29,9 +35,12 @@ macro_rules! errln {
     };
 }
 
-/// Writes to stdout; a closed pipe ends the process with status 0, any other write error with
-/// status 1 and a message.
+/// Writes to stdout; once the reader is gone (a closed pipe) the text is dropped and the
+/// command goes on. Any other write error ends the process with status 1 and a message.
 pub fn stdout(args: std::fmt::Arguments<'_>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = stdout.write_fmt(args) {
         stdout_failed(error);
@@ -40,15 +49,19 @@ pub fn stdout(args: std::fmt::Arguments<'_>) {
 
 /// Flushes what is still buffered; called once before the process exits.
 pub fn flush() {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     if let Err(error) = std::io::stdout().lock().flush() {
         stdout_failed(error);
     }
 }
 
-fn stdout_failed(error: std::io::Error) -> ! {
+fn stdout_failed(error: std::io::Error) {
     if error.kind() == std::io::ErrorKind::BrokenPipe {
-        // The reader has what it wanted: stop like `head`'s writer does, without a word.
-        std::process::exit(0);
+        // The reader has what it wanted; the work goes on, unprinted.
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        return;
     }
     stderr(format_args!("error: cannot write to stdout: {error}\n"));
     std::process::exit(1);
