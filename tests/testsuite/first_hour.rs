@@ -1099,3 +1099,86 @@ fn status_and_connections_show_say_what_is_so() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Two connections: every command without --connection uses the default one, as `link` does.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_two_connections_every_command_uses_the_default_one() {
+    let hubspot = emulator().await;
+    let dir = workdir("two-connections");
+    let run = |args: &[&str], token: bool| {
+        let mut command = lago_hubspot(&dir);
+        command.args(args).args(["--hubspot-url", &hubspot.url]);
+        if token {
+            command.env("HUBSPOT_ACCESS_TOKEN", TOKEN);
+        }
+        output(command)
+    };
+    for (code, slug) in [("hs-a", "acme-a"), ("hs-b", "acme-b")] {
+        succeeded(
+            &run(
+                &[
+                    "connect",
+                    "--connection",
+                    code,
+                    "--token",
+                    TOKEN,
+                    "--lago-app-url",
+                    "https://lago.example.com",
+                    "--organization-slug",
+                    slug,
+                    "--no-deploy",
+                ],
+                false,
+            )
+            .await,
+        );
+    }
+    let list = succeeded(&run(&["connections", "list"], false).await);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("hs-a") && l.contains("yes")),
+        "{list}"
+    );
+
+    let event = dir.join("customer.json");
+    std::fs::write(
+        &event,
+        customer_event("customer.created", &customer("cus_two", Some("individual"))).to_string(),
+    )
+    .unwrap();
+    let event = event.to_str().unwrap();
+    let plan = succeeded(&run(&["plan", event], false).await);
+    assert!(
+        plan.contains("https://lago.example.com/acme-a/customer/cus_two"),
+        "{plan}"
+    );
+    succeeded(&run(&["deploy"], false).await);
+    let sync = run(&["sync", event], false).await;
+    assert!(
+        succeeded(&sync).starts_with("synced"),
+        "{}",
+        text(&sync.stderr)
+    );
+    let contacts = hubspot.records("contacts");
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(
+        contacts[0]
+            .properties
+            .get("lago_customer_link")
+            .map(String::as_str),
+        Some("https://lago.example.com/acme-a/customer/cus_two")
+    );
+    // A token for the run does not make a third connection.
+    succeeded(&run(&["sync", event], true).await);
+    let list = succeeded(&run(&["connections", "list"], false).await);
+    assert!(!list.lines().any(|l| l.starts_with("hubspot")), "{list}");
+    let log_a = succeeded(&run(&["log", "cus_two", "--connection", "hs-a"], false).await);
+    assert_eq!(log_a.matches("synced").count(), 2, "{log_a}");
+    let log_b = succeeded(&run(&["log", "cus_two", "--connection", "hs-b"], false).await);
+    assert!(
+        log_b.contains("nothing was synced for cus_two on connection hs-b"),
+        "{log_b}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -88,8 +88,8 @@ pub struct GlobalArgs {
     )]
     pub database: Option<String>,
 
-    /// The connection, by its code (Lago's `integration_code`) [default: the only one stored;
-    /// `hubspot` when none is]
+    /// The connection, by its code (Lago's `integration_code`) [default: the only one stored,
+    /// else the default one (`connections list`); `hubspot` when none is]
     #[arg(
         long,
         global = true,

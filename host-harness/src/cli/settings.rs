@@ -11,6 +11,7 @@ use clap::{ArgAction, Args, builder::BoolishValueParser};
 use serde::Deserialize;
 
 use lago_hubspot::config::{ConnectionSettings, DefaultObject, MatchCompanies};
+use lago_hubspot::links::default_connection;
 use lago_hubspot::store::Store;
 
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -212,19 +213,22 @@ impl Settings {
     }
 
     /// The connection's settings: what the state holds for it (the `connection` given, else the
-    /// only one stored), then the `--config` file, then the flags and environment variables.
+    /// one [`default_connection`] names, as for `link`), then the `--config` file, then the flags and environment variables.
     pub fn resolve(
         &self,
         connection: Option<&str>,
         store: &Store,
     ) -> anyhow::Result<ConnectionSettings> {
         let file = self.file()?;
-        let code = connection.or(file.connection.as_deref());
+        let code = match connection.or(file.connection.as_deref()) {
+            Some(code) => Some(code.to_owned()),
+            None => default_connection(store)?,
+        };
         let mut settings = match code {
             Some(code) => store
-                .connection(code)?
-                .unwrap_or_else(|| new_connection(code)),
-            None => store.sole_connection()?.unwrap_or_default(),
+                .connection(&code)?
+                .unwrap_or_else(|| new_connection(&code)),
+            None => ConnectionSettings::default(),
         };
         file.apply(&mut settings);
         self.apply(&mut settings);
