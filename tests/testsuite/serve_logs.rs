@@ -278,3 +278,42 @@ async fn serve_logs_the_drain_as_structured_events_in_json() {
     assert_eq!(draining["timeout_s"], 30, "{draining}");
     assert_eq!(fields("drained")["in_flight"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stderr_never_breaks_a_request_an_event_or_the_exit_status() {
+    let workspace = Workspace::new("serve-closed-stderr");
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let service = Service::start_with_closed_stderr(&workspace, &hubspot.url, &[]).await;
+    let client = reqwest::Client::new();
+    // Refused with a warning nobody can read: still its 401.
+    let unsigned = client
+        .post(format!("{}/webhooks/lago", service.url))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("an answer, not a dropped connection");
+    assert_eq!(unsigned.status(), 401);
+    let acme = customer("cus_quiet", Some("company"));
+    let answer = post_webhook(
+        &client,
+        &service.url,
+        &customer_event("customer.created", &acme).to_string(),
+        "quiet-1",
+    )
+    .await
+    .expect("an answer, not a dropped connection");
+    assert_eq!(answer.status(), 200);
+    settled(&workspace, |store| {
+        store.queue_stats().unwrap().count(EventState::Synced) == 1
+    })
+    .await;
+    assert_eq!(hubspot.records("companies").len(), 1);
+    let status = service.terminate().await.expect("serve stops on SIGTERM");
+    assert!(status.success(), "{status}");
+}

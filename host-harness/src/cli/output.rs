@@ -70,3 +70,20 @@ fn stdout_failed(error: std::io::Error) {
 pub fn stderr(args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
+
+/// Where log lines go: stderr, where a line nobody can read (a closed pipe, a full disk) is
+/// dropped. Logging never fails what is being logged (tracing's own fallback would panic on a
+/// closed stderr, failing the request or the event it was about).
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().lock().flush();
+        Ok(())
+    }
+}
