@@ -1182,3 +1182,87 @@ async fn with_two_connections_every_command_uses_the_default_one() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Connection settings are checked as they are read, before anything is stored or sent.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_connection_settings_are_refused_naming_the_setting_before_anything_is_stored() {
+    let hubspot = emulator().await;
+    let dir = workdir("bad-settings");
+    let event = dir.join("customer.json");
+    std::fs::write(
+        &event,
+        customer_event("customer.created", &customer("cus_bad", Some("company"))).to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad.toml"), "organization_slug = \"\"\n").unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = lago_hubspot(&dir);
+        command
+            .args(args)
+            .args(["--hubspot-url", &hubspot.url])
+            .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+            .envs(env.iter().copied());
+        output(command)
+    };
+    let event = event.to_str().unwrap();
+    for (args, env, named) in [
+        (
+            &["sync", event, "--lago-app-url", "ftp://lago.example.com"][..],
+            &[][..],
+            "--lago-app-url",
+        ),
+        (
+            &["sync", event],
+            &[("LAGO_APP_URL", "not-a-url")][..],
+            "LAGO_APP_URL",
+        ),
+        (
+            &["deploy", "--organization-slug", ""],
+            &[],
+            "--organization-slug",
+        ),
+        (
+            &["sync", event, "--config", "bad.toml"],
+            &[],
+            "organization_slug",
+        ),
+    ] {
+        let refused = run(args, env).await;
+        let stderr = text(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(named) && !stderr.contains("panicked"),
+            "{args:?} {env:?}: {stderr}"
+        );
+        assert!(
+            !dir.join("lago-hubspot.db").exists(),
+            "{args:?} {env:?}: a state was written"
+        );
+    }
+    assert!(hubspot.request_log().is_empty(), "something was sent");
+
+    // A stored connection keeps its settings when an update is refused.
+    succeeded(
+        &run(
+            &["deploy", "--lago-app-url", "https://lago.example.com"],
+            &[],
+        )
+        .await,
+    );
+    let update = run(
+        &[
+            "connections",
+            "update",
+            "hubspot",
+            "--lago-app-url",
+            "lago.example.com",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!update.status.success(), "{}", text(&update.stderr));
+    let shown = succeeded(&run(&["connections", "show", "hubspot"], &[]).await);
+    assert!(shown.contains("https://lago.example.com"), "{shown}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

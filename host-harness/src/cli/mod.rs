@@ -461,6 +461,9 @@ pub fn exit(ok: bool) -> ExitCode {
 pub fn syncer(global: &Global, settings: &Settings) -> anyhow::Result<Syncer> {
     // The component first: without it, nothing is created.
     let plugin = global.plugin()?;
+    // The settings are checked before the state is created (a flag's or environment variable's
+    // value was checked as it was parsed; a `--config` file's is now).
+    settings.file()?;
     let store = Arc::new(Mutex::new(global.create_state()?));
     let resolved = settings.resolve(global.connection(), &lock(&store))?;
     // One per-portal budget in every mode: `sync` and `backfill` pace themselves like `serve`

@@ -128,6 +128,8 @@ pub async fn shutdown_signal() {
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::new());
     let plugin = global.plugin()?;
+    // A bad `--config` file stops it before the state is created.
+    args.settings.file()?;
     let store = Arc::new(Mutex::new(global.create_state()?));
     // A `--token` connection is a fleet of one: one path for every service.
     let fleet = fleet(plugin, store, global, &args, metrics.clone())?;
