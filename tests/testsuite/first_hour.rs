@@ -1266,3 +1266,51 @@ async fn bad_connection_settings_are_refused_naming_the_setting_before_anything_
     assert!(shown.contains("https://lago.example.com"), "{shown}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn plan_reads_stdin_an_empty_file_stays_empty_and_retry_takes_an_id_or_all_dead() {
+    let dir = workdir("smaller-ones");
+    let event = customer_event("customer.created", &customer("cus_stdin", Some("company")));
+    let mut plan = lago_hubspot(&dir)
+        .args(["plan", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = plan.stdin.take().unwrap();
+        stdin.write_all(event.to_string().as_bytes()).unwrap();
+    }
+    let planned = succeeded(&plan.wait_with_output().unwrap());
+    assert!(planned.contains("cus_stdin"), "{planned}");
+
+    // A read-only command leaves an empty file as it found it.
+    std::fs::write(dir.join("empty.db"), "").unwrap();
+    for args in [
+        &["status", "--state", "empty.db"][..],
+        &["events", "list", "--state", "empty.db"],
+    ] {
+        let refused = lago_hubspot(&dir).args(args).output().unwrap();
+        let stderr = text(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("empty.db is an empty file"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(std::fs::metadata(dir.join("empty.db")).unwrap().len(), 0);
+    }
+
+    let both = lago_hubspot(&dir)
+        .args(["events", "retry", "5", "--all-dead", "--state", "empty.db"])
+        .output()
+        .unwrap();
+    let stderr = text(&both.stderr);
+    assert_eq!(both.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--all-dead") && stderr.contains("cannot be used with"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -282,6 +282,15 @@ impl Global {
                 if !path.exists() {
                     anyhow::bail!("{}", self.missing_state(&path));
                 }
+                // An empty file is no state yet: opening it would make it one.
+                if path.metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
+                    anyhow::bail!(
+                        "{} is an empty file, not a lago-hubspot state (left as it is). A state \
+                         is created by `lago-hubspot connect --connection CODE` (or `deploy`, \
+                         `sync`, `backfill`, `serve`, `link`)",
+                        path.display()
+                    );
+                }
                 Store::open(&path)
             }
             DatabaseUrl::Postgres(url) => Store::open_postgres_existing(&url),
