@@ -248,10 +248,16 @@ async fn serve_logs_the_drain_as_structured_events_in_json() {
     })
     .await
     .unwrap();
+    // A deprecated spelling's warning is a JSON line too.
+    let old = workspace.dir.join("old.toml");
+    std::fs::write(&old, "default_targeted_object = \"companies\"\n").unwrap();
     let service = Service::start(
         &workspace,
         &hubspot.url,
-        &[("LAGO_HUBSPOT_LOG_FORMAT", "json")],
+        &[
+            ("LAGO_HUBSPOT_LOG_FORMAT", "json"),
+            ("LAGO_HUBSPOT_CONFIG", old.to_str().unwrap()),
+        ],
     )
     .await;
     let exit = service.terminate().await;
@@ -261,11 +267,23 @@ async fn serve_logs_the_drain_as_structured_events_in_json() {
         workspace.log_tail()
     );
     let logs = std::fs::read_to_string(workspace.log()).unwrap();
+    // Every line, the service's own notices included.
     let events: Vec<Value> = logs
         .lines()
-        .filter(|line| line.starts_with('{'))
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
+    for (level, start) in [
+        ("INFO", "listening on http://127.0.0.1:"),
+        ("WARN", "`default_targeted_object =` is deprecated"),
+    ] {
+        assert!(
+            events.iter().any(|event| event["level"] == level
+                && event["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(start))),
+            "{logs}"
+        );
+    }
     let fields = |message: &str| -> Value {
         events
             .iter()

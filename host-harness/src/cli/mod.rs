@@ -237,6 +237,9 @@ pub struct Global {
     pub hubspot_url_on_command_line: bool,
     /// Where this command's token came from (`--token` or `HUBSPOT_ACCESS_TOKEN`), if given.
     pub token_from: Option<&'static str>,
+    /// A warning for each deprecated spelling on the command line, said once logging is set
+    /// up ([`Global::warn_about_deprecations`]).
+    pub deprecated: Vec<String>,
 }
 
 impl Global {
@@ -323,6 +326,13 @@ impl Global {
         )
     }
 
+    /// Says what [`Global::deprecated`] holds (a log event each with `--log-format json`).
+    pub fn warn_about_deprecations(&self) {
+        for warning in &self.deprecated {
+            output::warn(warning);
+        }
+    }
+
     pub fn connection(&self) -> Option<&str> {
         self.args.connection.as_deref()
     }
@@ -357,15 +367,13 @@ pub fn parse() -> (Global, Option<Command>) {
     let args: Vec<OsString> = std::env::args_os().collect();
     let matches = Cli::command().get_matches_from(&args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    for warning in deprecations(&args) {
-        errln!("warning: {warning}");
-    }
     let state_source = match source(&matches, "state") {
         Some(ValueSource::CommandLine) => StateSource::Flag,
         Some(ValueSource::EnvVariable) => StateSource::Env,
         _ => StateSource::Default,
     };
     let global = Global {
+        deprecated: deprecations(&args),
         database_from_env: source(&matches, "database") == Some(ValueSource::EnvVariable),
         hubspot_url_on_command_line: source(&matches, "hubspot_url")
             == Some(ValueSource::CommandLine),
@@ -430,7 +438,7 @@ pub fn warn_once(message: &str) {
     static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
     if !said.iter().any(|s| s == message) {
-        errln!("warning: {message}");
+        output::warn(message);
         said.push(message.to_owned());
     }
 }
@@ -526,8 +534,8 @@ pub fn warn_about_placeholders(settings: &ConnectionSettings) {
         .iter()
         .map(|name| format!("--{}", name.replace('_', "-")))
         .collect();
-    errln!(
-        "warning: connection {}: {} not set, so the links written to HubSpot point at \
+    output::warn(&format!(
+        "connection {}: {} not set, so the links written to HubSpot point at \
          placeholders, like {}. Set {} (or LAGO_APP_URL / LAGO_ORGANIZATION_SLUG, or \
          `lago-hubspot connections update {} {}`); records are updated on their next event.",
         settings.code,
@@ -540,7 +548,7 @@ pub fn warn_about_placeholders(settings: &ConnectionSettings) {
             .map(|flag| format!("{flag} …"))
             .collect::<Vec<_>>()
             .join(" "),
-    );
+    ));
 }
 
 /// The component: the one named (`--component`, `LAGO_HUBSPOT_COMPONENT`), else
@@ -637,6 +645,7 @@ mod tests {
             hubspot_url_on_command_line: false,
             database_from_env: false,
             token_from: None,
+            deprecated: Vec::new(),
         };
         assert_eq!(
             global.guest_limits(),

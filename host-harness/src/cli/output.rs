@@ -87,3 +87,30 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// Set with `--log-format json`: the lines for the operator become log events too.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// With `--log-format json`, [`warn`] and [`note`] go through the logger, so that every line on
+/// stderr is a JSON object.
+pub fn set_json_logs() {
+    JSON_LOGS.store(true, Ordering::Relaxed);
+}
+
+/// `warning: {message}` on stderr; a warning log event with `--log-format json`.
+pub fn warn(message: &str) {
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        tracing::warn!("{message}");
+    } else {
+        stderr(format_args!("warning: {message}\n"));
+    }
+}
+
+/// `{message}` on stderr (what a service is doing); an info log event with `--log-format json`.
+pub fn note(message: &str) {
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        tracing::info!("{message}");
+    } else {
+        stderr(format_args!("{message}\n"));
+    }
+}

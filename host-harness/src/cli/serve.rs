@@ -20,7 +20,7 @@ use lago_hubspot::sync::Syncer;
 use lago_hubspot::worker::QueuePolicy;
 
 use super::settings::Settings;
-use super::{Global, warn_about_placeholders};
+use super::{Global, output, warn_about_placeholders};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -202,21 +202,23 @@ pub async fn run_connections(
         warn_about_placeholders(syncer.settings());
         let code = &syncer.settings().code;
         match syncer.deploy_if_needed().await {
-            Ok(Some(report)) => errln!("{code}: deployed: {}", report.summary),
+            Ok(Some(report)) => output::note(&format!("{code}: deployed: {}", report.summary)),
             Ok(None) => {}
-            Err(error) => errln!("{code}: deploy failed, will try again later: {error:#}"),
+            Err(error) => output::warn(&format!(
+                "{code}: deploy failed, will try again later: {error:#}"
+            )),
         }
     }
-    errln!(
+    output::note(&format!(
         "serving {} connection(s) ({}), default: {}",
         fleet.codes().count(),
         fleet.codes().collect::<Vec<_>>().join(", "),
         fleet.default_connection().unwrap_or("none")
-    );
-    errln!(
+    ));
+    output::note(&format!(
         "listening on http://{}{} (health: /healthz, metrics: /metrics)",
         listener.local_addr()?,
         options.webhook_path
-    );
+    ));
     serve_connections(fleet, metrics, listener, options, shutdown_signal()).await
 }
