@@ -34,6 +34,9 @@ fn main() -> ExitCode {
         }
     };
     cli::output::flush();
+    if cli::output::stdout_lost() {
+        return ExitCode::FAILURE;
+    }
     code
 }
 

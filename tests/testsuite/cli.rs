@@ -350,4 +350,34 @@ async fn a_closed_stdout_stops_the_printing_never_the_syncing() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("1 event(s) failed"), "{stderr}");
     assert_eq!(hubspot.records("contacts").len(), 4, "{stderr}");
+
+    // Output lost otherwise (a full disk) is said, and fails the run, but the events still sync.
+    let fifth = dir.join("cus_p5.json");
+    std::fs::write(
+        &fifth,
+        customer_event("customer.created", &customer("cus_p5", Some("individual"))).to_string(),
+    )
+    .unwrap();
+    let mut full = lago_hubspot();
+    full.args(["sync", fifth.to_str().unwrap(), &files[0]])
+        .args([
+            "--hubspot-url",
+            &hubspot.url,
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
+    let output = tokio::task::spawn_blocking(move || full.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert_eq!(hubspot.records("contacts").len(), 5, "{stderr}");
 }

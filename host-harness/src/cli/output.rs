@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set once stdout's reader is gone: what is printed after that is dropped.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+/// Set when stdout failed otherwise (a full disk): the exit status becomes 1.
+static STDOUT_LOST: AtomicBool = AtomicBool::new(false);
 
 /// `print!` that drops the text quietly when stdout is a closed pipe.
 macro_rules! out {
@@ -36,7 +38,8 @@ macro_rules! errln {
 }
 
 /// Writes to stdout; once the reader is gone (a closed pipe) the text is dropped and the
-/// command goes on. Any other write error ends the process with status 1 and a message.
+/// command goes on. Any other write error is said once and makes the exit status 1
+/// ([`stdout_lost`]), the command still going on.
 pub fn stdout(args: std::fmt::Arguments<'_>) {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
@@ -58,13 +61,22 @@ pub fn flush() {
 }
 
 fn stdout_failed(error: std::io::Error) {
+    // Either way the work goes on, unprinted: events are synced and recorded all the same.
+    STDOUT_CLOSED.store(true, Ordering::Relaxed);
     if error.kind() == std::io::ErrorKind::BrokenPipe {
-        // The reader has what it wanted; the work goes on, unprinted.
-        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        // The reader has what it wanted.
         return;
     }
-    stderr(format_args!("error: cannot write to stdout: {error}\n"));
-    std::process::exit(1);
+    // Output that was wanted and lost (a full disk): said once, and the exit status is 1.
+    STDOUT_LOST.store(true, Ordering::Relaxed);
+    stderr(format_args!(
+        "error: cannot write to stdout ({error}); the command goes on without printing\n"
+    ));
+}
+
+/// Output was lost to a write error other than a closed pipe: the command must exit 1.
+pub fn stdout_lost() -> bool {
+    STDOUT_LOST.load(Ordering::Relaxed)
 }
 
 pub fn stderr(args: std::fmt::Arguments<'_>) {
