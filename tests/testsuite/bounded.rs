@@ -270,15 +270,15 @@ async fn sync_reports_a_stopped_guest_per_event_and_exits_non_zero() {
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].starts_with("ok"), "{stdout}");
+    assert!(lines[0].starts_with("synced"), "{stdout}");
     assert!(
-        lines[1].starts_with("error")
+        lines[1].starts_with("failed")
             && lines[1].contains("`on-customer`")
             && lines[1].contains("ran past its 250 ms deadline (--guest-deadline-ms)"),
         "{stdout}"
     );
     assert!(
-        lines[2].starts_with("error")
+        lines[2].starts_with("failed")
             && lines[2].contains("trapped")
             && lines[2].contains("the payload asked this component to panic"),
         "{stdout}"
