@@ -202,11 +202,10 @@ impl Store {
 }
 
 /// The connection a `link` or `unlink` is for: the one given (it must be stored, unless none
-/// is yet), else the only one stored, else the default one; with none stored, the code `sync`
-/// uses without one.
+/// is yet), else [`default_connection`]; with none stored, the code `sync` uses without one.
 pub fn link_connection(store: &Store, given: Option<&str>) -> anyhow::Result<String> {
-    let codes: Vec<String> = store.connections()?.into_iter().map(|s| s.code).collect();
     if let Some(code) = given {
+        let codes: Vec<String> = store.connections()?.into_iter().map(|s| s.code).collect();
         anyhow::ensure!(
             codes.is_empty() || codes.iter().any(|c| c == code),
             "no connection {code} (connections: {})",
@@ -214,17 +213,27 @@ pub fn link_connection(store: &Store, given: Option<&str>) -> anyhow::Result<Str
         );
         return Ok(code.to_owned());
     }
+    Ok(default_connection(store)?.unwrap_or_else(|| ConnectionSettings::default().code))
+}
+
+/// The connection every command uses when none is named (no `--connection`, no `connection`
+/// key in `--config`): the only one stored, else the default one (`connections list` shows
+/// it; `connect` sets it); `None` when none is stored. Several stored and none the default is
+/// an error asking for `--connection`.
+pub fn default_connection(store: &Store) -> anyhow::Result<Option<String>> {
+    let codes: Vec<String> = store.connections()?.into_iter().map(|s| s.code).collect();
     match codes.as_slice() {
-        [] => Ok(ConnectionSettings::default().code),
-        [one] => Ok(one.clone()),
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
         _ => store
             .accesses()?
             .into_iter()
-            .find(|a| a.is_default)
-            .map(|a| a.code)
+            .find(|a| a.is_default && codes.contains(&a.code))
+            .map(|a| Some(a.code))
             .with_context(|| {
                 format!(
-                    "several connections ({}) and none is the default: give --connection CODE",
+                    "several connections ({}) and none is the default: give --connection CODE \
+                     (or make one the default: `lago-hubspot connections update CODE --default`)",
                     codes.join(", ")
                 )
             }),

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(global.args.log_format, default_level);
+    global.warn_about_deprecations();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -33,6 +34,9 @@ fn main() -> ExitCode {
         }
     };
     cli::output::flush();
+    if cli::output::stdout_lost() {
+        return ExitCode::FAILURE;
+    }
     code
 }
 
@@ -53,9 +57,12 @@ fn init_logging(format: LogFormat, default_level: &str) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| cli::output::LogWriter);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Json => {
+            builder.json().with_ansi(false).init();
+            cli::output::set_json_logs();
+        }
     }
 }

@@ -262,3 +262,122 @@ fn the_default_run_shows_hubspot_records_from_the_bundled_samples() {
         assert!(stdout.contains(section), "missing {section} in {stdout}");
     }
 }
+
+/// `lago-hubspot ARGS` against `hubspot` with the state `state`, its stdout a pipe whose reader
+/// is already gone (`… | true`): its exit status and stderr.
+async fn run_with_stdout_closed(
+    hubspot: &lago_hubspot_emulators::hubspot::RunningEmulator,
+    state: &std::path::Path,
+    args: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let mut command = lago_hubspot();
+    command
+        .args(args)
+        .args([
+            "--hubspot-url",
+            &hubspot.url,
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_stops_the_printing_never_the_syncing() {
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = temp_dir("closed-stdout");
+    let state = dir.join("state.db");
+    let files: Vec<String> = ["cus_p1", "cus_p2", "cus_p3"]
+        .iter()
+        .map(|id| {
+            let file = dir.join(format!("{id}.json"));
+            let event = customer_event("customer.created", &customer(id, Some("individual")));
+            std::fs::write(&file, event.to_string()).unwrap();
+            file.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut args = vec!["sync"];
+    args.extend(files.iter().map(String::as_str));
+    let (status, stderr) = run_with_stdout_closed(&hubspot, &state, &args).await;
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!(hubspot.records("contacts").len(), 3, "{stderr}");
+    // Every event is in the sync log too.
+    let log = lago_hubspot()
+        .args(["log", "cus_p3", "--state", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let log_text = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.status.success() && log_text.contains("synced"),
+        "{log_text}{}",
+        String::from_utf8_lossy(&log.stderr)
+    );
+
+    // The exit status still tells of a failed event nobody could read about.
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let fourth = dir.join("cus_p4.json");
+    std::fs::write(
+        &fourth,
+        customer_event("customer.created", &customer("cus_p4", Some("individual"))).to_string(),
+    )
+    .unwrap();
+    let (status, stderr) = run_with_stdout_closed(
+        &hubspot,
+        &state,
+        &["sync", broken.to_str().unwrap(), fourth.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 event(s) failed"), "{stderr}");
+    assert_eq!(hubspot.records("contacts").len(), 4, "{stderr}");
+
+    // Output lost otherwise (a full disk) is said, and fails the run, but the events still sync.
+    let fifth = dir.join("cus_p5.json");
+    std::fs::write(
+        &fifth,
+        customer_event("customer.created", &customer("cus_p5", Some("individual"))).to_string(),
+    )
+    .unwrap();
+    let mut full = lago_hubspot();
+    full.args(["sync", fifth.to_str().unwrap(), &files[0]])
+        .args([
+            "--hubspot-url",
+            &hubspot.url,
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
+    let output = tokio::task::spawn_blocking(move || full.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert_eq!(hubspot.records("contacts").len(), 5, "{stderr}");
+}

@@ -1099,3 +1099,218 @@ fn status_and_connections_show_say_what_is_so() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Two connections: every command without --connection uses the default one, as `link` does.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_two_connections_every_command_uses_the_default_one() {
+    let hubspot = emulator().await;
+    let dir = workdir("two-connections");
+    let run = |args: &[&str], token: bool| {
+        let mut command = lago_hubspot(&dir);
+        command.args(args).args(["--hubspot-url", &hubspot.url]);
+        if token {
+            command.env("HUBSPOT_ACCESS_TOKEN", TOKEN);
+        }
+        output(command)
+    };
+    for (code, slug) in [("hs-a", "acme-a"), ("hs-b", "acme-b")] {
+        succeeded(
+            &run(
+                &[
+                    "connect",
+                    "--connection",
+                    code,
+                    "--token",
+                    TOKEN,
+                    "--lago-app-url",
+                    "https://lago.example.com",
+                    "--organization-slug",
+                    slug,
+                    "--no-deploy",
+                ],
+                false,
+            )
+            .await,
+        );
+    }
+    let list = succeeded(&run(&["connections", "list"], false).await);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("hs-a") && l.contains("yes")),
+        "{list}"
+    );
+
+    let event = dir.join("customer.json");
+    std::fs::write(
+        &event,
+        customer_event("customer.created", &customer("cus_two", Some("individual"))).to_string(),
+    )
+    .unwrap();
+    let event = event.to_str().unwrap();
+    let plan = succeeded(&run(&["plan", event], false).await);
+    assert!(
+        plan.contains("https://lago.example.com/acme-a/customer/cus_two"),
+        "{plan}"
+    );
+    succeeded(&run(&["deploy"], false).await);
+    let sync = run(&["sync", event], false).await;
+    assert!(
+        succeeded(&sync).starts_with("synced"),
+        "{}",
+        text(&sync.stderr)
+    );
+    let contacts = hubspot.records("contacts");
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(
+        contacts[0]
+            .properties
+            .get("lago_customer_link")
+            .map(String::as_str),
+        Some("https://lago.example.com/acme-a/customer/cus_two")
+    );
+    // A token for the run does not make a third connection.
+    succeeded(&run(&["sync", event], true).await);
+    let list = succeeded(&run(&["connections", "list"], false).await);
+    assert!(!list.lines().any(|l| l.starts_with("hubspot")), "{list}");
+    let log_a = succeeded(&run(&["log", "cus_two", "--connection", "hs-a"], false).await);
+    assert_eq!(log_a.matches("synced").count(), 2, "{log_a}");
+    let log_b = succeeded(&run(&["log", "cus_two", "--connection", "hs-b"], false).await);
+    assert!(
+        log_b.contains("nothing was synced for cus_two on connection hs-b"),
+        "{log_b}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Connection settings are checked as they are read, before anything is stored or sent.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_connection_settings_are_refused_naming_the_setting_before_anything_is_stored() {
+    let hubspot = emulator().await;
+    let dir = workdir("bad-settings");
+    let event = dir.join("customer.json");
+    std::fs::write(
+        &event,
+        customer_event("customer.created", &customer("cus_bad", Some("company"))).to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad.toml"), "organization_slug = \"\"\n").unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = lago_hubspot(&dir);
+        command
+            .args(args)
+            .args(["--hubspot-url", &hubspot.url])
+            .env("HUBSPOT_ACCESS_TOKEN", TOKEN)
+            .envs(env.iter().copied());
+        output(command)
+    };
+    let event = event.to_str().unwrap();
+    for (args, env, named) in [
+        (
+            &["sync", event, "--lago-app-url", "ftp://lago.example.com"][..],
+            &[][..],
+            "--lago-app-url",
+        ),
+        (
+            &["sync", event],
+            &[("LAGO_APP_URL", "not-a-url")][..],
+            "LAGO_APP_URL",
+        ),
+        (
+            &["deploy", "--organization-slug", ""],
+            &[],
+            "--organization-slug",
+        ),
+        (
+            &["sync", event, "--config", "bad.toml"],
+            &[],
+            "organization_slug",
+        ),
+    ] {
+        let refused = run(args, env).await;
+        let stderr = text(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(named) && !stderr.contains("panicked"),
+            "{args:?} {env:?}: {stderr}"
+        );
+        assert!(
+            !dir.join("lago-hubspot.db").exists(),
+            "{args:?} {env:?}: a state was written"
+        );
+    }
+    assert!(hubspot.request_log().is_empty(), "something was sent");
+
+    // A stored connection keeps its settings when an update is refused.
+    succeeded(
+        &run(
+            &["deploy", "--lago-app-url", "https://lago.example.com"],
+            &[],
+        )
+        .await,
+    );
+    let update = run(
+        &[
+            "connections",
+            "update",
+            "hubspot",
+            "--lago-app-url",
+            "lago.example.com",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!update.status.success(), "{}", text(&update.stderr));
+    let shown = succeeded(&run(&["connections", "show", "hubspot"], &[]).await);
+    assert!(shown.contains("https://lago.example.com"), "{shown}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plan_reads_stdin_an_empty_file_stays_empty_and_retry_takes_an_id_or_all_dead() {
+    let dir = workdir("smaller-ones");
+    let event = customer_event("customer.created", &customer("cus_stdin", Some("company")));
+    let mut plan = lago_hubspot(&dir)
+        .args(["plan", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = plan.stdin.take().unwrap();
+        stdin.write_all(event.to_string().as_bytes()).unwrap();
+    }
+    let planned = succeeded(&plan.wait_with_output().unwrap());
+    assert!(planned.contains("cus_stdin"), "{planned}");
+
+    // A read-only command leaves an empty file as it found it.
+    std::fs::write(dir.join("empty.db"), "").unwrap();
+    for args in [
+        &["status", "--state", "empty.db"][..],
+        &["events", "list", "--state", "empty.db"],
+    ] {
+        let refused = lago_hubspot(&dir).args(args).output().unwrap();
+        let stderr = text(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("empty.db is an empty file"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(std::fs::metadata(dir.join("empty.db")).unwrap().len(), 0);
+    }
+
+    let both = lago_hubspot(&dir)
+        .args(["events", "retry", "5", "--all-dead", "--state", "empty.db"])
+        .output()
+        .unwrap();
+    let stderr = text(&both.stderr);
+    assert_eq!(both.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--all-dead") && stderr.contains("cannot be used with"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -248,10 +248,16 @@ async fn serve_logs_the_drain_as_structured_events_in_json() {
     })
     .await
     .unwrap();
+    // A deprecated spelling's warning is a JSON line too.
+    let old = workspace.dir.join("old.toml");
+    std::fs::write(&old, "default_targeted_object = \"companies\"\n").unwrap();
     let service = Service::start(
         &workspace,
         &hubspot.url,
-        &[("LAGO_HUBSPOT_LOG_FORMAT", "json")],
+        &[
+            ("LAGO_HUBSPOT_LOG_FORMAT", "json"),
+            ("LAGO_HUBSPOT_CONFIG", old.to_str().unwrap()),
+        ],
     )
     .await;
     let exit = service.terminate().await;
@@ -261,11 +267,23 @@ async fn serve_logs_the_drain_as_structured_events_in_json() {
         workspace.log_tail()
     );
     let logs = std::fs::read_to_string(workspace.log()).unwrap();
+    // Every line, the service's own notices included.
     let events: Vec<Value> = logs
         .lines()
-        .filter(|line| line.starts_with('{'))
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
+    for (level, start) in [
+        ("INFO", "listening on http://127.0.0.1:"),
+        ("WARN", "`default_targeted_object =` is deprecated"),
+    ] {
+        assert!(
+            events.iter().any(|event| event["level"] == level
+                && event["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(start))),
+            "{logs}"
+        );
+    }
     let fields = |message: &str| -> Value {
         events
             .iter()
@@ -277,4 +295,43 @@ async fn serve_logs_the_drain_as_structured_events_in_json() {
     assert_eq!(draining["in_flight"], 0, "{draining}");
     assert_eq!(draining["timeout_s"], 30, "{draining}");
     assert_eq!(fields("drained")["in_flight"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stderr_never_breaks_a_request_an_event_or_the_exit_status() {
+    let workspace = Workspace::new("serve-closed-stderr");
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let service = Service::start_with_closed_stderr(&workspace, &hubspot.url, &[]).await;
+    let client = reqwest::Client::new();
+    // Refused with a warning nobody can read: still its 401.
+    let unsigned = client
+        .post(format!("{}/webhooks/lago", service.url))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("an answer, not a dropped connection");
+    assert_eq!(unsigned.status(), 401);
+    let acme = customer("cus_quiet", Some("company"));
+    let answer = post_webhook(
+        &client,
+        &service.url,
+        &customer_event("customer.created", &acme).to_string(),
+        "quiet-1",
+    )
+    .await
+    .expect("an answer, not a dropped connection");
+    assert_eq!(answer.status(), 200);
+    settled(&workspace, |store| {
+        store.queue_stats().unwrap().count(EventState::Synced) == 1
+    })
+    .await;
+    assert_eq!(hubspot.records("companies").len(), 1);
+    let status = service.terminate().await.expect("serve stops on SIGTERM");
+    assert!(status.success(), "{status}");
 }

@@ -35,7 +35,7 @@ pub enum EventsCommand {
     Retry {
         #[arg(required_unless_present = "all_dead")]
         id: Option<i64>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "id")]
         all_dead: bool,
     },
     /// Give up on an event without running it; it stays visible as dead.

@@ -88,8 +88,8 @@ pub struct GlobalArgs {
     )]
     pub database: Option<String>,
 
-    /// The connection, by its code (Lago's `integration_code`) [default: the only one stored;
-    /// `hubspot` when none is]
+    /// The connection, by its code (Lago's `integration_code`) [default: the only one stored,
+    /// else the default one (`connections list`); `hubspot` when none is]
     #[arg(
         long,
         global = true,
@@ -237,6 +237,9 @@ pub struct Global {
     pub hubspot_url_on_command_line: bool,
     /// Where this command's token came from (`--token` or `HUBSPOT_ACCESS_TOKEN`), if given.
     pub token_from: Option<&'static str>,
+    /// A warning for each deprecated spelling on the command line, said once logging is set
+    /// up ([`Global::warn_about_deprecations`]).
+    pub deprecated: Vec<String>,
 }
 
 impl Global {
@@ -282,6 +285,15 @@ impl Global {
                 if !path.exists() {
                     anyhow::bail!("{}", self.missing_state(&path));
                 }
+                // An empty file is no state yet: opening it would make it one.
+                if path.metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
+                    anyhow::bail!(
+                        "{} is an empty file, not a lago-hubspot state (left as it is). A state \
+                         is created by `lago-hubspot connect --connection CODE` (or `deploy`, \
+                         `sync`, `backfill`, `serve`, `link`)",
+                        path.display()
+                    );
+                }
                 Store::open(&path)
             }
             DatabaseUrl::Postgres(url) => Store::open_postgres_existing(&url),
@@ -312,6 +324,13 @@ impl Global {
              (or LAGO_HUBSPOT_STATE) at the one they wrote",
             path.display()
         )
+    }
+
+    /// Says what [`Global::deprecated`] holds (a log event each with `--log-format json`).
+    pub fn warn_about_deprecations(&self) {
+        for warning in &self.deprecated {
+            output::warn(warning);
+        }
     }
 
     pub fn connection(&self) -> Option<&str> {
@@ -348,15 +367,13 @@ pub fn parse() -> (Global, Option<Command>) {
     let args: Vec<OsString> = std::env::args_os().collect();
     let matches = Cli::command().get_matches_from(&args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    for warning in deprecations(&args) {
-        errln!("warning: {warning}");
-    }
     let state_source = match source(&matches, "state") {
         Some(ValueSource::CommandLine) => StateSource::Flag,
         Some(ValueSource::EnvVariable) => StateSource::Env,
         _ => StateSource::Default,
     };
     let global = Global {
+        deprecated: deprecations(&args),
         database_from_env: source(&matches, "database") == Some(ValueSource::EnvVariable),
         hubspot_url_on_command_line: source(&matches, "hubspot_url")
             == Some(ValueSource::CommandLine),
@@ -421,7 +438,7 @@ pub fn warn_once(message: &str) {
     static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
     if !said.iter().any(|s| s == message) {
-        errln!("warning: {message}");
+        output::warn(message);
         said.push(message.to_owned());
     }
 }
@@ -461,6 +478,9 @@ pub fn exit(ok: bool) -> ExitCode {
 pub fn syncer(global: &Global, settings: &Settings) -> anyhow::Result<Syncer> {
     // The component first: without it, nothing is created.
     let plugin = global.plugin()?;
+    // The settings are checked before the state is created (a flag's or environment variable's
+    // value was checked as it was parsed; a `--config` file's is now).
+    settings.file()?;
     let store = Arc::new(Mutex::new(global.create_state()?));
     let resolved = settings.resolve(global.connection(), &lock(&store))?;
     // One per-portal budget in every mode: `sync` and `backfill` pace themselves like `serve`
@@ -514,8 +534,8 @@ pub fn warn_about_placeholders(settings: &ConnectionSettings) {
         .iter()
         .map(|name| format!("--{}", name.replace('_', "-")))
         .collect();
-    errln!(
-        "warning: connection {}: {} not set, so the links written to HubSpot point at \
+    output::warn(&format!(
+        "connection {}: {} not set, so the links written to HubSpot point at \
          placeholders, like {}. Set {} (or LAGO_APP_URL / LAGO_ORGANIZATION_SLUG, or \
          `lago-hubspot connections update {} {}`); records are updated on their next event.",
         settings.code,
@@ -528,7 +548,7 @@ pub fn warn_about_placeholders(settings: &ConnectionSettings) {
             .map(|flag| format!("{flag} …"))
             .collect::<Vec<_>>()
             .join(" "),
-    );
+    ));
 }
 
 /// The component: the one named (`--component`, `LAGO_HUBSPOT_COMPONENT`), else
@@ -625,6 +645,7 @@ mod tests {
             hubspot_url_on_command_line: false,
             database_from_env: false,
             token_from: None,
+            deprecated: Vec::new(),
         };
         assert_eq!(
             global.guest_limits(),

@@ -29,6 +29,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub settings: Settings,
 
+    /// The Lago webhook payload: a file, or `-` for stdin.
     #[arg(value_name = "EVENT.json")]
     pub event: PathBuf,
 }
@@ -60,8 +61,12 @@ pub async fn run(global: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
     // A plan never sends anything; the client is only there to satisfy the syncer.
     let client = HubspotClient::new(DEFAULT_HUBSPOT_URL, Secret::new(""))?;
     let syncer = Syncer::read_only(plugin, client, store, settings);
-    let payload = std::fs::read_to_string(&args.event)
-        .with_context(|| format!("cannot read {}", args.event.display()))?;
+    let payload = if args.event.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
+    } else {
+        std::fs::read_to_string(&args.event)
+            .with_context(|| format!("cannot read {}", args.event.display()))?
+    };
     if args.format == PlanFormat::Json {
         let call = syncer.plan_call(&payload).await?;
         let document = call_document(call.handler, &call.connection, &call.known, &call.result);

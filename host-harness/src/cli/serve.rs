@@ -20,7 +20,7 @@ use lago_hubspot::sync::Syncer;
 use lago_hubspot::worker::QueuePolicy;
 
 use super::settings::Settings;
-use super::{Global, warn_about_placeholders};
+use super::{Global, output, warn_about_placeholders};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -128,6 +128,8 @@ pub async fn shutdown_signal() {
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::new());
     let plugin = global.plugin()?;
+    // A bad `--config` file stops it before the state is created.
+    args.settings.file()?;
     let store = Arc::new(Mutex::new(global.create_state()?));
     // A `--token` connection is a fleet of one: one path for every service.
     let fleet = fleet(plugin, store, global, &args, metrics.clone())?;
@@ -200,21 +202,23 @@ pub async fn run_connections(
         warn_about_placeholders(syncer.settings());
         let code = &syncer.settings().code;
         match syncer.deploy_if_needed().await {
-            Ok(Some(report)) => errln!("{code}: deployed: {}", report.summary),
+            Ok(Some(report)) => output::note(&format!("{code}: deployed: {}", report.summary)),
             Ok(None) => {}
-            Err(error) => errln!("{code}: deploy failed, will try again later: {error:#}"),
+            Err(error) => output::warn(&format!(
+                "{code}: deploy failed, will try again later: {error:#}"
+            )),
         }
     }
-    errln!(
+    output::note(&format!(
         "serving {} connection(s) ({}), default: {}",
         fleet.codes().count(),
         fleet.codes().collect::<Vec<_>>().join(", "),
         fleet.default_connection().unwrap_or("none")
-    );
-    errln!(
+    ));
+    output::note(&format!(
         "listening on http://{}{} (health: /healthz, metrics: /metrics)",
         listener.local_addr()?,
         options.webhook_path
-    );
+    ));
     serve_connections(fleet, metrics, listener, options, shutdown_signal()).await
 }

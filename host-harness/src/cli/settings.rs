@@ -11,6 +11,7 @@ use clap::{ArgAction, Args, builder::BoolishValueParser};
 use serde::Deserialize;
 
 use lago_hubspot::config::{ConnectionSettings, DefaultObject, MatchCompanies};
+use lago_hubspot::links::default_connection;
 use lago_hubspot::store::Store;
 
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -45,11 +46,18 @@ pub struct Settings {
 
     /// The Lago front end, for the `*_link` properties (the links people click in HubSpot)
     /// [default: http://localhost:8080, a placeholder].
-    #[arg(long, env = "LAGO_APP_URL", value_name = "URL")]
+    #[arg(long, env = "LAGO_APP_URL", value_name = "URL", value_parser = flag(LAGO_APP_URL))]
+    #[serde(default, deserialize_with = "toml_key::lago_app_url")]
     pub lago_app_url: Option<String>,
 
     /// The Lago organization's slug in those links [default: default, a placeholder].
-    #[arg(long, env = "LAGO_ORGANIZATION_SLUG", value_name = "SLUG")]
+    #[arg(
+        long,
+        env = "LAGO_ORGANIZATION_SLUG",
+        value_name = "SLUG",
+        value_parser = flag(ORGANIZATION_SLUG)
+    )]
+    #[serde(default, deserialize_with = "toml_key::organization_slug")]
     pub organization_slug: Option<String>,
 
     /// Sync subscriptions to LagoSubscriptions [default: true].
@@ -126,6 +134,96 @@ pub struct Settings {
     #[arg(long, hide = true)]
     #[serde(skip)]
     pub linked_customers_only: bool,
+}
+
+/// A setting whose value is checked where it is read, whichever way it comes (flag,
+/// environment variable or `--config` key), before anything is stored or sent.
+#[derive(Clone, Copy)]
+pub struct Checked {
+    flag: &'static str,
+    env: &'static str,
+    key: &'static str,
+    check: fn(&str) -> Result<(), String>,
+}
+
+impl Checked {
+    /// The value, or an error naming the setting every way it can be given.
+    fn read(&self, value: &str) -> Result<String, String> {
+        (self.check)(value).map_err(|why| {
+            format!(
+                "{why} (the {} setting: {}, {} or `{}` in --config)",
+                self.key, self.flag, self.env, self.key
+            )
+        })?;
+        Ok(value.to_owned())
+    }
+}
+
+/// The Lago front end the `*_link` properties point at: an http(s) URL with a host.
+pub const LAGO_APP_URL: Checked = Checked {
+    flag: "--lago-app-url",
+    env: "LAGO_APP_URL",
+    key: "lago_app_url",
+    check: |value| {
+        let example = "give Lago's front end, like https://app.getlago.com";
+        let url = url::Url::parse(value.trim())
+            .map_err(|error| format!("{value:?} is not a URL ({error}): {example}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "{value:?} is not an http(s) URL (it is {}:): {example}",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{value:?} names no host: {example}"));
+        }
+        Ok(())
+    },
+};
+
+/// The organization's slug in those links: not empty, one path segment.
+pub const ORGANIZATION_SLUG: Checked = Checked {
+    flag: "--organization-slug",
+    env: "LAGO_ORGANIZATION_SLUG",
+    key: "organization_slug",
+    check: |value| {
+        let slug = value.trim().trim_matches('/');
+        if slug.is_empty() {
+            return Err("the organization slug is empty: give the one in your Lago URLs, like acme in https://app.getlago.com/acme/customers".to_owned());
+        }
+        if slug.contains(['/', '?', '#']) || slug.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "{value:?} is not a slug (one word of a URL path, like acme)"
+            ));
+        }
+        Ok(())
+    },
+};
+
+/// The flag's and environment variable's parser for a checked setting.
+fn flag(setting: Checked) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync {
+    move |value: &str| setting.read(value)
+}
+
+/// The `--config` keys' readers for the checked settings.
+mod toml_key {
+    use serde::{Deserialize as _, Deserializer, de::Error as _};
+
+    fn read<'de, D: Deserializer<'de>>(
+        setting: super::Checked,
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        setting.read(&value).map(Some).map_err(D::Error::custom)
+    }
+
+    pub fn lago_app_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        read(super::LAGO_APP_URL, d)
+    }
+
+    pub fn organization_slug<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        read(super::ORGANIZATION_SLUG, d)
+    }
 }
 
 /// `--config` keys of the previous release (the stored settings' names), still read.
@@ -212,19 +310,22 @@ impl Settings {
     }
 
     /// The connection's settings: what the state holds for it (the `connection` given, else the
-    /// only one stored), then the `--config` file, then the flags and environment variables.
+    /// one [`default_connection`] names, as for `link`), then the `--config` file, then the flags and environment variables.
     pub fn resolve(
         &self,
         connection: Option<&str>,
         store: &Store,
     ) -> anyhow::Result<ConnectionSettings> {
         let file = self.file()?;
-        let code = connection.or(file.connection.as_deref());
+        let code = match connection.or(file.connection.as_deref()) {
+            Some(code) => Some(code.to_owned()),
+            None => default_connection(store)?,
+        };
         let mut settings = match code {
             Some(code) => store
-                .connection(code)?
-                .unwrap_or_else(|| new_connection(code)),
-            None => store.sole_connection()?.unwrap_or_default(),
+                .connection(&code)?
+                .unwrap_or_else(|| new_connection(&code)),
+            None => ConnectionSettings::default(),
         };
         file.apply(&mut settings);
         self.apply(&mut settings);

@@ -109,6 +109,25 @@ impl Service {
     /// (`support::settings`), 8 workers and fast retries, and waits until it answers `/healthz`.
     /// `env` is applied last (e.g. `RUST_LOG`, or another `HUBSPOT_ACCESS_TOKEN`).
     pub async fn start(workspace: &Workspace, hubspot_url: &str, env: &[(&str, &str)]) -> Service {
+        Self::start_logging(workspace, hubspot_url, env, true).await
+    }
+
+    /// [`Service::start`] with stderr a pipe whose reader is gone (`serve … 2>&1 | head -1`
+    /// after its first line): the workspace's log stays empty.
+    pub async fn start_with_closed_stderr(
+        workspace: &Workspace,
+        hubspot_url: &str,
+        env: &[(&str, &str)],
+    ) -> Service {
+        Self::start_logging(workspace, hubspot_url, env, false).await
+    }
+
+    async fn start_logging(
+        workspace: &Workspace,
+        hubspot_url: &str,
+        env: &[(&str, &str)],
+        logged: bool,
+    ) -> Service {
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -145,9 +164,16 @@ impl Service {
                 ])
                 .args(["--lago-app-url", "https://lago.example.com"])
                 .stdout(Stdio::null())
-                .stderr(log)
+                .stderr(if logged {
+                    Stdio::from(log)
+                } else {
+                    Stdio::piped()
+                })
                 .spawn()
                 .expect("the binary starts");
+            // Closed before the service writes its first line.
+            let mut child = child;
+            drop(child.stderr.take());
             let mut service = Service {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
