@@ -279,6 +279,19 @@ impl<'a> Fields<'a> {
         self.field(name, "a string", |v| v.as_str().map(str::to_owned))
     }
 
+    /// A date or date-time string ([`crate::format::date`] reads it). One that does not read as
+    /// a date is an error naming it: mapped as missing, it would clear the HubSpot property the
+    /// record already holds. An empty (or blank) string is kept as a way of saying "none".
+    fn date(&mut self, name: &str) -> Option<String> {
+        let text = self.text(name)?;
+        if !text.trim().is_empty() && crate::format::date(&text).is_none() && self.error.is_none() {
+            self.error = Some(format!(
+                "`{name}` is {text:?}, expected a date (YYYY-MM-DD) or an RFC 3339 date-time"
+            ));
+        }
+        Some(text)
+    }
+
     /// An integer that fits `i64` (Lago's `*_cents` amounts).
     fn integer(&mut self, name: &str) -> Option<i64> {
         self.field(name, "an integer", Value::as_i64)
@@ -376,12 +389,12 @@ impl FromLago for Subscription {
             plan_code: f.text("plan_code"),
             status: f.text("status"),
             billing_time: f.text("billing_time"),
-            created_at: f.text("created_at"),
-            started_at: f.text("started_at"),
-            ending_at: f.text("ending_at"),
-            subscription_at: f.text("subscription_at"),
-            terminated_at: f.text("terminated_at"),
-            trial_ended_at: f.text("trial_ended_at"),
+            created_at: f.date("created_at"),
+            started_at: f.date("started_at"),
+            ending_at: f.date("ending_at"),
+            subscription_at: f.date("subscription_at"),
+            terminated_at: f.date("terminated_at"),
+            trial_ended_at: f.date("trial_ended_at"),
             plan: f.nested("plan"),
             customer: f.nested("customer"),
         };
@@ -404,8 +417,8 @@ impl FromLago for Invoice {
             lago_id: f.text("lago_id"),
             number: f.text("number"),
             purchase_order_number: f.text("purchase_order_number"),
-            issuing_date: f.text("issuing_date"),
-            payment_due_date: f.text("payment_due_date"),
+            issuing_date: f.date("issuing_date"),
+            payment_due_date: f.date("payment_due_date"),
             payment_overdue: f.flag("payment_overdue"),
             invoice_type: f.text("invoice_type"),
             status: f.text("status"),
@@ -434,7 +447,7 @@ impl FromLago for CreditNote {
             number: f.text("number"),
             lago_invoice_id: f.text("lago_invoice_id"),
             invoice_number: f.text("invoice_number"),
-            issuing_date: f.text("issuing_date"),
+            issuing_date: f.date("issuing_date"),
             credit_status: f.text("credit_status"),
             refund_status: f.text("refund_status"),
             reason: f.text("reason"),
@@ -460,6 +473,34 @@ mod tests {
 
     fn customer(entries: serde_json::Value) -> Customer {
         Customer::from_lago(&json!({"lago_id": "c1", "integration_customers": entries})).unwrap()
+    }
+
+    /// A date that does not read is refused by name: mapped as missing, it would clear the
+    /// HubSpot property the record holds. Null, absent and empty stay "none".
+    #[test]
+    fn a_date_that_does_not_read_is_an_error_naming_it() {
+        for bad in ["2026-13-45", "yesterday", "2026-02-30"] {
+            let error = Invoice::from_lago(&json!({"lago_id": "i1", "issuing_date": bad}))
+                .expect_err("refused");
+            assert!(
+                error.contains("`issuing_date`") && error.contains(bad),
+                "{error}"
+            );
+            let error = Subscription::from_lago(&json!({"lago_id": "s1", "terminated_at": bad}))
+                .expect_err("refused");
+            assert!(error.contains("`terminated_at`"), "{error}");
+        }
+        for fine in [
+            json!(null),
+            json!(""),
+            json!("2026-11-01"),
+            json!("2026-11-01T10:00:00Z"),
+        ] {
+            let invoice = Invoice::from_lago(&json!({"lago_id": "i1", "issuing_date": fine}));
+            assert!(invoice.is_ok(), "{fine}: {invoice:?}");
+        }
+        let note = CreditNote::from_lago(&json!({"lago_id": "n1", "issuing_date": "31/12/2026"}));
+        assert!(note.is_err());
     }
 
     fn linked_id<'a>(customer: &'a Customer, code: &str, sole: bool) -> Option<&'a str> {
