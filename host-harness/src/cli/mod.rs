@@ -135,27 +135,27 @@ pub struct GlobalArgs {
     )]
     pub component: Option<PathBuf>,
 
-    /// Stop a call into the component that computes for longer, in milliseconds: its event
-    /// fails with the reason and is retried like a HubSpot outage
+    /// Stop a call into the component that computes for longer, in milliseconds (checked every
+    /// 5 ms, up to an hour): its event fails with the reason and is retried like a HubSpot outage
     #[arg(
         long,
         global = true,
         env = "LAGO_HUBSPOT_GUEST_DEADLINE_MS",
         value_name = "MS",
         default_value_t = 500,
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000),
     )]
     pub guest_deadline_ms: u64,
 
-    /// The memory a call into the component may hold, in MiB: asking for more fails its event
-    /// for good (kept as dead, with the reason)
+    /// The memory a call into the component may hold, in MiB (2 to 4096; the component starts
+    /// with about 1.1 MiB): asking for more fails its event for good (kept as dead, with the reason)
     #[arg(
         long,
         global = true,
         env = "LAGO_HUBSPOT_GUEST_MEMORY_MIB",
         value_name = "MIB",
         default_value_t = 64,
-        value_parser = clap::value_parser!(u64).range(1..=4096),
+        value_parser = clap::value_parser!(u64).range(2..=4096),
     )]
     pub guest_memory_mib: u64,
 
