@@ -1,6 +1,6 @@
 //! A bounded guest: a component that loops, allocates without end or panics is stopped (by its
 //! deadline, its memory cap, its trap), its event fails with the reason, and the same process
-//! goes on syncing the other events. The misbehaving component (`misbehaving-guest/`) plans like
+//! goes on syncing the other events. The misbehaving component (the guest's `misbehave` feature) plans like
 //! the real one, except for a payload that carries one of its markers: here, as the customer's
 //! `external_id`.
 
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// The markers `misbehaving-guest/src/lib.rs` reacts to.
+/// The markers `guest/src/misbehave.rs` reacts to.
 const LOOP: &str = "misbehave:loop";
 const GROW: &str = "misbehave:grow";
 const PANIC: &str = "misbehave:panic";
