@@ -726,15 +726,15 @@ fn report(
     match settled {
         Settled::Synced => {
             metrics.events_synced.inc();
-            settled_info!(event, "synced", detail = %clip(detail), "event synced");
+            settled!(tracing::Level::INFO, event, "synced", detail = %clip(detail), "event synced");
         }
         Settled::Skipped => {
             metrics.events_skipped.inc();
-            settled_info!(event, "skipped", reason = %clip(detail), "event skipped");
+            settled!(tracing::Level::INFO, event, "skipped", reason = %clip(detail), "event skipped");
         }
         Settled::Rejected => {
             metrics.events_rejected.inc();
-            settled_warn!(event, "rejected", reason = %clip(detail), "event rejected");
+            settled!(tracing::Level::WARN, event, "rejected", reason = %clip(detail), "event rejected");
         }
         Settled::Dead {
             status,
@@ -745,9 +745,11 @@ fn report(
             metrics.events_dead.inc();
             let status = *status;
             match attempts {
-                None => settled_warn!(event, "dead", status, error = %clip(error), "event dead"),
+                None => {
+                    settled!(tracing::Level::WARN, event, "dead", status, error = %clip(error), "event dead")
+                }
                 Some(attempts) => {
-                    settled_warn!(event, "dead", status, attempts, error = %clip(error), "event dead")
+                    settled!(tracing::Level::WARN, event, "dead", status, attempts, error = %clip(error), "event dead")
                 }
             }
         }
@@ -760,7 +762,7 @@ fn report(
             let (attempts, status) = (*attempts, *status);
             let max_attempts = policy.max_attempts;
             let retry_in_s = seconds(at_ms - now_ms());
-            settled_info!(
+            settled!(tracing::Level::INFO,
                 event,
                 "retry",
                 retry_in_s,
@@ -772,7 +774,7 @@ fn report(
             );
         }
         Settled::AwaitingReconnect => {
-            settled_info!(
+            settled!(tracing::Level::INFO,
                 event,
                 "awaiting_reconnect",
                 reason = %clip(detail),
@@ -782,7 +784,7 @@ fn report(
         Settled::Parked { until_ms } => {
             metrics.events_failed.inc();
             let retry_in_s = seconds(until_ms - now_ms());
-            settled_info!(
+            settled!(tracing::Level::INFO,
                 event,
                 "parked",
                 retry_in_s,
@@ -793,11 +795,13 @@ fn report(
     }
 }
 
-/// One log line per settled event, with the event's identity as structured fields (never its
-/// payload): `settled_info!(event, "outcome", more fields…, "message")`.
-macro_rules! settled_info {
-    ($event:expr, $outcome:expr, $($rest:tt)+) => {
-        tracing::info!(
+/// One log line per settled event, at `level` (warn for outcomes that need a person: dead,
+/// rejected), with the event's identity as structured fields (never its payload):
+/// `settled!(Level::INFO, event, "outcome", more fields…, "message")`.
+macro_rules! settled {
+    ($level:expr, $event:expr, $outcome:expr, $($rest:tt)+) => {
+        tracing::event!(
+            $level,
             event = $event.id,
             connection = %$event.connection,
             webhook_type = %$event.webhook_type,
@@ -808,21 +812,7 @@ macro_rules! settled_info {
     };
 }
 
-/// [`settled_info!`] at warn level, for outcomes that need a person (dead, rejected).
-macro_rules! settled_warn {
-    ($event:expr, $outcome:expr, $($rest:tt)+) => {
-        tracing::warn!(
-            event = $event.id,
-            connection = %$event.connection,
-            webhook_type = %$event.webhook_type,
-            lago_id = %$event.lago_id,
-            outcome = $outcome,
-            $($rest)+
-        )
-    };
-}
-
-use {settled_info, settled_warn};
+use settled;
 
 /// Milliseconds as seconds, for log lines.
 fn seconds(ms: i64) -> f64 {
