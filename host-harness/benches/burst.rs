@@ -272,7 +272,7 @@ async fn run(scratch: &mut Scratch, args: &Args, mode: Mode, customers: usize, l
         ClientSetup {
             plugin: None,
             budget: Some(limit),
-            retry: None,
+            ..ClientSetup::default()
         },
     )
     .await;

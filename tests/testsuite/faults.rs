@@ -74,6 +74,7 @@ async fn fault_suite(customers: usize, burst: usize) -> usize {
                 base_delay: Duration::from_millis(5),
                 max_delay: Duration::from_millis(300),
             }),
+            settings: None,
         },
     )
     .await;
@@ -278,6 +279,7 @@ async fn workers_outlive_a_database_locked_longer_than_the_busy_timeout() {
                 max_attempts: 1,
                 ..RetryPolicy::default()
             }),
+            settings: None,
         },
     )
     .await;

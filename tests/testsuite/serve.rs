@@ -341,6 +341,7 @@ async fn a_burst_that_meets_a_spent_budget_waits_and_goes_out_in_one_group() {
             plugin: None,
             budget: Some(rate),
             retry: None,
+            ..ClientSetup::default()
         },
     )
     .await;

@@ -1,6 +1,8 @@
-//! A state file written by release 0.1.0 (no schema version; `tests/fixtures/state-0.1.0/make.sh`
-//! made it with that release's binary) opens with this release, upgrades in place, and keeps
-//! syncing without duplicates: its connection, ids, backfill hashes and pending webhook survive.
+//! State files written by earlier releases open with this release, upgrade in place, and keep
+//! syncing without duplicates: release 0.1.0's (no schema version; `tests/fixtures/state-0.1.0/make.sh`
+//! made it with that release's binary), whose connection, ids, backfill hashes and pending webhook
+//! survive, and the last one before lago:hubspot@0.2.0's (schema version 4;
+//! `tests/fixtures/state-954e37c/make.sh`), whose pending webhook holds a plan of the old format.
 
 use std::path::PathBuf;
 
@@ -20,8 +22,13 @@ const ACME: &str = "8d1f3c5e-2b7a-4c19-9e3f-6a0b5d7c2e41";
 const KENJI: &str = "c4e2a7b9-6d13-4f58-8b2e-91a0f3d6e7c5";
 
 fn fixture_copy(name: &str) -> PathBuf {
+    fixture_copy_of("state-0.1.0", name)
+}
+
+/// A copy of `tests/fixtures/{fixture}/{fixture}.db`, to open and upgrade.
+fn fixture_copy_of(fixture: &str, name: &str) -> PathBuf {
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/state-0.1.0/state-0.1.0.db");
+        .join(format!("../tests/fixtures/{fixture}/{fixture}.db"));
     let dir = std::env::temp_dir().join(format!(
         "lago-hubspot-upgrade-{name}-{}",
         std::process::id()
@@ -50,6 +57,88 @@ const SYNCED_SAMPLES: [&str; 7] = [
     "07-invoice-created-jpy.json",
     "09-subscription-terminated.json",
 ];
+
+/// The last release before lago:hubspot@0.2.0 left a webhook pending with the raw-HTTP plan it
+/// had stored before HubSpot became unreachable. This release upgrades the file (4 → current),
+/// plans that event again in the typed format and syncs it once, next to the records the old
+/// release wrote, without a duplicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_event_planned_by_the_release_before_0_2_is_planned_again_and_synced_once() {
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut settings = settings();
+    settings.code = "hubspot".into();
+    // The portal the fixture was synced to: the same writes in the same order give the same ids.
+    let rebuild = Syncer::new(
+        plugin(),
+        HubspotClient::new(&hubspot.url, Secret::new(TOKEN)).unwrap(),
+        Store::open_in_memory().unwrap(),
+        settings.clone(),
+    )
+    .unwrap();
+    rebuild.deploy().await.unwrap();
+    for name in &SYNCED_SAMPLES[..4] {
+        let outcome = rebuild.sync_event(&sample(name)).await;
+        assert_eq!(
+            outcome.status,
+            OutcomeStatus::Synced,
+            "{name}: {}",
+            outcome.detail
+        );
+    }
+    let before = |object: &str| hubspot.records(object).len();
+    let (companies, contacts, invoices) = (
+        before("companies"),
+        before("contacts"),
+        before("2-30000002"),
+    );
+    assert_eq!((companies, contacts, invoices), (1, 1, 1));
+
+    let store = Store::open(&fixture_copy_of("state-954e37c", "resume")).expect("it opens");
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let pending = store.events(Some(EventState::Pending), 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(
+        pending[0]
+            .plan
+            .as_deref()
+            .is_some_and(|p| p.contains("\"path\""))
+    );
+    assert_eq!(pending[0].attempts, 1);
+
+    let serve = ServeHarness::start_with(
+        hubspot,
+        store,
+        ServeHarness::hmac_options(),
+        ClientSetup {
+            settings: Some(settings),
+            ..ClientSetup::default()
+        },
+    )
+    .await;
+    serve.settled(std::time::Duration::from_secs(30)).await;
+    let event = serve.syncer.store().event(pending[0].id).unwrap().unwrap();
+    assert_eq!(event.state, EventState::Synced, "{:?}", event.last_error);
+    let hubspot = &serve.hubspot;
+    assert_eq!(hubspot.records("companies").len(), companies);
+    assert_eq!(hubspot.records("contacts").len(), contacts);
+    let all = hubspot.records("2-30000002");
+    assert_eq!(all.len(), invoices + 1, "the pending invoice, once");
+    let added = all
+        .iter()
+        .find(|r| r.properties["lago_invoice_number"] == "ACM-202611-002")
+        .expect("the pending invoice is in HubSpot");
+    assert_eq!(
+        hubspot.associations("2-30000002", &added.id, "contacts"),
+        ["1000001"],
+        "associated with the contact the old release created"
+    );
+    serve.stop().await.unwrap();
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_state_file_of_release_0_1_0_upgrades_and_keeps_syncing_without_duplicates() {

@@ -272,6 +272,8 @@ pub struct ClientSetup {
     pub budget: Option<Rate>,
     /// Per-request retries inside a plan step (`Syncer::with_retry`).
     pub retry: Option<RetryPolicy>,
+    /// The connection served [default: `settings()`].
+    pub settings: Option<ConnectionSettings>,
 }
 
 impl ServeHarness {
@@ -309,7 +311,8 @@ impl ServeHarness {
             client = client.with_budget(Arc::new(RateBudget::new(rate)));
         }
         let plugin = setup.plugin.unwrap_or_else(plugin);
-        let mut syncer = Syncer::new(plugin, client, store, settings()).unwrap();
+        let settings = setup.settings.unwrap_or_else(settings);
+        let mut syncer = Syncer::new(plugin, client, store, settings).unwrap();
         if let Some(retry) = setup.retry {
             syncer = syncer.with_retry(retry);
         }
