@@ -3,11 +3,9 @@
 //! file; Lago redelivers whatever got no answer. The end state must equal a clean run's, with
 //! nothing lost and nothing written twice. A SIGTERM must drain, exit 0 and lose nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use lago_hubspot::queue::{EventState, QueueStats};
+use lago_hubspot::queue::EventState;
 use lago_hubspot::store::Store;
 use lago_hubspot_emulators::hubspot::{
     Emulator, EmulatorConfig, Faults, RateLimit, RunningEmulator,
@@ -15,6 +13,7 @@ use lago_hubspot_emulators::hubspot::{
 use rand::Rng as _;
 
 use crate::support::binary::{Service, Workspace};
+use crate::support::lago::{Lago, busy};
 use crate::support::*;
 
 /// A HubSpot slow enough that events are mid-plan when the process dies. The rate limit is set
@@ -34,95 +33,6 @@ async fn slow_hubspot() -> RunningEmulator {
     })
     .await
     .unwrap()
-}
-
-/// Lago's side: posts every customer's webhooks in order, several customers at a time, and
-/// redelivers (same unique key) any webhook that got no 200, until it does.
-struct Lago {
-    /// Where the service currently listens (it moves on every restart).
-    url: Arc<RwLock<String>>,
-    acknowledged: Arc<AtomicUsize>,
-    redeliveries: Arc<AtomicUsize>,
-    done: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Lago {
-    fn start(url: &str, webhooks: Vec<Vec<(String, String)>>, posters: usize) -> Lago {
-        let shared_url = Arc::new(RwLock::new(url.to_owned()));
-        let acknowledged = Arc::new(AtomicUsize::new(0));
-        let redeliveries = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let webhooks = Arc::new(webhooks);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let (url, ack, redo, finished) = (
-            shared_url.clone(),
-            acknowledged.clone(),
-            redeliveries.clone(),
-            done.clone(),
-        );
-        let task = tokio::spawn(async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            for poster in 0..posters {
-                let (client, url, webhooks, ack, redo) = (
-                    client.clone(),
-                    url.clone(),
-                    webhooks.clone(),
-                    ack.clone(),
-                    redo.clone(),
-                );
-                tasks.spawn(async move {
-                    let mine: Vec<&Vec<(String, String)>> =
-                        webhooks.iter().skip(poster).step_by(posters).collect();
-                    let longest = mine.iter().map(|c| c.len()).max().unwrap_or(0);
-                    for n in 0..longest {
-                        for (key, body) in mine.iter().filter_map(|c| c.get(n)) {
-                            loop {
-                                let base = url.read().unwrap().clone();
-                                let answer = post_webhook(&client, &base, body, key).await;
-                                if answer.is_ok_and(|r| r.status() == 200) {
-                                    ack.fetch_add(1, Ordering::SeqCst);
-                                    break;
-                                }
-                                redo.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(25)).await;
-                            }
-                        }
-                    }
-                });
-            }
-            while let Some(joined) = tasks.join_next().await {
-                joined.expect("poster");
-            }
-            finished.store(true, Ordering::SeqCst);
-        });
-        Lago {
-            url: shared_url,
-            acknowledged,
-            redeliveries,
-            done,
-            task,
-        }
-    }
-
-    fn point_at(&self, url: &str) {
-        *self.url.write().unwrap() = url.to_owned();
-    }
-
-    fn acknowledged(&self) -> usize {
-        self.acknowledged.load(Ordering::SeqCst)
-    }
-
-    fn done(&self) -> bool {
-        self.done.load(Ordering::SeqCst)
-    }
-}
-
-fn busy(stats: &QueueStats) -> u64 {
-    stats.count(EventState::Pending) + stats.count(EventState::Running)
 }
 
 /// Polls until `condition` holds; panics with `what` after `timeout`.
@@ -174,7 +84,7 @@ async fn killed_and_restarted_serve_loses_nothing_and_duplicates_nothing() {
     let total: usize = webhooks.iter().map(Vec::len).sum();
 
     let mut service = Service::start(&workspace, &hubspot.url, &[]).await;
-    let lago = Lago::start(&service.url, webhooks.clone(), 8);
+    let lago = Lago::start_one(&service.url, webhooks.clone(), 8);
     let mut rng = rand::rng();
     let mut kills = Vec::new();
     // Two kills while Lago is still posting, at random depths into the stream.
@@ -218,7 +128,7 @@ async fn killed_and_restarted_serve_loses_nothing_and_duplicates_nothing() {
         || busy(&workspace.stats()) == 0,
     )
     .await;
-    lago.task.await.unwrap();
+    let redeliveries = lago.finished().await;
     let status = service.terminate().await;
     assert!(
         status.is_some_and(|s| s.success()),
@@ -232,7 +142,7 @@ async fn killed_and_restarted_serve_loses_nothing_and_duplicates_nothing() {
     assert_complete(&workspace, &hubspot, &webhooks).await;
     eprintln!(
         "{total} webhooks, {} redelivered by Lago, kills: {kills:#?}",
-        lago.redeliveries.load(Ordering::SeqCst)
+        redeliveries
     );
 }
 
@@ -243,7 +153,7 @@ async fn sigterm_drains_exits_zero_and_a_restart_finishes_the_rest() {
     let webhooks: Vec<Vec<(String, String)>> = (100..115).map(customer_lifecycle).collect();
 
     let service = Service::start(&workspace, &hubspot.url, &[]).await;
-    let lago = Lago::start(&service.url, webhooks.clone(), 4);
+    let lago = Lago::start_one(&service.url, webhooks.clone(), 4);
     // Stop while Lago is mid-stream and the workers have a backlog.
     wait_for("a backlog", Duration::from_secs(120), || {
         lago.acknowledged() >= 60 && busy(&workspace.stats()) > 0
@@ -264,7 +174,7 @@ async fn sigterm_drains_exits_zero_and_a_restart_finishes_the_rest() {
     );
     let service = Service::start(&workspace, &hubspot.url, &[]).await;
     lago.point_at(&service.url);
-    lago.task.await.unwrap();
+    lago.finished().await;
     wait_for("the queue to drain", Duration::from_secs(180), || {
         busy(&workspace.stats()) == 0
     })

@@ -5,16 +5,16 @@
 //! fail when `LAGO_HUBSPOT_REQUIRE_PG=1` (CI).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use lago_hubspot::queue::{EventState, QueueStats};
+use lago_hubspot::queue::EventState;
 use lago_hubspot::store::testing::fresh_database_url;
 use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, InjectedFault, RateLimit};
 use rand::Rng as _;
 
 use crate::support::binary::{Service, Workspace, lago_hubspot_command};
+use crate::support::lago::{Lago, busy};
 use crate::support::*;
 
 fn run(args: &[&str], database: &str, hubspot_url: &str) -> std::process::Output {
@@ -98,96 +98,10 @@ async fn every_command_reads_and_writes_a_postgresql_state() {
     );
 }
 
-/// Lago's side for several instances behind one load balancer: each customer's webhooks in
-/// order (the next once the previous got its 200), posted to the instances in turn; a webhook
-/// that gets no 200 (its instance was killed) is redelivered to the next instance.
-struct Lago {
-    acknowledged: Arc<AtomicUsize>,
-    redeliveries: Arc<AtomicUsize>,
-    done: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Lago {
-    fn start(
-        instances: Arc<RwLock<Vec<String>>>,
-        webhooks: Vec<Vec<(String, String)>>,
-        posters: usize,
-    ) -> Lago {
-        let acknowledged = Arc::new(AtomicUsize::new(0));
-        let redeliveries = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let webhooks = Arc::new(webhooks);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let (ack, redo, finished) = (acknowledged.clone(), redeliveries.clone(), done.clone());
-        let task = tokio::spawn(async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            for poster in 0..posters {
-                let (client, instances, webhooks, ack, redo) = (
-                    client.clone(),
-                    instances.clone(),
-                    webhooks.clone(),
-                    ack.clone(),
-                    redo.clone(),
-                );
-                tasks.spawn(async move {
-                    let mine: Vec<&Vec<(String, String)>> =
-                        webhooks.iter().skip(poster).step_by(posters).collect();
-                    let longest = mine.iter().map(|c| c.len()).max().unwrap_or(0);
-                    let mut turn = poster;
-                    for n in 0..longest {
-                        for (key, body) in mine.iter().filter_map(|c| c.get(n)) {
-                            loop {
-                                turn += 1;
-                                let base = {
-                                    let urls = instances.read().unwrap();
-                                    urls[turn % urls.len()].clone()
-                                };
-                                let answer = post_webhook(&client, &base, body, key).await;
-                                if answer.is_ok_and(|r| r.status() == 200) {
-                                    ack.fetch_add(1, Ordering::SeqCst);
-                                    break;
-                                }
-                                redo.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                        }
-                    }
-                });
-            }
-            while let Some(joined) = tasks.join_next().await {
-                joined.expect("poster");
-            }
-            finished.store(true, Ordering::SeqCst);
-        });
-        Lago {
-            acknowledged,
-            redeliveries,
-            done,
-            task,
-        }
-    }
-
-    fn acknowledged(&self) -> usize {
-        self.acknowledged.load(Ordering::SeqCst)
-    }
-
-    fn done(&self) -> bool {
-        self.done.load(Ordering::SeqCst)
-    }
-}
-
 /// The portal's limit in the multi-instance runs, scaled down from HubSpot's 110 per 10 s so that
 /// the instances meet it.
 const RATE_MAX: u32 = 25;
 const RATE_INTERVAL_MS: u64 = 1_000;
-
-fn busy(stats: &QueueStats) -> u64 {
-    stats.count(EventState::Pending) + stats.count(EventState::Running)
-}
 
 async fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -240,7 +154,7 @@ async fn several_instances(instances: usize, customers: usize) {
     let urls = Arc::new(RwLock::new(
         services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
     ));
-    let lago = Lago::start(urls.clone(), webhooks.clone(), 8);
+    let lago = Lago::start(urls.clone(), webhooks.clone(), 8, Duration::from_millis(10));
 
     // Kill instance 0 partway through the posting; Lago's posts to it fail over to the others.
     let at = rand::rng().random_range(total / 5..total / 2);
@@ -267,7 +181,7 @@ async fn several_instances(instances: usize, customers: usize) {
         || busy(&workspace.stats()) == 0,
     )
     .await;
-    lago.task.await.unwrap();
+    let redeliveries = lago.finished().await;
     for service in services {
         let status = service.terminate().await;
         assert!(
@@ -309,7 +223,7 @@ async fn several_instances(instances: usize, customers: usize) {
     );
     eprintln!(
         "{instances} instances, {total} webhooks, {} redelivered, {} HubSpot requests, none over the shared limit, instance 0 killed at {killed_at:?}",
-        lago.redeliveries.load(Ordering::SeqCst),
+        redeliveries,
         log.len()
     );
 }
@@ -405,7 +319,7 @@ async fn benchmark_instances_on_one_database() {
             services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
         ));
         let started = std::time::Instant::now();
-        let lago = Lago::start(urls, webhooks.clone(), 16);
+        let lago = Lago::start(urls, webhooks.clone(), 16, Duration::from_millis(10));
         wait_for("posting", Duration::from_secs(300), || lago.done()).await;
         let ingested = started.elapsed();
         wait_for("draining", Duration::from_secs(300), || {
@@ -413,7 +327,7 @@ async fn benchmark_instances_on_one_database() {
         })
         .await;
         let synced = started.elapsed();
-        lago.task.await.unwrap();
+        lago.finished().await;
         let requests = hubspot.request_log().len() - before;
         for service in services {
             service.terminate().await;

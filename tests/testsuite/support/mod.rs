@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod lago;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
