@@ -222,7 +222,7 @@ impl DatabaseUrl {
     }
 }
 
-fn mask_password(url: &str) -> String {
+pub(crate) fn mask_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -352,6 +352,14 @@ impl Db {
         match self {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL URL the connection was opened with (`None` on SQLite).
+    pub(crate) fn postgres_url(&self) -> Option<String> {
+        match self {
+            Db::Sqlite(_) => None,
+            Db::Postgres(pg) => Some(pg.borrow().url.clone()),
         }
     }
 

@@ -18,6 +18,7 @@
 //!   in-memory HubSpot of the `lago-hubspot-emulators` crate, which also holds the Lago API fake
 //!   the tests use; without the feature this library has no test doubles in it.
 
+pub mod arrivals;
 pub mod auth;
 pub mod backfill;
 pub mod batch;

@@ -205,7 +205,7 @@ impl Store {
                     sql_params![QUEUE_LOCK],
                 )?;
             }
-            tx.query_opt(
+            let inserted = tx.query_opt(
                 "INSERT INTO events (unique_key, received_at_ms, connection, order_key, webhook_type,
                      lago_id, body, state, last_error, updated_at_ms, customer_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?2, ?10)
@@ -222,7 +222,11 @@ impl Store {
                     event.settled.as_ref().map(Settled::reason),
                     event.customer_key
                 ],
-            )
+            )?;
+            if inserted.is_some() && state == EventState::Pending {
+                announce(tx)?;
+            }
+            Ok(inserted)
         })?;
         Ok(match inserted {
             Some(row) => Inserted::New(row.get(0)?),
@@ -421,20 +425,32 @@ impl Store {
 
     /// Operator action: run a dead (or rejected, or skipped) event again from the start.
     pub fn retry_event(&self, id: i64) -> anyhow::Result<bool> {
-        Ok(self.db.execute(
-            "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0, plan = NULL,
-                 progress = NULL, updated_at_ms = ?2
-             WHERE id = ?1 AND state IN ('dead', 'rejected', 'skipped', 'synced')",
-            sql_params![id, now_ms()],
-        )? == 1)
+        self.db.transaction(|tx| {
+            let retried = tx.execute(
+                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0,
+                     plan = NULL, progress = NULL, updated_at_ms = ?2
+                 WHERE id = ?1 AND state IN ('dead', 'rejected', 'skipped', 'synced')",
+                sql_params![id, now_ms()],
+            )? == 1;
+            if retried {
+                announce(tx)?;
+            }
+            Ok(retried)
+        })
     }
 
     pub fn retry_all_dead(&self) -> anyhow::Result<usize> {
-        self.db.execute(
-            "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0, plan = NULL,
-                 progress = NULL, updated_at_ms = ?1 WHERE state = 'dead'",
-            sql_params![now_ms()],
-        )
+        self.db.transaction(|tx| {
+            let retried = tx.execute(
+                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_ms = 0,
+                     plan = NULL, progress = NULL, updated_at_ms = ?1 WHERE state = 'dead'",
+                sql_params![now_ms()],
+            )?;
+            if retried > 0 {
+                announce(tx)?;
+            }
+            Ok(retried)
+        })
     }
 
     /// Operator action: give up on an event without running it (it stays visible as dead).
@@ -514,6 +530,22 @@ impl Store {
             )?
             .get(0)
     }
+}
+
+/// On PostgreSQL, tells every `serve` on this state that events are ready, with the commit
+/// ([`crate::arrivals`]); nothing on SQLite, whose one `serve` stored them itself or finds them
+/// at its next look.
+fn announce(tx: &Tx<'_, '_>) -> anyhow::Result<()> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute(
+            &format!(
+                "SELECT pg_notify('{}', current_schema())",
+                crate::arrivals::CHANNEL
+            ),
+            &[],
+        )?;
+    }
+    Ok(())
 }
 
 /// Inside a claim: running events whose lease ran out go back to waiting (their plan and

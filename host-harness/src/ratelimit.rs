@@ -144,6 +144,8 @@ pub struct RateBudget {
     search: Mutex<Window>,
     /// The portal's windows as every instance on one PostgreSQL state counts them.
     shared: Option<SharedWindows>,
+    /// Where a spent daily budget is recorded for every instance.
+    day: Option<DayLimit>,
 }
 
 /// Where instances that share a portal count its requests together
@@ -160,6 +162,39 @@ pub trait SharedSlots: Send + Sync {
     ) -> anyhow::Result<Result<i64, i64>>;
     /// The request of slot `id` was answered at `now`.
     fn answered(&self, id: i64, now: i64) -> anyhow::Result<()>;
+    /// The slots every instance holds in `portal`'s `window` within `rate.interval` before
+    /// `now`, oldest first, as ms since the epoch (when each was taken, or answered).
+    fn recent(&self, portal: &str, window: &str, rate: Rate, now: i64) -> anyhow::Result<Vec<i64>>;
+}
+
+/// Where the end of a portal's spent daily budget is kept (the state), so that every instance,
+/// and this one after a restart, pauses the portal until then without spending a request on
+/// HubSpot to learn it again (a 429 `DAILY`, hubspot-api.md §3.3).
+pub trait DailyRecord: Send + Sync {
+    /// `portal`'s daily budget is spent until `until_ms` (ms since the epoch).
+    fn spend_day(&self, portal: &str, until_ms: i64) -> anyhow::Result<()>;
+    /// Until when `portal`'s daily budget is spent, if it still is at `now_ms`.
+    fn day_spent_until(&self, portal: &str, now_ms: i64) -> anyhow::Result<Option<i64>>;
+}
+
+/// How long a budget trusts what it last read of the daily record: another instance's news
+/// reaches this one within it.
+const DAY_LOOK: Duration = Duration::from_secs(1);
+
+/// A portal's daily record and what this budget last read of it.
+struct DayLimit {
+    record: Arc<dyn DailyRecord>,
+    portal: String,
+    /// When it was last read, and the end of the spent day it said.
+    known: Mutex<Option<(Instant, Option<i64>)>>,
+}
+
+impl std::fmt::Debug for DayLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DayLimit")
+            .field("portal", &self.portal)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A portal's shared windows, with the slots this instance holds there (by when it took them
@@ -185,7 +220,51 @@ impl RateBudget {
             api: Mutex::new(Window::new(api)),
             search: Mutex::new(Window::new(Rate::SEARCH)),
             shared: None,
+            day: None,
         }
+    }
+
+    /// Records a spent daily budget of `portal` in `record`, and reads it from there
+    /// ([`RateBudget::day_spent_until`]).
+    pub fn with_daily_record(mut self, record: Arc<dyn DailyRecord>, portal: &str) -> Self {
+        self.day = Some(DayLimit {
+            record,
+            portal: portal.to_owned(),
+            known: Mutex::new(None),
+        });
+        self
+    }
+
+    /// HubSpot said the portal's daily budget is spent until `until_ms` (ms since the epoch):
+    /// recorded for every instance (a failure to record is logged; this one knows anyway).
+    pub fn spend_day(&self, until_ms: i64) {
+        let Some(day) = &self.day else { return };
+        if let Err(error) = day.record.spend_day(&day.portal, until_ms) {
+            tracing::error!(portal = %day.portal, "cannot record the spent daily budget: {error:#}");
+        }
+        *day.known.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), Some(until_ms)));
+    }
+
+    /// Until when (ms since the epoch) the portal's daily budget is spent, as this instance met
+    /// it or another recorded it (read at most once per [`DAY_LOOK`]); `None` when it is not.
+    pub fn day_spent_until(&self, now_ms: i64) -> Option<i64> {
+        let day = self.day.as_ref()?;
+        let mut known = day.known.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = known.filter(|(at, _)| at.elapsed() < DAY_LOOK);
+        let until = match fresh {
+            Some((_, until)) => until,
+            None => {
+                let read = day.record.day_spent_until(&day.portal, now_ms);
+                let until = read.unwrap_or_else(|error| {
+                    tracing::error!(portal = %day.portal, "cannot read the daily budget's record: {error:#}");
+                    known.and_then(|(_, until)| until)
+                });
+                *known = Some((Instant::now(), until));
+                until
+            }
+        };
+        until.filter(|&until| until > now_ms)
     }
 
     /// The budget of `portal` (any name that is the same for every instance, e.g. `portal
@@ -279,10 +358,31 @@ impl RateBudget {
 
     /// What the API window admits now, against `share` of its size: `serve` holds new work back while the window runs low, so that it goes out in
     /// fuller batches once the window comes back.
+    ///
+    /// A shared budget counts every instance's requests: the room is the smaller of this
+    /// instance's window and the shared one (a database error is logged and the local window
+    /// answers alone).
     pub fn api_room(&self, share: f64) -> Room {
-        let mut window = self.api.lock().unwrap_or_else(|p| p.into_inner());
-        let wanted = ((window.rate.max as f64 * share).ceil() as u32).clamp(1, window.rate.max);
-        let (free, wait) = window.room(Instant::now(), wanted);
+        let (rate, local) = {
+            let mut window = self.api.lock().unwrap_or_else(|p| p.into_inner());
+            let rate = window.rate;
+            let wanted = ((rate.max as f64 * share).ceil() as u32).clamp(1, rate.max);
+            (rate, (wanted, window.room(Instant::now(), wanted)))
+        };
+        let (wanted, (mut free, mut wait)) = local;
+        if let Some(shared) = &self.shared {
+            let now = now_ms();
+            match shared.slots.recent(&shared.portal, "api", rate, now) {
+                Ok(stamps) => {
+                    let (shared_free, shared_wait) = shared_room(&stamps, rate, wanted, now);
+                    free = free.min(shared_free);
+                    wait = wait.max(shared_wait);
+                }
+                Err(error) => {
+                    tracing::error!(portal = %shared.portal, "cannot read the shared budget: {error:#}");
+                }
+            }
+        }
         Room { free, wanted, wait }
     }
 
@@ -310,6 +410,22 @@ impl RateBudget {
         };
         window.blocked_until = Some(now + wait);
     }
+}
+
+/// What a shared window whose slots are `stamps` (ms since the epoch, oldest first) admits at
+/// `now`, and how long until it admits `wanted`: the slot that must age out for it is the
+/// `wanted - free`-th oldest.
+fn shared_room(stamps: &[i64], rate: Rate, wanted: u32, now: i64) -> (u32, Duration) {
+    let interval = i64::try_from(rate.interval.as_millis()).unwrap_or(i64::MAX);
+    let live = stamps.iter().filter(|&&at| at > now - interval);
+    let live: Vec<i64> = live.copied().collect();
+    let free = rate.max.saturating_sub(live.len() as u32);
+    let short = wanted.min(rate.max).saturating_sub(free) as usize;
+    let wait = match short.checked_sub(1).and_then(|n| live.get(n)) {
+        Some(&at) => Duration::from_millis(u64::try_from(at + interval - now).unwrap_or(0)),
+        None => Duration::ZERO,
+    };
+    (free, wait)
 }
 
 fn is_search(path: &str) -> bool {
@@ -438,6 +554,53 @@ mod tests {
         assert_eq!(window.room(now, 3), (1, Duration::from_millis(80)));
         window.blocked_until = Some(now + Duration::from_millis(500));
         assert_eq!(window.room(now, 1), (0, Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn a_shared_room_waits_for_the_slots_every_instance_took() {
+        let rate = Rate {
+            max: 4,
+            interval: Duration::from_millis(100),
+        };
+        let now = 1_000;
+        assert_eq!(shared_room(&[], rate, 2, now), (4, Duration::ZERO));
+        // Three slots of other instances, taken at 930, 940 and 950; one aged out (850).
+        let stamps = [850, 930, 940, 950];
+        assert_eq!(shared_room(&stamps, rate, 1, now), (1, Duration::ZERO));
+        assert_eq!(
+            shared_room(&stamps, rate, 2, now),
+            (1, Duration::from_millis(30))
+        );
+        assert_eq!(
+            shared_room(&stamps, rate, 4, now),
+            (1, Duration::from_millis(50))
+        );
+    }
+
+    /// A day one budget spent is read by another on the same record, after at most DAY_LOOK.
+    #[test]
+    fn a_spent_day_is_read_by_every_budget_on_the_record() {
+        #[derive(Default)]
+        struct Record(Mutex<Option<i64>>);
+        impl DailyRecord for Record {
+            fn spend_day(&self, _: &str, until_ms: i64) -> anyhow::Result<()> {
+                *self.0.lock().unwrap() = Some(until_ms);
+                Ok(())
+            }
+            fn day_spent_until(&self, _: &str, now_ms: i64) -> anyhow::Result<Option<i64>> {
+                Ok(self.0.lock().unwrap().filter(|&u| u > now_ms))
+            }
+        }
+        let record = Arc::new(Record::default());
+        let a = RateBudget::new(Rate::OAUTH_APP).with_daily_record(record.clone(), "portal 1");
+        let b = RateBudget::new(Rate::OAUTH_APP).with_daily_record(record, "portal 1");
+        assert_eq!(b.day_spent_until(100), None);
+        a.spend_day(5_000);
+        assert_eq!(a.day_spent_until(100), Some(5_000));
+        assert_eq!(a.day_spent_until(5_000), None, "over at the reset");
+        // b read the record a moment ago: it learns at its next look.
+        *b.day.as_ref().unwrap().known.lock().unwrap() = None;
+        assert_eq!(b.day_spent_until(100), Some(5_000));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::arrivals::ArrivalListener;
 use crate::connections::fleet::Fleet;
 use crate::metrics::Metrics;
 use crate::queue::{Inserted, NewEvent, Settled};
@@ -95,6 +96,12 @@ pub async fn serve_connections(
         );
     }
     let wake = Arc::new(Notify::new());
+    // On a shared PostgreSQL state, other instances' webhooks wake these workers too.
+    let postgres = fleet.store().postgres_url();
+    let _arrivals = match postgres {
+        Some(url) => Some(ArrivalListener::start(url, wake.clone())?),
+        None => None,
+    };
     let (stop_workers, stop_signal) = watch::channel(false);
     let workers = Workers {
         fleet: fleet.clone(),

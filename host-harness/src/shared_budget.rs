@@ -7,20 +7,26 @@
 use std::sync::{Arc, Mutex};
 
 use crate::db::Backend;
-use crate::ratelimit::{Rate, RateBudget, SharedSlots};
+use crate::ratelimit::{DailyRecord, Rate, RateBudget, SharedSlots};
 use crate::sql_params;
 use crate::store::Store;
 
 /// The budget of `portal` (a name every instance gives the same portal: `portal 12345`, or
 /// `connection CODE` before the portal id is known) at `api`: shared through `store` on
 /// PostgreSQL, this process's own on SQLite.
+///
+/// On both backends a spent daily budget is recorded in the state
+/// ([`crate::ratelimit::DailyRecord`]): every instance, and a restarted one, pauses the portal
+/// until the reset.
 pub fn budget_for(api: Rate, store: Arc<Mutex<Store>>, portal: &str) -> RateBudget {
     let postgres = store.lock().unwrap_or_else(|p| p.into_inner()).backend() == Backend::Postgres;
-    if postgres {
-        RateBudget::shared(api, Arc::new(StoreSlots(store)), portal)
+    let slots = Arc::new(StoreSlots(store));
+    let budget = if postgres {
+        RateBudget::shared(api, slots.clone(), portal)
     } else {
         RateBudget::new(api)
-    }
+    };
+    budget.with_daily_record(slots, portal)
 }
 
 /// The shared windows in the state's `rate_slots` table.
@@ -41,6 +47,23 @@ impl SharedSlots for StoreSlots {
     fn answered(&self, id: i64, now: i64) -> anyhow::Result<()> {
         let store = self.0.lock().unwrap_or_else(|p| p.into_inner());
         store.rate_slot_answered(id, now)
+    }
+
+    fn recent(&self, portal: &str, window: &str, rate: Rate, now: i64) -> anyhow::Result<Vec<i64>> {
+        let store = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        store.recent_rate_slots(portal, window, rate, now)
+    }
+}
+
+impl DailyRecord for StoreSlots {
+    fn spend_day(&self, portal: &str, until_ms: i64) -> anyhow::Result<()> {
+        let store = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        store.spend_day(portal, until_ms)
+    }
+
+    fn day_spent_until(&self, portal: &str, now_ms: i64) -> anyhow::Result<Option<i64>> {
+        let store = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        store.day_spent_until(portal, now_ms)
     }
 }
 
@@ -92,6 +115,46 @@ impl Store {
                 Ok(Err(oldest.unwrap_or(now) + interval - now))
             }
         })
+    }
+
+    /// The slots all instances hold in `portal`'s `window` within `rate.interval` before `now`,
+    /// oldest first (ms since the epoch): at most `rate.max`, what the window's room needs.
+    pub fn recent_rate_slots(
+        &self,
+        portal: &str,
+        window: &str,
+        rate: Rate,
+        now: i64,
+    ) -> anyhow::Result<Vec<i64>> {
+        let interval = i64::try_from(rate.interval.as_millis()).unwrap_or(i64::MAX);
+        let rows = self.db.query(
+            "SELECT at_ms FROM rate_slots
+             WHERE portal = ?1 AND rate_window = ?2 AND at_ms > ?3
+             ORDER BY at_ms LIMIT ?4",
+            sql_params![portal, window, now.saturating_sub(interval), rate.max],
+        )?;
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    /// `portal`'s daily budget is spent until `until_ms` (ms since the epoch); a later end
+    /// already recorded stays.
+    pub fn spend_day(&self, portal: &str, until_ms: i64) -> anyhow::Result<()> {
+        self.db.execute(
+            "INSERT INTO portal_daily_limit (portal, until_ms) VALUES (?1, ?2)
+             ON CONFLICT (portal) DO UPDATE SET until_ms = excluded.until_ms
+             WHERE excluded.until_ms > portal_daily_limit.until_ms",
+            sql_params![portal, until_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Until when `portal`'s daily budget is spent, if it still is at `now_ms`.
+    pub fn day_spent_until(&self, portal: &str, now_ms: i64) -> anyhow::Result<Option<i64>> {
+        let row = self.db.query_opt(
+            "SELECT until_ms FROM portal_daily_limit WHERE portal = ?1 AND until_ms > ?2",
+            sql_params![portal, now_ms],
+        )?;
+        row.map(|row| row.get(0)).transpose()
     }
 
     /// The request of slot `id` was answered at `now`: it counts from then on, as HubSpot
@@ -155,6 +218,36 @@ mod tests {
             b.take_rate_slot("portal 3", "api", one, t0 + 1001).unwrap(),
             Err(499)
         );
+        // What every instance took in the window, oldest first, for the room.
+        assert_eq!(
+            b.recent_rate_slots("portal 1", "api", rate, t0 + 10)
+                .unwrap(),
+            vec![t0, t0 + 1, t0 + 2, t0 + 3]
+        );
+        assert_eq!(
+            a.recent_rate_slots("portal 1", "api", rate, t0 + 1001)
+                .unwrap(),
+            vec![t0 + 2, t0 + 3]
+        );
+    }
+
+    /// A spent day is recorded in the state on both backends: a later end wins, and it is
+    /// over at the reset.
+    #[test]
+    fn a_spent_day_is_kept_in_the_state() {
+        for store in crate::store::testing::stores() {
+            assert_eq!(store.day_spent_until("portal 1", 0).unwrap(), None);
+            store.spend_day("portal 1", 5_000).unwrap();
+            store.spend_day("portal 1", 4_000).unwrap();
+            assert_eq!(store.day_spent_until("portal 1", 0).unwrap(), Some(5_000));
+            assert_eq!(store.day_spent_until("portal 1", 5_000).unwrap(), None);
+            assert_eq!(store.day_spent_until("portal 2", 0).unwrap(), None);
+            store.spend_day("portal 1", 9_000).unwrap();
+            assert_eq!(
+                store.day_spent_until("portal 1", 5_000).unwrap(),
+                Some(9_000)
+            );
+        }
     }
 
     /// On SQLite (one process) the budget is this process's alone, as before.

@@ -84,6 +84,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_event_leases.sql"),
     include_str!("migrations/0007_shared_budget_and_refresh.sql"),
     include_str!("migrations/0008_sync_log_names.sql"),
+    include_str!("migrations/0009_shared_daily_limit.sql"),
 ];
 
 /// The schema version this build writes (SQLite `user_version` after [`Store::open`]).
@@ -233,6 +234,12 @@ impl Store {
     /// Which database this store runs on.
     pub fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// The URL of a PostgreSQL state (`None` for a SQLite file), for a connection of one's own
+    /// ([`crate::arrivals`]).
+    pub fn postgres_url(&self) -> Option<String> {
+        self.db.postgres_url()
     }
 
     /// The schema version of the open database (SQLite `user_version`).

@@ -109,6 +109,7 @@ impl Workers {
                 next_renewal = now + renew_every;
             }
             parked.retain(|_, until| *until > now);
+            self.learn_spent_days(&mut parked, now);
             // Connections short of budget, and every connection while webhooks keep arriving,
             // claim only full groups: for the rest of the loop they wait like parked ones, until
             // their window is back, the linger ends, or their next look.
@@ -178,6 +179,9 @@ impl Workers {
                     sizes.remove(&id);
                     if let Ok((_, Some(until))) = joined {
                         tracing::warn!(%connection, "HubSpot's daily limit is spent; pausing this connection until the reset");
+                        if let Some(budget) = self.budget_of(&connection) {
+                            budget.spend_day(until);
+                        }
                         parked.insert(connection, until);
                     }
                 }
@@ -343,12 +347,30 @@ impl Workers {
         self.fleet
             .codes()
             .filter_map(|code| {
-                let budget = self.fleet.syncer_for(code)?.client().budget()?;
+                let budget = self.budget_of(code)?;
                 let room = budget.api_room(HOLD_BELOW_SHARE);
                 (room.free < room.wanted)
                     .then(|| (code.to_owned(), now + (room.wait.as_millis() as i64).max(1)))
             })
             .collect()
+    }
+
+    fn budget_of(&self, code: &str) -> Option<&Arc<crate::ratelimit::RateBudget>> {
+        self.fleet.syncer_for(code)?.client().budget()
+    }
+
+    /// Parks the connections whose portal's daily budget another instance (or this one before a
+    /// restart) found spent, until the reset: none spends a request to learn it again.
+    fn learn_spent_days(&self, parked: &mut HashMap<String, i64>, now: i64) {
+        for code in self.fleet.codes() {
+            if parked.contains_key(code) {
+                continue;
+            }
+            if let Some(until) = self.budget_of(code).and_then(|b| b.day_spent_until(now)) {
+                tracing::warn!(connection = %code, "HubSpot's daily limit of this portal is spent (recorded in the state); pausing this connection until the reset");
+                parked.insert(code.to_owned(), until);
+            }
+        }
     }
 
     /// Connections whose events may run now: not parked, not waiting for a reconnect.
