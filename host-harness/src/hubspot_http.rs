@@ -135,6 +135,10 @@ impl HubspotClient {
         let url = self.url_for(path_and_query)?;
         let mut token = None;
         let result = loop {
+            // Not counted as HubSpot's answer in the metrics: HubSpot was not asked.
+            if let Some(answer) = self.budget.as_deref().and_then(spent_day_answer) {
+                return Ok(answer);
+            }
             let taken = match &self.budget {
                 Some(budget) => Some(budget.acquire(path_and_query).await),
                 None => None,
@@ -206,6 +210,31 @@ impl HubspotClient {
             body,
         })
     }
+}
+
+/// HubSpot's answer once the portal's daily budget is spent, made here without sending: a 429
+/// `DAILY` (hubspot-api.md §3.3) that says until when, so every layer treats it as the one retry
+/// table says (the event waits for the reset) and no request is spent to learn it again.
+fn spent_day_answer(budget: &RateBudget) -> Option<HubspotResponse> {
+    let until = budget.day_spent_until(crate::clock::now_ms())?;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(until) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| until.to_string());
+    let body = serde_json::json!({
+        "status": "error",
+        "message": format!("not sent: HubSpot's daily limit of this portal is spent until {at} (recorded in the state)"),
+        "category": "RATE_LIMITS",
+        "policyName": "DAILY",
+    });
+    Some(HubspotResponse {
+        status: 429,
+        headers: http::HeaderMap::new(),
+        body: Bytes::from(body.to_string()),
+    })
 }
 
 /// A configured base URL (`what` names it in errors), parsed once: `http(s)` with a host, no query

@@ -389,7 +389,13 @@ impl RateBudget {
     /// Learns from HubSpot's answer. A 429 blocks the window for the interval HubSpot names; a
     /// success with nothing remaining blocks only until the oldest request of the rolling window
     /// ages out (not a whole window: that would waste about a tenth of the rate).
+    ///
+    /// A 429 `DAILY` records the spent day ([`RateBudget::spend_day`], until the next UTC
+    /// midnight): from then on no request of this portal goes out, from any instance.
     pub fn observe(&self, path: &str, response: &HubspotResponse) {
+        if crate::retry::classify_response(response, 1) == crate::retry::Action::ParkUntilReset {
+            self.spend_day(crate::clock::next_utc_midnight_ms(now_ms()));
+        }
         let remaining = header_number(&response.headers, "x-hubspot-ratelimit-remaining");
         let interval = header_number(
             &response.headers,

@@ -179,9 +179,6 @@ impl Workers {
                     sizes.remove(&id);
                     if let Ok((_, Some(until))) = joined {
                         tracing::warn!(%connection, "HubSpot's daily limit is spent; pausing this connection until the reset");
-                        if let Some(budget) = self.budget_of(&connection) {
-                            budget.spend_day(until);
-                        }
                         parked.insert(connection, until);
                     }
                 }

@@ -238,6 +238,75 @@ async fn three_instances_share_the_queue_through_faults_and_a_kill() {
     several_instances(3, 30).await;
 }
 
+/// HubSpot's daily limit, met by one instance, pauses the portal on every instance and after a
+/// restart: once one instance met the 429 `DAILY`, webhooks that reach another instance, or an
+/// instance started later, wait for the reset without a single request to HubSpot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_daily_budget_pauses_every_instance_and_survives_a_restart() {
+    let Some(database) = fresh_database_url() else {
+        return;
+    };
+    let workspace = Workspace::on_database("pg-daily", database);
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let a = Service::start(&workspace, &hubspot.url, &[]).await;
+    let b = Service::start(&workspace, &hubspot.url, &[]).await;
+    hubspot.set_faults(Faults {
+        daily_max: Some(5),
+        ..Faults::default()
+    });
+    let daily = || {
+        hubspot
+            .request_log()
+            .iter()
+            .filter(|r| r.fault == Some(InjectedFault::DailyLimited))
+            .count()
+    };
+    // Instance a alone meets the limit.
+    let first: Vec<Vec<(String, String)>> = (0..6).map(customer_lifecycle).collect();
+    let to_a = Lago::start_one(&a.url, first, 2);
+    wait_for("the daily limit", Duration::from_secs(60), || daily() > 0).await;
+    to_a.finished().await;
+    // Its requests in flight come back; then nothing more goes out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let requests = hubspot.request_log().len();
+    let limited = daily();
+
+    // Instance b gets webhooks of other customers, which it has not tried yet.
+    let later: Vec<Vec<(String, String)>> = (100..104).map(customer_lifecycle).collect();
+    Lago::start_one(&b.url, later, 2).finished().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        hubspot.request_log().len(),
+        requests,
+        "an instance sent requests after another met the daily limit ({limited} → {} daily 429s)\n{}",
+        daily(),
+        workspace.log_tail()
+    );
+    // A restarted instance does not try either.
+    for service in [a, b] {
+        assert!(service.terminate().await.is_some_and(|s| s.success()));
+    }
+    let c = Service::start(&workspace, &hubspot.url, &[]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        hubspot.request_log().len(),
+        requests,
+        "{}",
+        workspace.log_tail()
+    );
+    let stats = workspace.stats();
+    assert!(
+        stats.count(EventState::Pending) > 0 && stats.count(EventState::Dead) == 0,
+        "the events wait for the reset, none given up: {stats:?}"
+    );
+    assert!(c.terminate().await.is_some_and(|s| s.success()));
+}
+
 /// A state file of release 0.1.0 moves to PostgreSQL with `migrate` (upgraded on the way) and
 /// the commands read it there; a second migrate into the same database is refused.
 #[test]
