@@ -515,11 +515,34 @@ fn value_from_sqlite(value: rusqlite::types::ValueRef<'_>) -> Value {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// What [`capture_postgres`] is collecting on this thread, when it is.
+    static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Test hook: runs `f` and returns with its value every statement this thread ran on PostgreSQL
+/// meanwhile, once per run, as sent (after [`to_postgres`]); DDL scripts ([`Tx::batch`]) aside.
+/// Statements of calls made outside tokio run on the caller's thread ([`off_runtime`]).
+#[cfg(test)]
+pub(crate) fn capture_postgres<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    CAPTURED.with_borrow_mut(|captured| *captured = Some(Vec::new()));
+    let value = f();
+    let captured = CAPTURED.with_borrow_mut(Option::take).unwrap_or_default();
+    (value, captured)
+}
+
 fn pg_statement<C: postgres::GenericClient>(
     client: &mut C,
     statements: &mut HashMap<String, postgres::Statement>,
     sql: &str,
 ) -> anyhow::Result<postgres::Statement> {
+    #[cfg(test)]
+    CAPTURED.with_borrow_mut(|captured| {
+        if let Some(captured) = captured {
+            captured.push(to_postgres(sql));
+        }
+    });
     if let Some(statement) = statements.get(sql) {
         return Ok(statement.clone());
     }

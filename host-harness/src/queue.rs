@@ -359,8 +359,11 @@ impl Store {
     /// are theirs until their lease runs out.
     pub fn requeue_running(&self) -> anyhow::Result<usize> {
         match self.backend() {
+            // Through the partial index of running events, which holds exactly the rows to
+            // change, not the state index: a search by state alone reads like a scan in a plan.
             Backend::Sqlite => self.db.execute(
-                "UPDATE events SET state = 'pending', lease_owner = NULL, updated_at_ms = ?1
+                "UPDATE events INDEXED BY events_running_by_lease
+                 SET state = 'pending', lease_owner = NULL, updated_at_ms = ?1
                  WHERE state = 'running'",
                 sql_params![now_ms()],
             ),

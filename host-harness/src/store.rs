@@ -574,30 +574,16 @@ pub mod testing {
 mod tests {
     use super::*;
 
-    /// Every statement an event runs through the store (intake, routing, links, claim, plan,
-    /// checkpoints, ids, sync log, outcome, backfill hashes), captured as SQLite runs it and
-    /// checked with `EXPLAIN QUERY PLAN`: none may scan a whole table.
-    #[test]
-    fn every_per_event_query_is_indexed() {
-        use std::sync::Mutex;
-
+    /// Every store call an event makes (intake, routing, links, claim, lease renewal, plan,
+    /// checkpoints, ids, sync log, outcome, backfill hashes, the shared rate budget), and the
+    /// requeue at start-up: the statements both halves of `every_per_event_query_is_indexed`
+    /// check are the ones these calls run.
+    fn per_event_calls(store: &mut Store) {
         use crate::backfill::ObjectKind;
         use crate::queue::{EventState, NewEvent};
+        use crate::ratelimit::Rate;
         use crate::sync::OutcomeStatus;
 
-        static TRACED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-        // The statement text as prepared (`?` placeholders): its plan is the one SQLite runs.
-        fn trace(event: rusqlite::trace::TraceEvent<'_>) {
-            if let rusqlite::trace::TraceEvent::Stmt(_, sql) = event {
-                TRACED.lock().unwrap().push(sql.to_owned());
-            }
-        }
-
-        let mut store = Store::open_in_memory().unwrap();
-        store.db.sqlite().unwrap().trace_v2(
-            rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
-            Some(trace),
-        );
         let event = NewEvent {
             unique_key: Some("key-1".into()),
             connection: "a".into(),
@@ -618,11 +604,22 @@ mod tests {
         let claimed = store.claim_ready(8, i64::MAX).unwrap();
         store.claim_ready_in("a", 8, i64::MAX).unwrap();
         let id = claimed[0].id;
+        store.renew_leases(i64::MAX).unwrap();
         store
             .known_ids("a", &["inv_1".into(), "cus_1".into()])
             .unwrap();
         store.hubspot_id("a", RecordKind::Company, "cus_1").unwrap();
         store.lago_id_for("a", RecordKind::Company, "1").unwrap();
+        // Each request to HubSpot takes a slot of the portal's window, answered later.
+        let rate = Rate {
+            max: 10,
+            interval: std::time::Duration::from_secs(10),
+        };
+        let slot = store
+            .take_rate_slot("portal 1", "api", rate, 1_000)
+            .unwrap()
+            .unwrap();
+        store.rate_slot_answered(slot, 1_100).unwrap();
         store
             .checkpoint(
                 id,
@@ -668,6 +665,47 @@ mod tests {
                 OutcomeStatus::Synced,
             )
             .unwrap();
+        store.requeue_running().unwrap();
+    }
+
+    /// The statements a query plan applies to (SELECT, UPDATE, DELETE, INSERT, INSERT…SELECT),
+    /// each once, in the order they first ran.
+    fn plannable(statements: Vec<String>) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let queries: Vec<String> = statements
+            .into_iter()
+            .filter(|sql| {
+                let head = sql.trim_start().to_ascii_uppercase();
+                ["SELECT", "UPDATE", "DELETE", "INSERT"]
+                    .iter()
+                    .any(|verb| head.starts_with(verb))
+            })
+            .filter(|sql| seen.insert(sql.clone()))
+            .collect();
+        assert!(queries.len() >= 15, "{queries:#?}");
+        queries
+    }
+
+    /// [`per_event_calls`] on SQLite: each statement, captured as SQLite runs it, is checked
+    /// with `EXPLAIN QUERY PLAN`: none may scan a whole table.
+    #[test]
+    fn every_per_event_query_is_indexed() {
+        use std::sync::Mutex;
+
+        static TRACED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        // The statement text as prepared (`?` placeholders): its plan is the one SQLite runs.
+        fn trace(event: rusqlite::trace::TraceEvent<'_>) {
+            if let rusqlite::trace::TraceEvent::Stmt(_, sql) = event {
+                TRACED.lock().unwrap().push(sql.to_owned());
+            }
+        }
+
+        let mut store = Store::open_in_memory().unwrap();
+        store.db.sqlite().unwrap().trace_v2(
+            rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(trace),
+        );
+        per_event_calls(&mut store);
         store
             .db
             .sqlite()
@@ -675,17 +713,7 @@ mod tests {
             .trace_v2(rusqlite::trace::TraceEventCodes::empty(), None);
 
         let traced = std::mem::take(&mut *TRACED.lock().unwrap());
-        let queries: Vec<&String> = traced
-            .iter()
-            .filter(|sql| {
-                let head = sql.trim_start().to_ascii_uppercase();
-                ["SELECT", "UPDATE", "DELETE", "INSERT"]
-                    .iter()
-                    .any(|verb| head.starts_with(verb))
-            })
-            .collect();
-        assert!(queries.len() >= 15, "{queries:#?}");
-        for sql in queries {
+        for sql in plannable(traced) {
             let mut plan = store
                 .db
                 .sqlite()
@@ -719,6 +747,110 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// [`per_event_calls`] on PostgreSQL: each statement, captured as sent (after
+    /// [`crate::db::to_postgres`]), is prepared and its generic plan (any parameter values)
+    /// explained without running it. With sequential scans disabled the planner still picks
+    /// one where no index applies, so a `Seq Scan` in a plan is a statement without an index.
+    /// It may also read a whole table through an index instead (an index scan with no
+    /// `Index Cond` on the index's first column, for an order or a later column): that is a
+    /// scan too, unless the index is partial (it holds only pending or running events).
+    #[test]
+    fn every_per_event_query_is_indexed_on_postgres() {
+        let Some(url) = testing::fresh_database_url() else {
+            return;
+        };
+        let mut store = Store::open_postgres(&url).unwrap();
+        let ((), sent) = crate::db::capture_postgres(|| per_event_calls(&mut store));
+        drop(store);
+
+        // A session of its own, in the store's schema (the URL sets the search path).
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .batch_execute("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
+            .unwrap();
+        // Each index of the schema: its first column, and whether it is partial.
+        let indexes: std::collections::HashMap<String, (String, bool)> = client
+            .query(
+                "SELECT c.relname::TEXT, a.attname::TEXT, i.indpred IS NOT NULL
+                 FROM pg_index i
+                 JOIN pg_class c ON c.oid = i.indexrelid
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 WHERE c.relnamespace = current_schema()::regnamespace",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .collect();
+        assert!(
+            indexes.values().any(|(_, partial)| *partial),
+            "the queue's partial indexes are there: {indexes:?}"
+        );
+        let mut explain = |sql: &str| -> anyhow::Result<Vec<String>> {
+            client.batch_execute(&format!("PREPARE q AS {sql}"))?;
+            let parameters: i32 = client
+                .query_one(
+                    "SELECT cardinality(parameter_types) FROM pg_prepared_statements
+                     WHERE name = 'q'",
+                    &[],
+                )?
+                .get(0);
+            let nulls = vec!["NULL"; usize::try_from(parameters)?].join(", ");
+            let execute = if nulls.is_empty() {
+                "EXPLAIN EXECUTE q".to_owned()
+            } else {
+                format!("EXPLAIN EXECUTE q({nulls})")
+            };
+            let plan = client
+                .query(&execute, &[])?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            client.batch_execute("DEALLOCATE q")?;
+            Ok(plan)
+        };
+        for sql in plannable(sent) {
+            let plan = explain(&sql).unwrap_or_else(|error| panic!("{sql}\n  {error:#}"));
+            let shown = plan.join("\n");
+            let seq_scan = plan.iter().any(|line| line.contains("Seq Scan on "));
+            assert!(
+                !seq_scan,
+                "{sql}\n  scans a whole table on PostgreSQL:\n{shown}"
+            );
+            for (at, line) in plan.iter().enumerate() {
+                let Some(index) = scanned_index(line) else {
+                    continue;
+                };
+                let (first, partial) = indexes
+                    .get(index)
+                    .unwrap_or_else(|| panic!("{index} is not an index of the schema"));
+                // A node's details follow it, up to the next node. A condition on a later
+                // column only still reads the whole index.
+                let searched = plan[at + 1..]
+                    .iter()
+                    .take_while(|detail| !detail.contains("->"))
+                    .filter_map(|detail| detail.trim_start().strip_prefix("Index Cond:"))
+                    .any(|condition| condition.contains(&format!("({first} ")));
+                assert!(
+                    searched || *partial,
+                    "{sql}\n  reads all of {index} on PostgreSQL (no condition on {first}):\n{shown}"
+                );
+            }
+        }
+    }
+
+    /// The index a line of a PostgreSQL plan scans, if it is an index scan node.
+    fn scanned_index(line: &str) -> Option<&str> {
+        let after = match line.split_once("Bitmap Index Scan on ") {
+            Some((_, after)) => after,
+            None if line.contains("Index Scan") || line.contains("Index Only Scan") => {
+                line.split_once(" using ")?.1
+            }
+            None => return None,
+        };
+        after.split_whitespace().next()
     }
 
     fn id_of(kind: RecordKind, lago: &str, hubspot: &str) -> KnownId {
