@@ -620,6 +620,12 @@ mod tests {
             .unwrap()
             .unwrap();
         store.rate_slot_answered(slot, 1_100).unwrap();
+        // The room before a group is claimed, and the daily record each request reads.
+        store
+            .recent_rate_slots("portal 1", "api", rate, 1_200)
+            .unwrap();
+        store.spend_day("portal 1", 86_400_000).unwrap();
+        store.day_spent_until("portal 1", 1_200).unwrap();
         store
             .checkpoint(
                 id,
