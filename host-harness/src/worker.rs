@@ -114,6 +114,7 @@ impl Workers {
             // claim only full groups: for the rest of the loop they wait like parked ones, until
             // their window is back, the linger ends, or their next look.
             let mut held = self.held(now);
+            let short: Vec<String> = held.iter().map(|(code, _)| code.clone()).collect();
             if let Some(until) = self.linger_until(&mut arrivals, now) {
                 for code in self.runnable(&parked) {
                     if !held.iter().any(|(c, _)| *c == code) {
@@ -140,7 +141,14 @@ impl Workers {
             };
             let mut groups = self.with_bursts(claimed, now);
             let left = free.saturating_sub(groups.len());
-            groups.extend(self.full_groups(left, now, &held, &parked, &running, &mut next_look));
+            groups.extend(self.full_groups(
+                left,
+                now,
+                (&held, &short),
+                &parked,
+                &running,
+                &mut next_look,
+            ));
             // No full group yet: look again after a pause, or once the window is back.
             for (code, until) in &held {
                 if let Some(&look) = next_look.get(code)
@@ -265,14 +273,16 @@ impl Workers {
         groups
     }
 
-    /// For the `held` connections (short of budget): up to `free` groups of up to `burst` ready
-    /// events, in as few groups as they fill, only when they fill one (else the connection looks
-    /// again in [`HELD_LOOK_MS`]).
+    /// For the `held` connections (lingering for arrivals, or `short` of budget): up to `free`
+    /// groups of up to `burst` ready events, in as few groups as they fill, only when they fill
+    /// one. A connection short of budget also runs what is ready as one group when none of its
+    /// events runs on any instance: one group at a time, each as full as the wait made it. Else
+    /// the connection looks again in [`HELD_LOOK_MS`].
     fn full_groups(
         &self,
         mut free: usize,
         now: i64,
-        held: &[(String, i64)],
+        (held, short): (&[(String, i64)], &[String]),
         parked: &HashMap<String, i64>,
         running: &HashMap<tokio::task::Id, String>,
         next_look: &mut HashMap<String, i64>,
@@ -289,10 +299,15 @@ impl Workers {
             {
                 continue;
             }
-            let claimed = self
-                .fleet
-                .store()
-                .claim_batch_in(code, size, slots * size, now);
+            let claimed = {
+                let store = self.fleet.store();
+                match store.claim_batch_in(code, size, slots * size, now) {
+                    Ok(full) if full.is_empty() && short.contains(code) => {
+                        store.claim_when_idle_in(code, size, now)
+                    }
+                    other => other,
+                }
+            };
             match claimed {
                 Ok(events) if !events.is_empty() => {
                     next_look.remove(code);
@@ -868,6 +883,7 @@ mod tests {
             progress: None,
             last_error: None,
             last_status: None,
+            lease_owner: None,
         }
     }
 

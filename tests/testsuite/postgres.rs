@@ -355,20 +355,185 @@ fn migrate_moves_an_old_state_file_to_postgresql() {
     assert!(stderr.contains("already holds a state"), "{stderr}");
 }
 
+/// One benchmark run: `instances` `serve` processes on a fresh PostgreSQL state receive
+/// `webhooks` from Lago's 16 senders.
+struct Run {
+    /// Webhooks acknowledged per second, from the first post to the last 200.
+    ingested_per_s: f64,
+    /// Events synced per second, from the first post until the queue is empty.
+    synced_per_s: f64,
+    /// HubSpot requests of the run, and how many HubSpot refused with 429.
+    requests: usize,
+    limited: usize,
+    seconds: f64,
+    events: usize,
+}
+
+/// Runs `webhooks` through `instances` instances; `limit` is the portal's limit (max, ms) the
+/// emulator enforces and the instances are told, `None` for none.
+async fn measure(
+    name: &str,
+    instances: usize,
+    webhooks: &[Vec<(String, String)>],
+    limit: Option<(u32, u64)>,
+) -> Option<Run> {
+    let database = fresh_database_url()?;
+    let hubspot = Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut workspace = Workspace::on_database(&format!("pg-bench-{name}-{instances}"), database);
+    if let Some((max, interval_ms)) = limit {
+        workspace.rate_limit = format!("{max}/{interval_ms}");
+    }
+    let mut services = Vec::new();
+    for _ in 0..instances {
+        services.push(Service::start(&workspace, &hubspot.url, &[]).await);
+    }
+    if let Some((max, interval_ms)) = limit {
+        hubspot.set_faults(Faults {
+            rate_limit: Some(RateLimit { max, interval_ms }),
+            ..Faults::default()
+        });
+    }
+    let before = hubspot.request_log().len();
+    let urls = Arc::new(RwLock::new(
+        services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
+    ));
+    let total: usize = webhooks.iter().map(Vec::len).sum();
+    let started = std::time::Instant::now();
+    let lago = Lago::start(urls, webhooks.to_vec(), 16, Duration::from_millis(10));
+    wait_for("posting", Duration::from_secs(600), || lago.done()).await;
+    let ingested = started.elapsed();
+    wait_for("draining", Duration::from_secs(600), || {
+        busy(&workspace.stats()) == 0
+    })
+    .await;
+    let synced = started.elapsed();
+    lago.finished().await;
+    let log = hubspot.request_log();
+    for service in services {
+        service.terminate().await;
+    }
+    Some(Run {
+        ingested_per_s: total as f64 / ingested.as_secs_f64(),
+        synced_per_s: total as f64 / synced.as_secs_f64(),
+        requests: log.len() - before,
+        limited: log[before..].iter().filter(|r| r.status == 429).count(),
+        seconds: synced.as_secs_f64(),
+        events: total,
+    })
+}
+
 /// Benchmark (run on demand): webhook ingestion and sync throughput of 1, 2 and 3 `serve`
-/// instances on one PostgreSQL, against an emulator without a rate limit (what the instances
-/// can do), then where HubSpot's per-portal limit binds.
+/// instances on one PostgreSQL.
+/// - Without a rate limit: what the instances themselves can do on this machine.
+/// - At HubSpot's limit (110 requests per 10 s per portal, enforced by the emulator; each
+///   instance told the whole limit, so only sharing keeps them within): where the portal binds.
 ///
 /// `tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --release --
-/// --ignored postgres::benchmark --nocapture`
+/// --ignored postgres::benchmark_instances --nocapture` (`BENCH_CUSTOMERS`, default 40, and
+/// `BENCH_BOUND_CUSTOMERS`, default 150, set the sizes).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark: run on demand"]
 async fn benchmark_instances_on_one_database() {
-    let customers = 40;
-    let webhooks: Vec<Vec<(String, String)>> = (0..customers).map(customer_lifecycle).collect();
-    let total: usize = webhooks.iter().map(Vec::len).sum();
-    let mut lines = Vec::new();
+    let size = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let free: Vec<Vec<(String, String)>> = (0..size("BENCH_CUSTOMERS", 40))
+        .map(customer_lifecycle)
+        .collect();
+    let bound: Vec<Vec<(String, String)>> = (0..size("BENCH_BOUND_CUSTOMERS", 150))
+        .map(customer_lifecycle)
+        .collect();
+    // HubSpot's limit by default; `BENCH_LIMIT=MAX/MS` scales it (a smaller window binds sooner).
+    let limit = std::env::var("BENCH_LIMIT")
+        .ok()
+        .and_then(|v| {
+            let (max, ms) = v.split_once('/')?;
+            Some((max.parse().ok()?, ms.parse().ok()?))
+        })
+        .unwrap_or((110, 10_000));
+    let per_s = f64::from(limit.0) * 1000.0 / limit.1 as f64;
+    let mut rows = Vec::new();
     for instances in 1..=3 {
+        let Some(unlimited) = measure("free", instances, &free, None).await else {
+            return;
+        };
+        let limited = measure("bound", instances, &bound, Some(limit))
+            .await
+            .unwrap();
+        rows.push((instances, unlimited, limited));
+    }
+    let (free_events, bound_events) = (rows[0].1.events, rows[0].2.events);
+    eprintln!(
+        "\nwithout a rate limit ({free_events} webhooks): what the instances do on this machine"
+    );
+    eprintln!("instances | ingested webhooks/s | synced events/s | HubSpot requests per event");
+    for (n, run, _) in &rows {
+        eprintln!(
+            "{n} | {:.0} | {:.0} | {:.3}",
+            run.ingested_per_s,
+            run.synced_per_s,
+            run.requests as f64 / run.events as f64
+        );
+    }
+    eprintln!(
+        "\nat the portal's limit, {} requests / {} ms ({bound_events} webhooks): where the portal binds",
+        limit.0, limit.1
+    );
+    eprintln!(
+        "instances | synced events/s | HubSpot requests/s (limit {per_s:.0}) | requests per event | 429s"
+    );
+    for (n, _, run) in &rows {
+        eprintln!(
+            "{n} | {:.1} | {:.2} | {:.3} | {}",
+            run.synced_per_s,
+            run.requests as f64 / run.seconds,
+            run.requests as f64 / run.events as f64,
+            run.limited
+        );
+    }
+    // Where N instances are bound: the portal admits `per_s` requests/s, i.e. per_s / (requests
+    // per event) events/s, whatever the instances; the instances sync what they measured above.
+    eprintln!(
+        "\nwhere a deployment is bound (one portal; the portal admits {per_s:.0} / requests-per-event events/s):"
+    );
+    for (n, free, bound) in &rows {
+        let per_event = bound.requests as f64 / bound.events as f64;
+        let portal = per_s / per_event;
+        eprintln!(
+            "{n} instance(s): can sync {:.0} events/s, the portal admits {portal:.0}: bound by {}",
+            free.synced_per_s,
+            if free.synced_per_s > portal {
+                "HubSpot"
+            } else {
+                "the instances"
+            }
+        );
+    }
+}
+
+/// Benchmark (run on demand): how long the events an instance held take to be picked up by
+/// another after it is SIGKILLed, over `BENCH_KILLS` kills (default 3) at random points of the
+/// lease's renewal cycle. HubSpot answers slowly (1.5 s), so the killed instance holds events.
+///
+/// `tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --release --
+/// --ignored postgres::benchmark_orphaned --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run on demand"]
+async fn benchmark_orphaned_lease_pickup() {
+    let kills: usize = std::env::var("BENCH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut pickups: Vec<f64> = Vec::new();
+    for kill in 0..kills {
         let Some(database) = fresh_database_url() else {
             return;
         };
@@ -378,55 +543,69 @@ async fn benchmark_instances_on_one_database() {
         })
         .await
         .unwrap();
-        let workspace = Workspace::on_database(&format!("pg-bench-{instances}"), database);
-        let mut services = Vec::new();
-        for _ in 0..instances {
-            services.push(Service::start(&workspace, &hubspot.url, &[]).await);
-        }
-        let before = hubspot.request_log().len();
-        let urls = Arc::new(RwLock::new(
-            services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
-        ));
-        let started = std::time::Instant::now();
-        let lago = Lago::start(urls, webhooks.clone(), 16, Duration::from_millis(10));
-        wait_for("posting", Duration::from_secs(300), || lago.done()).await;
-        let ingested = started.elapsed();
-        wait_for("draining", Duration::from_secs(300), || {
-            busy(&workspace.stats()) == 0
+        let workspace = Workspace::on_database(&format!("pg-orphan-{kill}"), database);
+        let mut victim = Service::start(&workspace, &hubspot.url, &[]).await;
+        let survivor = Service::start(&workspace, &hubspot.url, &[]).await;
+        hubspot.set_faults(Faults {
+            latency_ms: Some((1500, 1500)),
+            ..Faults::default()
+        });
+        let webhooks: Vec<Vec<(String, String)>> = (0..20).map(customer_lifecycle).collect();
+        let urls = Arc::new(RwLock::new(vec![victim.url.clone(), survivor.url.clone()]));
+        let lago = Lago::start(urls.clone(), webhooks, 8, Duration::from_millis(10));
+        let pid = format!(":{}:", victim.child.id());
+        let held = || {
+            workspace
+                .open()
+                .events(Some(EventState::Running), 10_000)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.lease_owner.as_deref().is_some_and(|o| o.contains(&pid)))
+                .map(|e| e.id)
+                .collect::<Vec<i64>>()
+        };
+        wait_for("the victim to hold events", Duration::from_secs(60), || {
+            !held().is_empty()
         })
         .await;
-        let synced = started.elapsed();
-        lago.finished().await;
-        let requests = hubspot.request_log().len() - before;
-        for service in services {
-            service.terminate().await;
+        // A random point of the 3.3 s renewal cycle.
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(0..3400))).await;
+        victim.kill();
+        let killed = std::time::Instant::now();
+        urls.write().unwrap().retain(|u| *u != victim.url);
+        let orphans = held();
+        let mut left: Vec<i64> = orphans.clone();
+        while !left.is_empty() {
+            assert!(
+                killed.elapsed() < Duration::from_secs(60),
+                "never picked up"
+            );
+            let store = workspace.open();
+            left.retain(|id| {
+                let event = store.event(*id).unwrap().unwrap();
+                let taken = event.state != EventState::Running
+                    || !event
+                        .lease_owner
+                        .as_deref()
+                        .is_some_and(|o| o.contains(&pid));
+                if taken {
+                    pickups.push(killed.elapsed().as_secs_f64());
+                }
+                !taken
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        lines.push((
-            instances,
-            total as f64 / ingested.as_secs_f64(),
-            total as f64 / synced.as_secs_f64(),
-            requests as f64 / total as f64,
-        ));
+        lago.finished().await;
+        survivor.terminate().await;
+        eprintln!("kill {kill}: {} orphaned events picked up", orphans.len());
     }
-    eprintln!("{total} webhooks of {customers} customers, emulator without a rate limit:");
-    eprintln!("instances | ingested webhooks/s | synced events/s | HubSpot requests per event");
-    for (n, ingest, sync, per_event) in &lines {
-        eprintln!("{n} | {ingest:.0} | {sync:.0} | {per_event:.2}");
-    }
-    // HubSpot's default budget, 110 requests per 10 s per portal, shared by all instances.
-    let per_event = lines.iter().map(|l| l.3).sum::<f64>() / lines.len() as f64;
-    let portal_cap = 11.0 / per_event;
+    pickups.sort_by(f64::total_cmp);
+    let at = |q: f64| pickups[((pickups.len() - 1) as f64 * q).round() as usize];
     eprintln!(
-        "one portal at 110 requests / 10 s: at most {portal_cap:.1} events/s whatever the instances"
+        "orphaned events picked up after the kill: min {:.2} s, median {:.2} s, max {:.2} s ({} events, lease 10 s renewed every 3.3 s)",
+        at(0.0),
+        at(0.5),
+        at(1.0),
+        pickups.len()
     );
-    for (n, _, sync, _) in &lines {
-        eprintln!(
-            "{n} instance(s): can sync {sync:.0} events/s, the portal admits {portal_cap:.1}: bound by {}",
-            if *sync > portal_cap {
-                "HubSpot"
-            } else {
-                "the instances"
-            }
-        );
-    }
 }
