@@ -149,14 +149,24 @@ async fn attempt(
             Err(outcome) => ended[slot] = Some(outcome),
         }
     }
-    crate::portal::match_companies(
+    let matched = crate::portal::match_companies(
         syncer,
         planned
             .iter_mut()
             .filter(|(_, _, (_, _, fresh))| *fresh)
-            .map(|(_, _, (plan, _, _))| plan),
+            .map(|(slot, _, (plan, _, _))| (*slot, plan)),
     )
     .await;
+    if let Err((slots, error)) = matched {
+        tracing::warn!(
+            events = slots.len(),
+            "could not look up existing companies by domain; their events wait: {error}"
+        );
+        for &slot in &slots {
+            ended[slot] = Some(Ended::failed(&error));
+        }
+        planned.retain(|(slot, _, _)| !slots.contains(slot));
+    }
     // Every fresh plan is stored before any of them runs, in one go.
     let fresh: Vec<(usize, &Plan)> = planned
         .iter()

@@ -21,14 +21,23 @@ use crate::sync::{EventRef, Syncer};
 /// within search's own budget of 5 requests/s); when exactly one does and it belongs to no
 /// other Lago customer, the plan updates that company instead of creating one next to it. Run
 /// before a plan is recorded, so a resumed plan never creates the duplicate either.
-pub async fn match_companies<'p>(syncer: &Syncer, plans: impl Iterator<Item = &'p mut Plan>) {
+///
+/// `plans` come with a key of the caller's (its slot). When the lookup fails (HubSpot refused
+/// it, or did not answer), the keys of the plans that needed it come back with the error:
+/// writing them anyway could create the duplicate the lookup is there to prevent, so their
+/// events end as the retry table says of the error (retried later, or parked until the daily
+/// reset), and the other plans go on.
+pub async fn match_companies<'p, K>(
+    syncer: &Syncer,
+    plans: impl Iterator<Item = (K, &'p mut Plan)>,
+) -> Result<(), (Vec<K>, ExecError)> {
     if syncer.settings().match_companies == MatchCompanies::None {
-        return;
+        return Ok(());
     }
     let code = syncer.settings().code.clone();
     // The plans whose first step would create a company for a customer not seen before.
-    let mut wanted: Vec<(&'p mut Plan, String, String)> = Vec::new();
-    for plan in plans {
+    let mut wanted: Vec<(K, &'p mut Plan, String, String)> = Vec::new();
+    for (key, plan) in plans {
         let Some((lago_id, domain)) = new_company(plan) else {
             continue;
         };
@@ -38,27 +47,27 @@ pub async fn match_companies<'p>(syncer: &Syncer, plans: impl Iterator<Item = &'
             .ok()
             .flatten();
         if known.is_none() {
-            wanted.push((plan, lago_id, domain));
+            wanted.push((key, plan, lago_id, domain));
         }
     }
     if wanted.is_empty() {
-        return;
+        return Ok(());
     }
     // HubSpot keeps domains without `www.`; a customer's URL often has it.
     let mut domains: Vec<String> = wanted
         .iter()
-        .flat_map(|(_, _, d)| [d.clone(), format!("www.{d}")])
+        .flat_map(|(_, _, _, d)| [d.clone(), format!("www.{d}")])
         .collect();
     domains.sort();
     domains.dedup();
     let holders = match companies_by_domain(&syncer.executor(), &domains).await {
         Ok(holders) => holders,
         Err(error) => {
-            tracing::warn!("could not look up existing companies by domain: {error}");
-            return;
+            let keys = wanted.into_iter().map(|(key, ..)| key).collect();
+            return Err((keys, error));
         }
     };
-    for (plan, lago_id, domain) in wanted {
+    for (_, plan, lago_id, domain) in wanted {
         let Some([(id, holder)]) = holders.get(&domain).map(Vec::as_slice) else {
             continue;
         };
@@ -94,6 +103,7 @@ pub async fn match_companies<'p>(syncer: &Syncer, plans: impl Iterator<Item = &'
             plan.summary
         );
     }
+    Ok(())
 }
 
 /// Claims HubSpot company `id` of the portal at `portal` (its API URL) for `lago_id` in this

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use lago_hubspot::runtime::RecordKind;
 use lago_hubspot::sync::{OutcomeStatus, Syncer};
-use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Record, RunningEmulator};
+use lago_hubspot_emulators::hubspot::{
+    Emulator, EmulatorConfig, Faults, RateLimit, Record, RunningEmulator,
+};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -446,6 +448,62 @@ async fn one_company_is_adopted_by_one_customer_only() {
         1
     );
     assert_eq!(hubspot.records("companies").len(), 2);
+}
+
+/// A company lookup HubSpot refuses (search's own limit, spent by another client) never turns
+/// into a blind create next to the company that has the domain: the customer's event fails, to
+/// be retried, and its retry adopts the company.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_company_lookup_waits_instead_of_creating_a_duplicate() {
+    let harness = Harness::deployed().await;
+    let initech = harness
+        .hubspot
+        .seed_records(
+            "companies",
+            vec![json!({"name": "Initech", "domain": "initech.example"})],
+        )
+        .unwrap()
+        .remove(0);
+    harness.hubspot.set_faults(Faults {
+        search_rate_limit: Some(RateLimit {
+            max: 1,
+            interval_ms: 600_000,
+        }),
+        ..Faults::default()
+    });
+    let spent = reqwest::Client::new()
+        .post(format!(
+            "{}/crm/v3/objects/companies/search",
+            harness.hubspot.url
+        ))
+        .bearer_auth(TOKEN)
+        .json(&json!({"filterGroups": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status(), 200);
+    let mut initech_customer = customer("cus_initech", Some("company"));
+    initech_customer["url"] = json!("https://initech.example");
+    let event = customer_event("customer.created", &initech_customer).to_string();
+    let outcome = harness
+        .syncer
+        .sync_batch(std::slice::from_ref(&event))
+        .await;
+    assert_eq!(outcome[0].status, OutcomeStatus::Failed, "{outcome:?}");
+    assert!(
+        outcome[0].detail.contains("find companies by domain"),
+        "{}",
+        outcome[0].detail
+    );
+    let hubspot = harness.hubspot.emulator();
+    assert_eq!(hubspot.records("companies").len(), 1, "no company created");
+
+    harness.hubspot.set_faults(Faults::default());
+    let again = harness.syncer.sync_batch(&[event]).await;
+    assert_eq!(again[0].status, OutcomeStatus::Synced, "{again:?}");
+    let adopted = harness.hubspot.record("companies", &initech.id).unwrap();
+    assert_eq!(adopted.properties["lago_customer_id"], "cus_initech");
+    assert_eq!(hubspot.records("companies").len(), 1);
 }
 
 /// A customer whose billing email changes to one a CRM contact already has keeps its own
