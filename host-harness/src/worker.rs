@@ -45,10 +45,11 @@ impl QueuePolicy {
     }
 }
 
-/// While a batching `serve` finds less than this share of a portal's rate window left, it
-/// claims that portal's events only once they fill a whole group (`burst`): the rest wait in the
-/// queue, until the window is back to this share or they fill one, instead of going out a few at
-/// a time and spending what is left of the window on small batches.
+/// While a batching `serve` finds less than this share of a portal's rate window left (counted
+/// over every instance on a shared state), it claims that portal's events only once they fill a
+/// whole group (`burst`), or as one group once none of the portal's events runs on any instance:
+/// the rest wait in the queue, instead of going out a few at a time and spending what is left of
+/// the window on small batches.
 pub const HOLD_BELOW_SHARE: f64 = 0.5;
 
 /// While webhooks keep arriving (the last one less than this ago), a batching `serve` lingers:
@@ -59,7 +60,8 @@ pub const LINGER_QUIET_MS: i64 = 50;
 /// The longest a linger lasts under a steady stream of webhooks: then whatever is ready goes.
 pub const LINGER_MAX_MS: i64 = 1000;
 
-/// How often a connection short of budget looks for a full group (each look walks the queue).
+/// How often a connection short of budget looks for a full group, or for none of its groups
+/// running (each look walks the queue).
 const HELD_LOOK_MS: i64 = 100;
 
 pub struct Workers {
@@ -111,8 +113,9 @@ impl Workers {
             parked.retain(|_, until| *until > now);
             self.learn_spent_days(&mut parked, now);
             // Connections short of budget, and every connection while webhooks keep arriving,
-            // claim only full groups: for the rest of the loop they wait like parked ones, until
-            // their window is back, the linger ends, or their next look.
+            // claim only full groups (short of budget: or one group while none runs anywhere):
+            // for the rest of the loop they wait like parked ones, until their window is back,
+            // the linger ends, or their next look.
             let mut held = self.held(now);
             let short: Vec<String> = held.iter().map(|(code, _)| code.clone()).collect();
             if let Some(until) = self.linger_until(&mut arrivals, now) {

@@ -433,9 +433,11 @@ async fn measure(
 /// - At HubSpot's limit (110 requests per 10 s per portal, enforced by the emulator; each
 ///   instance told the whole limit, so only sharing keeps them within): where the portal binds.
 ///
-/// `tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --release --
-/// --ignored postgres::benchmark_instances --nocapture` (`BENCH_CUSTOMERS`, default 40, and
-/// `BENCH_BOUND_CUSTOMERS`, default 150, set the sizes).
+/// `cargo build --release -p lago-hubspot && LAGO_HUBSPOT_BIN=target/release/lago-hubspot
+/// tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --
+/// --ignored postgres::benchmark_instances --nocapture --test-threads 1` (`BENCH_CUSTOMERS`,
+/// default 40, and `BENCH_BOUND_CUSTOMERS`, default 150, set the sizes; `BENCH_LIMIT=MAX/MS` the
+/// portal's limit).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark: run on demand"]
 async fn benchmark_instances_on_one_database() {
@@ -523,7 +525,8 @@ async fn benchmark_instances_on_one_database() {
 /// another after it is SIGKILLed, over `BENCH_KILLS` kills (default 3) at random points of the
 /// lease's renewal cycle. HubSpot answers slowly (1.5 s), so the killed instance holds events.
 ///
-/// `tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --release --
+/// `cargo build --release -p lago-hubspot && LAGO_HUBSPOT_BIN=target/release/lago-hubspot
+/// tools/pg-test-cluster run -- cargo test -p lago-hubspot --test testsuite --
 /// --ignored postgres::benchmark_orphaned --nocapture`
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark: run on demand"]
