@@ -116,8 +116,7 @@ impl Workers {
             // claim only full groups (short of budget: or one group while none runs anywhere):
             // for the rest of the loop they wait like parked ones, until their window is back,
             // the linger ends, or their next look.
-            let mut held = self.held(now);
-            let short: Vec<String> = held.iter().map(|(code, _)| code.clone()).collect();
+            let (mut held, short) = self.held(now);
             if let Some(until) = self.linger_until(&mut arrivals, now) {
                 for code in self.runnable(&parked) {
                     if !held.iter().any(|(c, _)| *c == code) {
@@ -276,11 +275,11 @@ impl Workers {
         groups
     }
 
-    /// For the `held` connections (lingering for arrivals, or `short` of budget): up to `free`
+    /// For the `held` connections (lingering for arrivals, or short of budget): up to `free`
     /// groups of up to `burst` ready events, in as few groups as they fill, only when they fill
-    /// one. A connection short of budget also runs what is ready as one group when none of its
-    /// events runs on any instance: one group at a time, each as full as the wait made it. Else
-    /// the connection looks again in [`HELD_LOOK_MS`].
+    /// one. A connection short of budget whose window admits a request (`short`) also runs what
+    /// is ready as one group when none of its events runs on any instance: one group at a time,
+    /// each as full as the wait made it. Else the connection looks again in [`HELD_LOOK_MS`].
     fn full_groups(
         &self,
         mut free: usize,
@@ -354,20 +353,27 @@ impl Workers {
     }
 
     /// Connections a batching `serve` holds back now, each with when its budget's window will
-    /// have [`HOLD_BELOW_SHARE`] of its size free again.
-    fn held(&self, now: i64) -> Vec<(String, i64)> {
+    /// have [`HOLD_BELOW_SHARE`] of its size free again; and those of them whose window admits a
+    /// request now, which may run one group while none of theirs runs (a group claimed while the
+    /// window admits nothing would only wait, with the events that get ready meanwhile behind it).
+    fn held(&self, now: i64) -> (Vec<(String, i64)>, Vec<String>) {
+        let (mut held, mut some_room) = (Vec::new(), Vec::new());
         if self.burst <= 1 {
-            return Vec::new();
+            return (held, some_room);
         }
-        self.fleet
-            .codes()
-            .filter_map(|code| {
-                let budget = self.budget_of(code)?;
-                let room = budget.api_room(HOLD_BELOW_SHARE);
-                (room.free < room.wanted)
-                    .then(|| (code.to_owned(), now + (room.wait.as_millis() as i64).max(1)))
-            })
-            .collect()
+        for code in self.fleet.codes() {
+            let Some(budget) = self.budget_of(code) else {
+                continue;
+            };
+            let room = budget.api_room(HOLD_BELOW_SHARE);
+            if room.free < room.wanted {
+                held.push((code.to_owned(), now + (room.wait.as_millis() as i64).max(1)));
+                if room.free > 0 {
+                    some_room.push(code.to_owned());
+                }
+            }
+        }
+        (held, some_room)
     }
 
     fn budget_of(&self, code: &str) -> Option<&Arc<crate::ratelimit::RateBudget>> {
