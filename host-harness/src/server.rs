@@ -69,6 +69,48 @@ struct App {
     wake: Arc<Notify>,
 }
 
+/// The queue row of a webhook `text` delivered under `unique_key` (`X-Lago-Unique-Key`): one
+/// customer's events share an order key, and a webhook the sync does not push (skipped) or
+/// cannot use (rejected, with the reason) is settled at once. `route` names the connection that
+/// runs it, or why none can (the event is then kept as rejected with that reason).
+pub fn queued_event(
+    text: String,
+    unique_key: Option<String>,
+    route: impl FnOnce(&str, &EventRef) -> Result<String, String>,
+) -> NewEvent {
+    let event = EventRef::from_payload(&text);
+    // Types the sync deliberately does not push are settled here: no worker, no guest call.
+    let settled = match Envelope::read(&text) {
+        Err(error) => Some(Settled::Rejected(describe_plan_error(&plan_error(error)))),
+        Ok(Envelope {
+            route: Route::Skip(reason),
+            ..
+        }) => Some(Settled::Skipped(reason)),
+        // A pushed type without its object can never be planned: say so now.
+        Ok(envelope) => envelope
+            .require_object()
+            .err()
+            .map(|error| Settled::Rejected(describe_plan_error(&plan_error(error)))),
+    };
+    // Events of one customer stay in order; anything else orders by itself.
+    let order_key = event.order_key(unique_key.as_deref());
+    let customer_key = event.customer_key();
+    let (connection, settled) = match route(&text, &event) {
+        Ok(code) => (code, settled),
+        Err(reason) => (String::new(), settled.or(Some(Settled::Rejected(reason)))),
+    };
+    NewEvent {
+        unique_key,
+        connection,
+        order_key,
+        customer_key,
+        webhook_type: event.webhook_type,
+        lago_id: event.lago_id,
+        body: text,
+        settled,
+    }
+}
+
 /// Serves webhooks and runs the workers until `shutdown` resolves, then stops accepting,
 /// lets in-flight events finish (or releases them) and returns.
 pub async fn serve(
@@ -152,45 +194,17 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     }
     let text = String::from_utf8_lossy(&body).into_owned();
     let event = EventRef::from_payload(&text);
-    // Types the sync deliberately does not push are settled here: no worker, no guest call.
-    let settled = match Envelope::read(&text) {
-        Err(error) => Some(Settled::Rejected(describe_plan_error(&plan_error(error)))),
-        Ok(Envelope {
-            route: Route::Skip(reason),
-            ..
-        }) => Some(Settled::Skipped(reason)),
-        // A pushed type without its object can never be planned: say so now.
-        Ok(envelope) => envelope
-            .require_object()
-            .err()
-            .map(|error| Settled::Rejected(describe_plan_error(&plan_error(error)))),
-    };
+    let (webhook_type, lago_id) = (event.webhook_type.clone(), event.lago_id.clone());
     let unique_key = headers
         .get(UNIQUE_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // Events of one customer stay in order; anything else orders by itself.
-    let order_key = event.order_key(unique_key.as_deref());
-    let customer_key = event.customer_key();
-    let (webhook_type, lago_id) = (event.webhook_type.clone(), event.lago_id.clone());
     // Routing may read the store, and a durable commit waits for the disk: both stay off the
     // async threads.
     let fleet = app.fleet.clone();
     let inserted = tokio::task::spawn_blocking(move || {
-        let (connection, settled) = match fleet.route(&text, &event) {
-            Ok(code) => (code, settled),
-            Err(reason) => (String::new(), settled.or(Some(Settled::Rejected(reason)))),
-        };
-        let new = NewEvent {
-            unique_key,
-            connection,
-            order_key,
-            customer_key,
-            webhook_type: event.webhook_type,
-            lago_id: event.lago_id,
-            body: text,
-            settled: settled.clone(),
-        };
+        let new = queued_event(text, unique_key, |text, event| fleet.route(text, event));
+        let settled = new.settled.clone();
         fleet
             .store()
             .insert_event(&new)
