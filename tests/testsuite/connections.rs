@@ -876,8 +876,11 @@ async fn two_instances_refreshing_one_short_lived_token_never_lose_the_grant() {
     let Some(database) = lago_hubspot::store::testing::fresh_database_url() else {
         return;
     };
-    // Long enough that a loaded machine still finds a token fresh right after its refresh.
-    let hubspot = portal(505, Duration::from_secs(4)).await;
+    // Long enough that a loaded machine still finds a token fresh right after its refresh (a
+    // token is fresh for four fifths of its life: 6.4 s; with 4 s, a busy CI machine once took
+    // longer between one instance's refresh and the other's use of it).
+    let lifetime = Duration::from_secs(8);
+    let hubspot = portal(505, lifetime).await;
     let instance = || {
         Vault::new(
             Arc::new(Mutex::new(Store::open_postgres(&database).unwrap())),
@@ -893,7 +896,7 @@ async fn two_instances_refreshing_one_short_lived_token_never_lose_the_grant() {
     ];
     let rounds = 2;
     for round in 1..=rounds {
-        tokio::time::sleep(Duration::from_millis(4100)).await;
+        tokio::time::sleep(lifetime + Duration::from_millis(100)).await;
         let mut calls = tokio::task::JoinSet::new();
         for n in 0..16 {
             let tokens = sources[n % 2].clone();
