@@ -271,8 +271,9 @@ async fn a_spent_daily_budget_pauses_every_instance_and_survives_a_restart() {
     let to_a = Lago::start_one(&a.url, first, 2);
     wait_for("the daily limit", Duration::from_secs(60), || daily() > 0).await;
     to_a.finished().await;
-    // Its requests in flight come back; then nothing more goes out.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Its requests in flight come back; then nothing more goes out. The other instance reads the
+    // record at least once a second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let requests = hubspot.request_log().len();
     let limited = daily();
 
