@@ -606,6 +606,13 @@ fn release_expired(tx: &Tx<'_, '_>, now: i64) -> anyhow::Result<usize> {
     Ok(released)
 }
 
+/// The condition of every write about a running event: this store still holds its lease (the
+/// owner is parameter `?{owner}`). A worker whose lease ran out must not overwrite what happened
+/// since: the event settled by another instance, or waiting again.
+fn held_by(owner: usize) -> String {
+    format!("state = 'running' AND lease_owner = ?{owner}")
+}
+
 /// The writes that run events through the queue, inside one transaction ([`Store::queue_batch`]).
 pub struct QueueBatch<'t, 'a, 'c> {
     tx: &'t Tx<'a, 'c>,
@@ -614,12 +621,31 @@ pub struct QueueBatch<'t, 'a, 'c> {
 }
 
 impl QueueBatch<'_, '_, '_> {
+    /// Whether this store still holds event `id`'s lease after a write that `changed` rows on
+    /// the condition [`held_by`]; when it does not (the lease ran out while the state was
+    /// unreachable, and the event went back to the queue or to another instance), says so: the
+    /// write is left undone, and whoever runs the event now decides.
+    fn held(&self, id: i64, changed: usize, what: &str) -> bool {
+        if changed == 0 {
+            tracing::warn!(
+                event = id,
+                "lost the lease of this event (not renewed in time); {what} left to whoever runs it now"
+            );
+        }
+        changed > 0
+    }
+
     /// The plan an event will run, stored before its first step so a restart runs the same plan.
     pub fn save_plan(&self, id: i64, plan: &Plan) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE events SET plan = ?2, progress = NULL, updated_at_ms = ?3 WHERE id = ?1",
-            sql_params![id, serde_json::to_string(plan)?, now_ms()],
+        let changed = self.tx.execute(
+            &format!(
+                "UPDATE events SET plan = ?2, progress = NULL, updated_at_ms = ?3
+                 WHERE id = ?1 AND {}",
+                held_by(4)
+            ),
+            sql_params![id, serde_json::to_string(plan)?, now_ms(), self.owner],
         )?;
+        self.held(id, changed, "its plan");
         Ok(())
     }
 
@@ -632,15 +658,20 @@ impl QueueBatch<'_, '_, '_> {
         progress: &Progress,
         ids: &[KnownId],
     ) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE events SET progress = ?2, updated_at_ms = ?3 WHERE id = ?1",
-            sql_params![id, serde_json::to_string(progress)?, now_ms()],
+        let changed = self.tx.execute(
+            &format!(
+                "UPDATE events SET progress = ?2, updated_at_ms = ?3 WHERE id = ?1 AND {}",
+                held_by(4)
+            ),
+            sql_params![id, serde_json::to_string(progress)?, now_ms(), self.owner],
         )?;
+        self.held(id, changed, "its progress");
+        // The ids are HubSpot's answer, true whoever runs the event now.
         crate::store::put_ids_in(self.tx, connection, ids)
     }
 
-    /// Settles an event. An event whose lease another instance has taken over (this one stopped
-    /// renewing it) is left to that instance.
+    /// Settles an event this store runs. An event whose lease ran out (this instance could not
+    /// renew it) is left as it is now: back in the queue, with another instance, or settled.
     pub fn finish_event(
         &self,
         id: i64,
@@ -648,12 +679,16 @@ impl QueueBatch<'_, '_, '_> {
         detail: Option<&str>,
         status: Option<u16>,
     ) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE events SET state = ?2, last_error = ?3, last_status = ?4, updated_at_ms = ?5,
-                 lease_owner = NULL
-             WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?6)",
+        let changed = self.tx.execute(
+            &format!(
+                "UPDATE events SET state = ?2, last_error = ?3, last_status = ?4,
+                     updated_at_ms = ?5, lease_owner = NULL
+                 WHERE id = ?1 AND {}",
+                held_by(6)
+            ),
             sql_params![id, state.as_str(), detail, status, now_ms(), self.owner],
         )?;
+        self.held(id, changed, "its outcome");
         Ok(())
     }
 
@@ -667,10 +702,13 @@ impl QueueBatch<'_, '_, '_> {
         error: &str,
         status: Option<u16>,
     ) -> anyhow::Result<()> {
-        self.tx.execute(
-            "UPDATE events SET state = 'pending', attempts = ?2, next_attempt_ms = ?3,
-                 last_error = ?4, last_status = ?5, updated_at_ms = ?6, lease_owner = NULL
-             WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?7)",
+        let changed = self.tx.execute(
+            &format!(
+                "UPDATE events SET state = 'pending', attempts = ?2, next_attempt_ms = ?3,
+                     last_error = ?4, last_status = ?5, updated_at_ms = ?6, lease_owner = NULL
+                 WHERE id = ?1 AND {}",
+                held_by(7)
+            ),
             sql_params![
                 id,
                 attempts,
@@ -681,6 +719,7 @@ impl QueueBatch<'_, '_, '_> {
                 self.owner
             ],
         )?;
+        self.held(id, changed, "its retry");
         Ok(())
     }
 }
@@ -741,6 +780,17 @@ mod tests {
                 .retry_later(a1.id, 1, now_ms() + 60_000, "503", Some(503))
                 .unwrap();
             assert!(store.claim_ready(10, now_ms()).unwrap().is_empty());
+            // An outcome of a worker that no longer runs it changes nothing.
+            store
+                .finish_event(a1.id, EventState::Synced, None, None)
+                .unwrap();
+            assert_eq!(
+                store.event(a1.id).unwrap().unwrap().state,
+                EventState::Pending
+            );
+            // Its retry, when due, settles it; then the customer's next event runs.
+            let retried = store.claim_ready(10, now_ms() + 60_001).unwrap();
+            assert_eq!(retried[0].id, a1.id);
             store
                 .finish_event(a1.id, EventState::Synced, None, None)
                 .unwrap();

@@ -127,6 +127,8 @@ fn operated_state(path: &Path) {
             })
             .unwrap();
     }
+    // As serve runs them: claimed, then settled; the third is never tried.
+    assert_eq!(store.claim_ready(2, i64::MAX).unwrap().len(), 2);
     store
         .finish_event(1, EventState::Synced, None, None)
         .unwrap();
@@ -997,6 +999,21 @@ fn events_list_and_status_fit_80_columns_and_keep_the_error_whole() {
             settled: None,
         })
         .unwrap();
+    // As serve runs it: claimed, then settled; the others claimed with it wait as they were.
+    let claimed = store.claim_ready(10, i64::MAX).unwrap();
+    assert!(claimed.iter().any(|e| e.id == 4), "{claimed:?}");
+    for other in claimed.iter().filter(|e| e.id != 4) {
+        let error = other.last_error.as_deref().unwrap_or_default();
+        store
+            .retry_later(
+                other.id,
+                other.attempts,
+                other.next_attempt_ms,
+                error,
+                other.last_status,
+            )
+            .unwrap();
+    }
     store.retry_later(4, 1, 0, error, Some(400)).unwrap();
     drop(store);
     // The error, whichever way it was wrapped.
