@@ -244,7 +244,7 @@ async fn noisy_neighbour(hubspot_url: String) {
             });
         }
         burst.join_all().await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
     }
 }
 
