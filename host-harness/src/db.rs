@@ -199,6 +199,22 @@ impl DatabaseUrl {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(text.to_owned()));
         }
+        // A scheme without its `//` is a typo, not a file of that name.
+        let lower = text.to_ascii_lowercase();
+        for scheme in ["postgres:", "postgresql:", "sqlite:"] {
+            if lower.starts_with(scheme) && !lower.starts_with(&format!("{scheme}//")) {
+                anyhow::bail!(
+                    "{scheme} must be followed by //: give postgres://USER@HOST:PORT/DB or sqlite://PATH"
+                );
+            }
+        }
+        // libpq's `host=… dbname=…` form (which may hold a password: never repeated here).
+        if text.split_whitespace().count() > 1 && text.contains('=') {
+            anyhow::bail!(
+                "a key=value connection string is not read here: give the same as a URL, \
+                 postgres://USER:PASSWORD@HOST:PORT/DB"
+            );
+        }
         if let Some(path) = text.strip_prefix("sqlite://") {
             if path.is_empty() {
                 anyhow::bail!("sqlite:// needs a file path (sqlite://lago-hubspot.db)");
@@ -222,17 +238,30 @@ impl DatabaseUrl {
     }
 }
 
+/// `url` with its password masked wherever libpq reads one: `USER:PASSWORD@` and the
+/// `password=` query parameter. A URL that does not parse is not shown at all.
 pub(crate) fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(a database URL that does not parse as a URL)".into();
     };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    if parsed.query_pairs().any(|(key, _)| key == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" {
+                    "***".into()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// Runs `f` where the blocking PostgreSQL client may block: on this thread outside tokio, on a
@@ -787,5 +816,31 @@ mod tests {
                 .display(),
             "postgres://u:***@h/db"
         );
+        // A typo'd scheme is not a file name, and a libpq key=value string is not repeated.
+        for typo in ["postgres:/h/db", "postgresql:h", "sqlite:back.db"] {
+            let error = DatabaseUrl::parse(typo).unwrap_err().to_string();
+            assert!(error.contains("must be followed by //"), "{typo}: {error}");
+        }
+        let error = DatabaseUrl::parse("host=h port=1 password=KVSECRET dbname=x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("key=value") && !error.contains("KVSECRET"),
+            "{error}"
+        );
+    }
+
+    /// Wherever libpq reads a password, it is masked; what else the URL says stays.
+    #[test]
+    fn passwords_are_masked_in_the_userinfo_and_the_query() {
+        assert_eq!(
+            mask_password("postgres://lago@h:1/x?password=QSECRET&sslmode=disable"),
+            "postgres://lago@h:1/x?password=***&sslmode=disable"
+        );
+        assert_eq!(
+            mask_password("postgresql://u:p%40ss@h/db?options=-csearch_path%3Dt"),
+            "postgresql://u:***@h/db?options=-csearch_path%3Dt"
+        );
+        assert!(!mask_password("postgres://u:secret@[bad/db").contains("secret"));
     }
 }

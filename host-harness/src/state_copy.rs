@@ -48,20 +48,16 @@ impl Store {
     /// mapping): an error says so and writes nothing. Events that were running when the source
     /// stopped are copied as waiting, to run again (from their checkpoint) on the target.
     pub fn copy_into(&self, target: &Store) -> anyhow::Result<Copied> {
-        for table in [
-            "connections",
-            "connection_access",
-            "id_map",
-            "events",
-            "sync_log",
-        ] {
+        // Every table the copy writes, so nothing of the target's is merged with the source's.
+        for (table, _) in TABLES {
             let rows: i64 = target
                 .db
                 .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])?
                 .get(0)?;
             anyhow::ensure!(
                 rows == 0,
-                "the target already holds a state ({rows} rows in {table}); migrate copies into an empty one only"
+                "the target already holds a state ({rows} {} in {table}); migrate copies into an empty one only",
+                if rows == 1 { "row" } else { "rows" }
             );
         }
         let mut data = Vec::new();
@@ -250,5 +246,13 @@ mod tests {
         );
         let again = source.copy_into(&target).unwrap_err().to_string();
         assert!(again.contains("already holds a state"), "{again}");
+        // A target holding only a link (made there by hand) is not merged into either.
+        let linked =
+            Store::open_postgres(&crate::store::testing::fresh_database_url().unwrap()).unwrap();
+        linked
+            .put_link("hs", "cus_9", "909", crate::links::LinkedObject::Companies)
+            .unwrap();
+        let merged = source.copy_into(&linked).unwrap_err().to_string();
+        assert!(merged.contains("1 row in customer_links"), "{merged}");
     }
 }

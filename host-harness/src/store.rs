@@ -106,6 +106,31 @@ fn migrate_sqlite(db: &mut rusqlite::Connection) -> anyhow::Result<()> {
     })
 }
 
+/// A failed creation or upgrade of the tables at `url`, with where; a refused permission also
+/// says the usual cause and its remedy.
+fn tables_in(url: &str, error: anyhow::Error) -> anyhow::Error {
+    let denied = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<postgres::Error>()
+            .and_then(postgres::Error::code)
+            .is_some_and(|code| *code == postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    });
+    let at = DatabaseUrl::Postgres(url.to_owned()).display();
+    if denied {
+        error.context(format!(
+            "cannot create the lago-hubspot tables in {at}: the role needs CREATE on the \
+             database's schema (from PostgreSQL 15 on, only the database owner has it on `public`: \
+             GRANT CREATE ON SCHEMA public TO the role, or connect as the owner)"
+        ))
+    } else if error.chain().any(|cause| cause.is::<postgres::Error>()) {
+        error.context(format!(
+            "cannot create or upgrade the lago-hubspot tables in {at}"
+        ))
+    } else {
+        error
+    }
+}
+
 /// The advisory lock key that serialises schema upgrades across instances ("lagohs01").
 const MIGRATION_LOCK: i64 = 0x6c61_676f_6873_3031;
 
@@ -115,8 +140,10 @@ fn migrate_postgres(db: &Db) -> anyhow::Result<()> {
             "SELECT pg_advisory_xact_lock(?1)",
             sql_params![MIGRATION_LOCK],
         )?;
+        // `IF NOT EXISTS` tells a NOTICE on every start when the table exists: nothing to say.
         tx.batch(
-            "CREATE TABLE IF NOT EXISTS lago_hubspot_schema (version BIGINT NOT NULL);
+            "SET LOCAL client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS lago_hubspot_schema (version BIGINT NOT NULL);
              INSERT INTO lago_hubspot_schema (version)
                  SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM lago_hubspot_schema);",
         )?;
@@ -192,7 +219,7 @@ impl Store {
     pub fn open_postgres(url: &str) -> anyhow::Result<Self> {
         let connection = crate::db::PgConnection::connect(url)?;
         let db = Db::Postgres(Box::new(std::cell::RefCell::new(connection)));
-        migrate_postgres(&db)?;
+        migrate_postgres(&db).map_err(|error| tables_in(url, error))?;
         Ok(Store::with(db))
     }
 
@@ -210,7 +237,7 @@ impl Store {
              --connection CODE` (or `deploy`, `sync`, `backfill`, `serve`, `link`) with the same --database",
             DatabaseUrl::Postgres(url.to_owned()).display()
         );
-        migrate_postgres(&db)?;
+        migrate_postgres(&db).map_err(|error| tables_in(url, error))?;
         Ok(Store::with(db))
     }
 

@@ -315,6 +315,8 @@ impl Global {
     fn missing_state(&self, path: &Path) -> String {
         let from = match self.state_source {
             StateSource::Flag => "given with --state",
+            _ if self.args.database.is_some() && !self.database_from_env => "given with --database",
+            _ if self.args.database.is_some() => "from LAGO_HUBSPOT_DATABASE_URL",
             StateSource::Env => "from LAGO_HUBSPOT_STATE",
             StateSource::Default => "the default; no --state or LAGO_HUBSPOT_STATE given",
         };
