@@ -58,6 +58,10 @@ pub enum Failure {
     Park { until_ms: i64 },
     /// HubSpot refused the connection's grant: nothing until a person reconnects it.
     AwaitReconnect,
+    /// The state could not record the event's plan or progress (its database unreachable, a
+    /// full disk): not the event's fault, so it runs again after the queue's backoff without
+    /// using up an attempt.
+    StateUnwritable,
     /// The connection's custom objects are not deployed yet: deploy, then try again.
     NotDeployed,
     /// The host stopped the component while it planned the event (`handler`, a WIT export such

@@ -180,7 +180,7 @@ async fn attempt(
         if fresh && let Err(error) = &stored {
             ended[slot] = Some(Ended::failure(
                 format!("could not store the plan: {error:#}"),
-                Failure::Retry { status: None },
+                Failure::StateUnwritable,
             ));
             continue;
         }
@@ -403,16 +403,16 @@ impl Ended {
                 source: TransportError::Auth(auth),
                 ..
             } if auth.needs_reconnect() => Failure::AwaitReconnect,
-            // A refresh that failed may heal; a checkpoint, a missing result or a partial batch is
-            // run again.
+            // A refresh that failed may heal; a missing result or a partial batch is run again;
+            // a checkpoint the state could not write, too, without using an attempt.
             ExecError::Transport {
                 source: TransportError::Auth(_),
                 ..
             }
             | ExecError::MissingResult { .. }
-            | ExecError::Checkpoint { .. }
             | ExecError::Blocked { .. }
             | ExecError::Partial { .. } => Failure::Retry { status },
+            ExecError::Checkpoint { .. } => Failure::StateUnwritable,
             _ => match error.action() {
                 Action::ParkUntilReset => Failure::Park {
                     until_ms: next_utc_midnight_ms(now_ms()),

@@ -645,7 +645,11 @@ impl QueueBatch<'_, '_, '_> {
             ),
             sql_params![id, serde_json::to_string(plan)?, now_ms(), self.owner],
         )?;
-        self.held(id, changed, "its plan");
+        // A worker that lost the lease stops here: its plan is not run twice at once.
+        anyhow::ensure!(
+            self.held(id, changed, "its plan"),
+            "lost the lease of event {id}"
+        );
         Ok(())
     }
 
@@ -665,9 +669,15 @@ impl QueueBatch<'_, '_, '_> {
             ),
             sql_params![id, serde_json::to_string(progress)?, now_ms(), self.owner],
         )?;
-        self.held(id, changed, "its progress");
-        // The ids are HubSpot's answer, true whoever runs the event now.
-        crate::store::put_ids_in(self.tx, connection, ids)
+        crate::store::put_ids_in(self.tx, connection, ids)?;
+        // A worker that lost the lease stops at this checkpoint rather than send the plan's next
+        // steps beside the instance that runs the event now (the batch's checkpoints roll back;
+        // each plan resumes from its last one, repeating an upsert at most).
+        anyhow::ensure!(
+            self.held(id, changed, "its progress"),
+            "lost the lease of event {id}"
+        );
+        Ok(())
     }
 
     /// Settles an event this store runs. An event whose lease ran out (this instance could not
@@ -1041,7 +1051,13 @@ mod shared_tests {
             taken[0].plan.is_some(),
             "the plan is kept for the new instance"
         );
-        // The stopped instance's late answer changes nothing; the new owner's does.
+        // The stopped instance's late answer changes nothing; the new owner's does. Its next
+        // checkpoint fails, so it sends none of the plan's further steps.
+        let late = dead.checkpoint(id, "hs", &Default::default(), &[]);
+        assert!(
+            late.unwrap_err().to_string().contains("lost the lease"),
+            "a worker without the lease stops at its checkpoint"
+        );
         dead.finish_event(id, EventState::Dead, Some("late"), None)
             .unwrap();
         assert_eq!(alive.event(id).unwrap().unwrap().state, EventState::Running);

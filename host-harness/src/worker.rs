@@ -745,6 +745,16 @@ fn write_settlement(
             };
             return write_settlement(store, policy, event, Some(Settle::Failed(failure)), detail);
         }
+        Failure::StateUnwritable => {
+            // Not the event's fault either: the attempt is not counted.
+            let at_ms = now_ms() + policy.backoff(event.attempts.max(1)).as_millis() as i64;
+            store.retry_later(event.id, event.attempts, at_ms, detail, None)?;
+            Settled::Retry {
+                at_ms,
+                attempts: event.attempts,
+                status: None,
+            }
+        }
         Failure::AwaitReconnect => {
             // Not the event's fault: no attempt is used up, and the claim loop leaves the
             // connection alone until it is reconnected.
@@ -928,6 +938,51 @@ mod tests {
 
         stored.plan = Some("not a plan".into());
         assert!(resume(&stored).unwrap_err().contains("cannot be read"));
+    }
+
+    /// A state that could not record a plan or a checkpoint (a database outage) sends the
+    /// event back to the queue without using up an attempt; a HubSpot failure uses one.
+    #[test]
+    fn a_state_that_could_not_write_uses_no_attempt() {
+        use crate::queue::NewEvent;
+        for store in crate::store::testing::stores() {
+            for key in ["1", "2"] {
+                store
+                    .insert_event(&NewEvent {
+                        unique_key: Some(key.into()),
+                        connection: "c".into(),
+                        order_key: format!("o{key}"),
+                        customer_key: String::new(),
+                        webhook_type: "customer.created".into(),
+                        lago_id: format!("l{key}"),
+                        body: "{}".into(),
+                        settled: None,
+                    })
+                    .unwrap();
+            }
+            let claimed = store.claim_ready(2, now_ms()).unwrap();
+            let policy = QueuePolicy::default();
+            let failures = [
+                Failure::StateUnwritable,
+                Failure::Retry { status: Some(503) },
+            ];
+            store
+                .queue_batch(|batch| {
+                    for (event, failure) in claimed.iter().zip(failures) {
+                        let settle = Some(Settle::Failed(failure));
+                        write_settlement(batch, &policy, event, settle, "failed")?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            let attempts: Vec<u32> = claimed
+                .iter()
+                .map(|e| store.event(e.id).unwrap().unwrap())
+                .inspect(|e| assert_eq!(e.state, EventState::Pending))
+                .map(|e| e.attempts)
+                .collect();
+            assert_eq!(attempts, [0, 1]);
+        }
     }
 
     #[test]
