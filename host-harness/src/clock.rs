@@ -25,6 +25,18 @@ pub fn next_utc_midnight_ms(now: i64) -> i64 {
     })
 }
 
+/// `ms` (Unix ms) as an RFC 3339 UTC time, for messages (`2026-12-01T00:00:00Z`); the number
+/// itself when it is outside the calendar.
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,8 +238,25 @@ impl DatabaseUrl {
     }
 }
 
-/// `url` with its password masked wherever libpq reads one: `USER:PASSWORD@` and the
-/// `password=` query parameter. A URL that does not parse is not shown at all.
+/// Query parameters of a database URL shown as they are; any other value is masked, since a
+/// misspelt `password` (`pasword=`, `Password=`, `sslpassword=`) is a password too.
+const SHOWN_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "options",
+    "application_name",
+    "connect_timeout",
+    "target_session_attrs",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "keepalives",
+    "keepalives_idle",
+];
+
+/// `url` with its password masked: `USER:PASSWORD@` and every query value but
+/// [`SHOWN_PARAMETERS`]. A URL that does not parse is not shown at all.
 pub(crate) fn mask_password(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return "(a database URL that does not parse as a URL)".into();
@@ -247,11 +264,12 @@ pub(crate) fn mask_password(url: &str) -> String {
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some("***"));
     }
-    if parsed.query_pairs().any(|(key, _)| key == "password") {
+    let hidden = |key: &str| !SHOWN_PARAMETERS.contains(&key);
+    if parsed.query_pairs().any(|(key, _)| hidden(&key)) {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
             .map(|(key, value)| {
-                let value = if key == "password" {
+                let value = if hidden(&key) {
                     "***".into()
                 } else {
                     value.into_owned()
@@ -842,5 +860,13 @@ mod tests {
             "postgresql://u:***@h/db?options=-csearch_path%3Dt"
         );
         assert!(!mask_password("postgres://u:secret@[bad/db").contains("secret"));
+        for typo in ["pasword", "Password", "PASSWORD", "pass", "sslpassword"] {
+            let shown = mask_password(&format!("postgres://u@h/db?{typo}=TypoPw&sslmode=require"));
+            assert_eq!(
+                shown,
+                format!("postgres://u@h/db?{typo}=***&sslmode=require"),
+                "{typo}"
+            );
+        }
     }
 }

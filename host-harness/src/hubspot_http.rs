@@ -140,7 +140,15 @@ impl HubspotClient {
                 return Ok(answer);
             }
             let taken = match &self.budget {
-                Some(budget) => Some(budget.acquire(path_and_query).await),
+                Some(budget) => {
+                    let taken = budget.acquire(path_and_query).await;
+                    // The day may have been spent while this request waited for its slot.
+                    if let Some(answer) = spent_day_answer(budget) {
+                        budget.answered(path_and_query, taken);
+                        return Ok(answer);
+                    }
+                    Some(taken)
+                }
                 None => None,
             };
             // Asked after the budget wait, so a token that was fresh then is still fresh now.
@@ -217,13 +225,7 @@ impl HubspotClient {
 /// table says (the event waits for the reset) and no request is spent to learn it again.
 fn spent_day_answer(budget: &RateBudget) -> Option<HubspotResponse> {
     let until = budget.day_spent_until(crate::clock::now_ms())?;
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(until) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| until.to_string());
+    let at = crate::clock::rfc3339(until);
     let body = serde_json::json!({
         "status": "error",
         "message": format!("not sent: HubSpot's daily limit of this portal is spent until {at} (recorded in the state)"),

@@ -157,6 +157,17 @@ impl Store {
         row.map(|row| row.get(0)).transpose()
     }
 
+    /// Every portal whose daily budget is still spent at `now_ms`, with until when, by portal.
+    pub fn spent_days(&self, now_ms: i64) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = self.db.query(
+            "SELECT portal, until_ms FROM portal_daily_limit WHERE until_ms > ?1 ORDER BY portal",
+            sql_params![now_ms],
+        )?;
+        rows.iter()
+            .map(|row| Ok((row.get(0)?, row.get(1)?)))
+            .collect()
+    }
+
     /// The request of slot `id` was answered at `now`: it counts from then on, as HubSpot
     /// counts it from when it arrived.
     pub fn rate_slot_answered(&self, id: i64, now: i64) -> anyhow::Result<()> {
@@ -247,6 +258,11 @@ mod tests {
                 store.day_spent_until("portal 1", 5_000).unwrap(),
                 Some(9_000)
             );
+            assert_eq!(
+                store.spent_days(5_000).unwrap(),
+                [("portal 1".to_owned(), 9_000)]
+            );
+            assert!(store.spent_days(9_000).unwrap().is_empty());
         }
     }
 

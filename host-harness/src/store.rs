@@ -135,6 +135,22 @@ fn tables_in(url: &str, error: anyhow::Error) -> anyhow::Error {
 const MIGRATION_LOCK: i64 = 0x6c61_676f_6873_3031;
 
 fn migrate_postgres(db: &Db) -> anyhow::Result<()> {
+    // An up-to-date state needs no DDL, so a role with only its tables' rights (the owner
+    // migrated) runs every command: PostgreSQL checks CREATE even for `IF NOT EXISTS`.
+    let exists: bool = db
+        .query_one("SELECT to_regclass('lago_hubspot_schema') IS NOT NULL", &[])?
+        .get(0)?;
+    if exists {
+        let version: Option<usize> = db
+            .query_opt("SELECT version FROM lago_hubspot_schema", &[])?
+            .map(|row| row.get(0))
+            .transpose()?;
+        match version {
+            Some(version) if version > SCHEMA_VERSION => return Err(too_new()),
+            Some(SCHEMA_VERSION) => return Ok(()),
+            _ => {}
+        }
+    }
     db.transaction(|tx| {
         tx.execute(
             "SELECT pg_advisory_xact_lock(?1)",
@@ -937,6 +953,54 @@ mod tests {
 #[cfg(test)]
 mod postgres_tests {
     use super::*;
+
+    /// An up-to-date state runs under a role with only its tables' rights (the owner migrated):
+    /// no command needs CREATE on the schema then.
+    #[test]
+    fn a_role_with_table_rights_only_runs_an_up_to_date_state() {
+        let Some(url) = testing::fresh_database_url() else {
+            return;
+        };
+        let owner = Store::open_postgres(&url).unwrap();
+        let schema: String = owner
+            .db
+            .query_one("SELECT current_schema()", &[])
+            .unwrap()
+            .get(0)
+            .unwrap();
+        let role = format!("r_{schema}");
+        owner
+            .db
+            .transaction(|tx| {
+                tx.batch(&format!(
+                    "CREATE ROLE {role} LOGIN;
+                     GRANT USAGE ON SCHEMA {schema} TO {role};
+                     GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
+                     GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role};"
+                ))
+            })
+            .unwrap();
+        let limited_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
+        assert_ne!(
+            limited_url, url,
+            "the test server's URL names its user: {url}"
+        );
+        let limited = Store::open_postgres_existing(&limited_url).unwrap();
+        limited
+            .insert_event(&crate::queue::NewEvent {
+                unique_key: Some("k".into()),
+                connection: "hs".into(),
+                order_key: "cus_1".into(),
+                customer_key: "cus_1".into(),
+                webhook_type: "customer.created".into(),
+                lago_id: "cus_1".into(),
+                body: "{}".into(),
+                settled: None,
+            })
+            .unwrap();
+        assert_eq!(limited.claim_ready(1, i64::MAX).unwrap().len(), 1);
+        Store::open_postgres(&limited_url).expect("serve opens it too");
+    }
 
     /// A server that closes the store's connection (a restart, an administrator) costs the call
     /// that meets it, not the store: the next call connects again, in the same schema.

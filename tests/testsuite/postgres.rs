@@ -305,6 +305,17 @@ async fn a_spent_daily_budget_pauses_every_instance_and_survives_a_restart() {
         stats.count(EventState::Pending) > 0 && stats.count(EventState::Dead) == 0,
         "the events wait for the reset, none given up: {stats:?}"
     );
+    // And `status` says why they wait.
+    let status = lago_hubspot_command()
+        .args(["status"])
+        .args(workspace.state_args())
+        .output()
+        .unwrap();
+    let said = ok(&status, "status");
+    assert!(
+        said.contains("daily limit of connection hubspot-test is spent until"),
+        "{said}"
+    );
     assert!(c.terminate().await.is_some_and(|s| s.success()));
 }
 

@@ -320,10 +320,15 @@ impl Global {
             StateSource::Env => "from LAGO_HUBSPOT_STATE",
             StateSource::Default => "the default; no --state or LAGO_HUBSPOT_STATE given",
         };
+        let point = if self.args.database.is_some() && self.state_source != StateSource::Flag {
+            "--database (or LAGO_HUBSPOT_DATABASE_URL)"
+        } else {
+            "--state FILE (or LAGO_HUBSPOT_STATE)"
+        };
         format!(
             "no state database at {} ({from}). A state is created by `lago-hubspot connect \
-             --connection CODE` (or `deploy`, `sync`, `backfill`, `serve`, `link`); point --state FILE \
-             (or LAGO_HUBSPOT_STATE) at the one they wrote",
+             --connection CODE` (or `deploy`, `sync`, `backfill`, `serve`, `link`); point {point} \
+             at the one they wrote",
             path.display()
         )
     }

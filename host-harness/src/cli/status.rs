@@ -31,6 +31,12 @@ pub fn run(global: &Global, _args: StatusArgs) -> anyhow::Result<ExitCode> {
         _ if running > 0 => outln!("nothing pending ({running} running)"),
         _ => outln!("nothing pending"),
     }
+    for (portal, until) in store.spent_days(lago_hubspot::clock::now_ms())? {
+        outln!(
+            "HubSpot's daily limit of {portal} is spent until {}: its events wait",
+            lago_hubspot::clock::rfc3339(until)
+        );
+    }
     let failing: Vec<Vec<String>> = store
         .events(Some(EventState::Dead), 10)?
         .into_iter()
