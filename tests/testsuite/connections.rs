@@ -877,8 +877,7 @@ async fn two_instances_refreshing_one_short_lived_token_never_lose_the_grant() {
         return;
     };
     // Long enough that a loaded machine still finds a token fresh right after its refresh (a
-    // token is fresh for four fifths of its life: 6.4 s; with 4 s, a busy CI machine once took
-    // longer between one instance's refresh and the other's use of it).
+    // token is fresh for four fifths of its life: 6.4 s).
     let lifetime = Duration::from_secs(8);
     let hubspot = portal(505, lifetime).await;
     let instance = || {

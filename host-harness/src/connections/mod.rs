@@ -161,14 +161,23 @@ impl Store {
             .collect()
     }
 
-    fn sealed_tokens(&self, code: &str) -> anyhow::Result<Option<String>> {
+    /// A connection's access and its sealed tokens, read in one statement: another instance's
+    /// refresh writes both at once, and a read in two could pair the new tokens with the old
+    /// expiry (which made an instance refresh again a token it had just adopted).
+    fn access_with_tokens(&self, code: &str) -> anyhow::Result<Option<(Access, String)>> {
         self.db
             .query_opt(
-                "SELECT secrets FROM connection_access WHERE code = ?1",
+                &format!("SELECT {ACCESS_COLUMNS}, secrets FROM connection_access WHERE code = ?1"),
                 sql_params![code],
             )?
-            .map(|row| row.get(0))
+            .map(|row| {
+                let sealed: Option<String> = row.get(13)?;
+                Ok((row_to_access(&row)?, sealed))
+            })
             .transpose()
+            .map(|found: Option<(Access, Option<String>)>| {
+                found.and_then(|(access, sealed)| Some((access, sealed?)))
+            })
     }
 
     pub fn set_default_connection(&self, code: &str) -> anyhow::Result<bool> {
@@ -351,7 +360,7 @@ impl Vault {
     /// The connection's access and opened tokens.
     pub fn credentials(&self, code: &str) -> anyhow::Result<Option<(Access, Credentials)>> {
         let store = self.store();
-        let (Some(access), Some(sealed)) = (store.access(code)?, store.sealed_tokens(code)?) else {
+        let Some((access, sealed)) = store.access_with_tokens(code)? else {
             return Ok(None);
         };
         drop(store);
