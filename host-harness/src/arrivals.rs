@@ -153,7 +153,7 @@ mod tests {
             }
         }
         assert!(up, "the listener never heard an insert");
-        while heard(300).await {}
+        while heard(600).await {}
 
         elsewhere.insert_event(&event("other-schema")).unwrap();
         assert!(!heard(500).await, "another state's event woke this one");
