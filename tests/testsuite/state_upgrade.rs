@@ -1,8 +1,10 @@
 //! State files written by earlier releases open with this release, upgrade in place, and keep
 //! syncing without duplicates: release 0.1.0's (no schema version; `tests/fixtures/state-0.1.0/make.sh`
 //! made it with that release's binary), whose connection, ids, backfill hashes and pending webhook
-//! survive, and the last one before lago:hubspot@0.2.0's (schema version 4;
-//! `tests/fixtures/state-954e37c/make.sh`), whose pending webhook holds a plan of the old format.
+//! survive, the last one before lago:hubspot@0.2.0's (schema version 4;
+//! `tests/fixtures/state-954e37c/make.sh`), whose pending webhook holds a plan of the old format,
+//! and the previous release's (schema version 8; `tests/fixtures/state-fa49e5d/make.sh`), whose
+//! pending webhook holds a typed plan to resume.
 
 use std::path::PathBuf;
 
@@ -64,6 +66,30 @@ const SYNCED_SAMPLES: [&str; 7] = [
 /// release wrote, without a duplicate.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pending_event_planned_by_the_release_before_0_2_is_planned_again_and_synced_once() {
+    pending_event_of_an_earlier_release_syncs_once("state-954e37c", |plan| {
+        plan.contains("\"path\"")
+    })
+    .await;
+}
+
+/// The release before this one (schema 8, before the shared daily limit) left a webhook pending
+/// with its typed plan stored. This release upgrades the file (8 → current), resumes that plan and
+/// syncs the event once, next to the records the old release wrote, without a duplicate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_event_of_the_previous_release_resumes_and_syncs_once() {
+    pending_event_of_an_earlier_release_syncs_once("state-fa49e5d", |plan| {
+        plan.contains("\"Upsert\"") && !plan.contains("\"path\"")
+    })
+    .await;
+}
+
+/// Opens `fixture` (samples 01, 02, 04, 05 synced; 07 pending with a stored plan that
+/// `stored_plan` recognises) with this release beside a portal rebuilt as the fixture's release
+/// left it, and serves until the pending event is synced: once, associated with the old records.
+async fn pending_event_of_an_earlier_release_syncs_once(
+    fixture: &str,
+    stored_plan: fn(&str) -> bool,
+) {
     let hubspot = Emulator::start(EmulatorConfig {
         tokens: vec![TOKEN.into()],
         ..EmulatorConfig::default()
@@ -98,15 +124,14 @@ async fn a_pending_event_planned_by_the_release_before_0_2_is_planned_again_and_
     );
     assert_eq!((companies, contacts, invoices), (1, 1, 1));
 
-    let store = Store::open(&fixture_copy_of("state-954e37c", "resume")).expect("it opens");
+    let store = Store::open(&fixture_copy_of(fixture, fixture)).expect("it opens");
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     let pending = store.events(Some(EventState::Pending), 10).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(
-        pending[0]
-            .plan
-            .as_deref()
-            .is_some_and(|p| p.contains("\"path\""))
+        pending[0].plan.as_deref().is_some_and(stored_plan),
+        "{:?}",
+        pending[0].plan
     );
     assert_eq!(pending[0].attempts, 1);
 
