@@ -110,16 +110,7 @@ mod tests {
     use crate::store::Store;
 
     fn event(key: &str) -> NewEvent {
-        NewEvent {
-            unique_key: Some(key.into()),
-            connection: "hs".into(),
-            order_key: "cus_1".into(),
-            customer_key: "cus_1".into(),
-            webhook_type: "customer.created".into(),
-            lago_id: "cus_1".into(),
-            body: "{}".into(),
-            settled: None,
-        }
+        crate::store::testing::event(key, "cus_1")
     }
 
     /// An event another instance stores wakes this one's workers; an event of a state in

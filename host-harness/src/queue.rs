@@ -738,18 +738,7 @@ impl QueueBatch<'_, '_, '_> {
 mod tests {
     use super::*;
 
-    fn event(key: &str, order: &str) -> NewEvent {
-        NewEvent {
-            unique_key: Some(key.into()),
-            connection: "c".into(),
-            order_key: order.into(),
-            customer_key: order.into(),
-            webhook_type: "customer.updated".into(),
-            lago_id: order.into(),
-            body: "{}".into(),
-            settled: None,
-        }
-    }
+    use crate::store::testing::event;
 
     #[test]
     fn redeliveries_are_stored_once() {

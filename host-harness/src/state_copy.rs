@@ -132,16 +132,7 @@ mod tests {
     ];
 
     fn event(key: &str) -> NewEvent {
-        NewEvent {
-            unique_key: Some(key.into()),
-            connection: "hs".into(),
-            order_key: "cus_1".into(),
-            customer_key: "cus_1".into(),
-            webhook_type: "customer.updated".into(),
-            lago_id: "cus_1".into(),
-            body: "{}".into(),
-            settled: None,
-        }
+        crate::store::testing::event(key, "cus_1")
     }
 
     /// Every column of every table of the schema is copied or named in [`NOT_COPIED`]: a

@@ -944,21 +944,10 @@ mod tests {
     /// event back to the queue without using up an attempt; a HubSpot failure uses one.
     #[test]
     fn a_state_that_could_not_write_uses_no_attempt() {
-        use crate::queue::NewEvent;
-        for store in crate::store::testing::stores() {
+        use crate::store::testing::{event, stores};
+        for store in stores() {
             for key in ["1", "2"] {
-                store
-                    .insert_event(&NewEvent {
-                        unique_key: Some(key.into()),
-                        connection: "c".into(),
-                        order_key: format!("o{key}"),
-                        customer_key: String::new(),
-                        webhook_type: "customer.created".into(),
-                        lago_id: format!("l{key}"),
-                        body: "{}".into(),
-                        settled: None,
-                    })
-                    .unwrap();
+                store.insert_event(&event(key, &format!("o{key}"))).unwrap();
             }
             let claimed = store.claim_ready(2, now_ms()).unwrap();
             let policy = QueuePolicy::default();

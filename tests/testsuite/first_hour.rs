@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use lago_hubspot::queue::{EventState, NewEvent};
 use lago_hubspot::store::{Store, SyncLogEntry};
-use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, RunningEmulator};
+use lago_hubspot_emulators::hubspot::RunningEmulator;
 use serde_json::json;
 
 use crate::support::*;
@@ -86,15 +86,6 @@ fn succeeded(output: &Output) -> String {
         text(&output.stderr)
     );
     text(&output.stdout)
-}
-
-async fn emulator() -> RunningEmulator {
-    Emulator::start(EmulatorConfig {
-        tokens: vec![TOKEN.into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap()
 }
 
 /// A state with one event of each kind the operator commands show: a synced customer whose
@@ -281,7 +272,7 @@ async fn global_options_go_before_or_after_the_command() {
     assert!(!text(&planned.stderr).contains("without known HubSpot ids"));
 
     // HUBSPOT_API_URL and HUBSPOT_ACCESS_TOKEN are read wherever HubSpot is called.
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let mut deploy = lago_hubspot(&dir);
     deploy
         .args(["deploy", "--organization-slug", "acme"])
@@ -305,7 +296,7 @@ async fn global_options_go_before_or_after_the_command() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_setting_has_one_spelling_and_the_old_ones_still_work() {
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let dir = workdir("spellings");
     let with_hubspot = |args: &[&str]| {
         let mut command = lago_hubspot(&dir);
@@ -685,7 +676,7 @@ fn logs_are_plain_text_off_a_terminal_and_json_on_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_pipe_ends_a_command_quietly() {
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let dir = workdir("pipe");
     operated_state(&dir.join("lago-hubspot.db"));
     let events = dir.join("events.jsonl");
@@ -751,7 +742,7 @@ async fn a_closed_pipe_ends_a_command_quietly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn placeholder_links_are_warned_about_at_deploy_and_connect() {
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let dir = workdir("placeholders");
     let run = |args: &[&str]| {
         let mut command = lago_hubspot(&dir);
@@ -856,7 +847,7 @@ fn events_list_counts_tries_including_the_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_reads_pretty_printed_payloads_and_says_how_to_spread_an_array() {
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let dir = workdir("pretty");
     let payloads = [
         customer_event("customer.created", &customer("cus_1", None)),
@@ -935,7 +926,7 @@ fn against(dir: &Path, hubspot: &RunningEmulator, args: &[&str]) -> Command {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn log_finds_what_sync_and_backfill_did_by_external_id_and_number() {
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let dir = workdir("log-modes");
     let acme = customer("cus_acme", Some("company"));
     let exported = dir.join("export.jsonl");
@@ -1121,7 +1112,7 @@ fn status_and_connections_show_say_what_is_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_two_connections_every_command_uses_the_default_one() {
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let dir = workdir("two-connections");
     let run = |args: &[&str], token: bool| {
         let mut command = lago_hubspot(&dir);
@@ -1204,7 +1195,7 @@ async fn with_two_connections_every_command_uses_the_default_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_connection_settings_are_refused_naming_the_setting_before_anything_is_stored() {
-    let hubspot = emulator().await;
+    let hubspot = start_hubspot().await;
     let dir = workdir("bad-settings");
     let event = dir.join("customer.json");
     std::fs::write(

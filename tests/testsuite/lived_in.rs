@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use lago_hubspot::runtime::RecordKind;
 use lago_hubspot::sync::{OutcomeStatus, Syncer};
-use lago_hubspot_emulators::hubspot::{
-    Emulator, EmulatorConfig, Faults, RateLimit, Record, RunningEmulator,
-};
+use lago_hubspot_emulators::hubspot::{Emulator, Faults, RateLimit, Record, RunningEmulator};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -191,7 +189,7 @@ fn type_id(hubspot: &Emulator, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn existing_records_are_adopted_in_every_mode() {
     for mode in MODES {
-        let hubspot = start_emulator().await;
+        let hubspot = start_hubspot().await;
         let portal = seed(&hubspot);
         let (hubspot, details) = run(mode, hubspot, &lago_sequence()).await;
         let invoices = type_id(&hubspot, "LagoInvoices");
@@ -297,7 +295,7 @@ async fn existing_records_are_adopted_in_every_mode() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_sequence_on_an_empty_portal_creates_everything() {
     for mode in MODES {
-        let hubspot = start_emulator().await;
+        let hubspot = start_hubspot().await;
         let (hubspot, _) = run(mode, hubspot, &lago_sequence()).await;
         assert_eq!(
             hubspot.records("contacts").len(),
@@ -406,13 +404,15 @@ async fn deleted_and_merged_records_heal() {
     }
 }
 
-async fn start_emulator() -> RunningEmulator {
-    lago_hubspot_emulators::hubspot::Emulator::start(EmulatorConfig {
-        tokens: vec![TOKEN.into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator starts")
+/// A company sales created, with the domain `initech.example` and no Lago id.
+fn seed_initech(hubspot: &RunningEmulator) -> Record {
+    hubspot
+        .seed_records(
+            "companies",
+            vec![json!({"name": "Initech", "domain": "initech.example"})],
+        )
+        .unwrap()
+        .remove(0)
 }
 
 /// Two new customers with one domain in one batch: only the first adopts the company; a
@@ -420,14 +420,7 @@ async fn start_emulator() -> RunningEmulator {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_company_is_adopted_by_one_customer_only() {
     let harness = Harness::deployed().await;
-    let initech = harness
-        .hubspot
-        .seed_records(
-            "companies",
-            vec![json!({"name": "Initech", "domain": "initech.example"})],
-        )
-        .unwrap()
-        .remove(0);
+    let initech = seed_initech(&harness.hubspot);
     let mut eu = customer("cus_initech_eu", Some("company"));
     eu["url"] = json!("https://www.initech.example/");
     let mut us = customer("cus_initech_us", Some("company"));
@@ -456,14 +449,7 @@ async fn one_company_is_adopted_by_one_customer_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_company_lookup_waits_instead_of_creating_a_duplicate() {
     let harness = Harness::deployed().await;
-    let initech = harness
-        .hubspot
-        .seed_records(
-            "companies",
-            vec![json!({"name": "Initech", "domain": "initech.example"})],
-        )
-        .unwrap()
-        .remove(0);
+    let initech = seed_initech(&harness.hubspot);
     harness.hubspot.set_faults(Faults {
         search_rate_limit: Some(RateLimit {
             max: 1,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lago_hubspot::queue::EventState;
 use lago_hubspot::store::testing::fresh_database_url;
-use lago_hubspot_emulators::hubspot::{Emulator, EmulatorConfig, Faults, InjectedFault, RateLimit};
+use lago_hubspot_emulators::hubspot::{Faults, InjectedFault, RateLimit, RunningEmulator};
 use rand::Rng as _;
 
 use crate::support::binary::{Service, Workspace, lago_hubspot_command};
@@ -43,12 +43,7 @@ async fn every_command_reads_and_writes_a_postgresql_state() {
     let Some(database) = fresh_database_url() else {
         return;
     };
-    let hubspot = Emulator::start(EmulatorConfig {
-        tokens: vec![TOKEN.into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let hubspot = start_hubspot().await;
     let url = hubspot.url.clone();
     let workspace = Workspace::new("pg-cli");
     let customer_file = workspace.dir.join("customer.json");
@@ -122,12 +117,7 @@ async fn several_instances(instances: usize, customers: usize) {
     let mut workspace = Workspace::on_database(&format!("pg-instances-{instances}"), database);
     // Each instance is told the portal's whole limit: only by sharing it do they stay within.
     workspace.rate_limit = format!("{RATE_MAX}/{RATE_INTERVAL_MS}");
-    let hubspot = Emulator::start(EmulatorConfig {
-        tokens: vec![TOKEN.into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let hubspot = start_hubspot().await;
     let webhooks: Vec<Vec<(String, String)>> = (0..customers).map(customer_lifecycle).collect();
     let total: usize = webhooks.iter().map(Vec::len).sum();
     let reference = tokio::spawn({
@@ -247,12 +237,7 @@ async fn a_spent_daily_budget_pauses_every_instance_and_survives_a_restart() {
         return;
     };
     let workspace = Workspace::on_database("pg-daily", database);
-    let hubspot = Emulator::start(EmulatorConfig {
-        tokens: vec![TOKEN.into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let hubspot = start_hubspot().await;
     let a = Service::start(&workspace, &hubspot.url, &[]).await;
     let b = Service::start(&workspace, &hubspot.url, &[]).await;
     hubspot.set_faults(Faults {
@@ -384,6 +369,17 @@ struct Run {
     events: usize,
 }
 
+/// The portal's limit (max, ms) the emulator enforces, `None` for none. Without a limit the
+/// emulator still reports HubSpot's default window in its headers, and the instances would wait
+/// on them: it then reports one that never runs out.
+fn enforce_limit(hubspot: &RunningEmulator, limit: Option<(u32, u64)>) {
+    let (max, interval_ms) = limit.unwrap_or((u32::MAX, 1_000));
+    hubspot.set_faults(Faults {
+        rate_limit: Some(RateLimit { max, interval_ms }),
+        ..Faults::default()
+    });
+}
+
 /// Runs `webhooks` through `instances` instances; `limit` is the portal's limit (max, ms) the
 /// emulator enforces and the instances are told, `None` for none.
 async fn measure(
@@ -393,12 +389,7 @@ async fn measure(
     limit: Option<(u32, u64)>,
 ) -> Option<Run> {
     let database = fresh_database_url()?;
-    let hubspot = Emulator::start(EmulatorConfig {
-        tokens: vec![TOKEN.into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
+    let hubspot = start_hubspot().await;
     let mut workspace = Workspace::on_database(&format!("pg-bench-{name}-{instances}"), database);
     if let Some((max, interval_ms)) = limit {
         workspace.rate_limit = format!("{max}/{interval_ms}");
@@ -407,13 +398,7 @@ async fn measure(
     for _ in 0..instances {
         services.push(Service::start(&workspace, &hubspot.url, &[]).await);
     }
-    // Without a limit the emulator still reports HubSpot's default window in its headers, and
-    // the instances would wait on them: report one that never runs out.
-    let (max, interval_ms) = limit.unwrap_or((u32::MAX, 1_000));
-    hubspot.set_faults(Faults {
-        rate_limit: Some(RateLimit { max, interval_ms }),
-        ..Faults::default()
-    });
+    enforce_limit(&hubspot, limit);
     let before = hubspot.request_log().len();
     let urls = Arc::new(RwLock::new(
         services.iter().map(|s| s.url.clone()).collect::<Vec<_>>(),
@@ -448,19 +433,8 @@ async fn measure(
 /// instance deploys first; the run counts from the first instance's start to an empty queue.
 async fn measure_backlog(instances: usize, webhooks: &[Vec<(String, String)>]) -> Option<Run> {
     let database = fresh_database_url()?;
-    let hubspot = Emulator::start(EmulatorConfig {
-        tokens: vec![TOKEN.into()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    hubspot.set_faults(Faults {
-        rate_limit: Some(RateLimit {
-            max: u32::MAX,
-            interval_ms: 1_000,
-        }),
-        ..Faults::default()
-    });
+    let hubspot = start_hubspot().await;
+    enforce_limit(&hubspot, None);
     let workspace = Workspace::on_database(&format!("pg-bench-backlog-{instances}"), database);
     Service::start(&workspace, &hubspot.url, &[])
         .await
@@ -621,12 +595,7 @@ async fn benchmark_orphaned_lease_pickup() {
         let Some(database) = fresh_database_url() else {
             return;
         };
-        let hubspot = Emulator::start(EmulatorConfig {
-            tokens: vec![TOKEN.into()],
-            ..EmulatorConfig::default()
-        })
-        .await
-        .unwrap();
+        let hubspot = start_hubspot().await;
         let workspace = Workspace::on_database(&format!("pg-orphan-{kill}"), database);
         let mut victim = Service::start(&workspace, &hubspot.url, &[]).await;
         let survivor = Service::start(&workspace, &hubspot.url, &[]).await;

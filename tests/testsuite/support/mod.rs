@@ -100,6 +100,16 @@ impl Harness {
     }
 }
 
+/// A HubSpot emulator on loopback that takes the test token.
+pub async fn start_hubspot() -> RunningEmulator {
+    Emulator::start(EmulatorConfig {
+        tokens: vec![TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("the HubSpot emulator starts")
+}
+
 pub fn syncer_for(hubspot: &RunningEmulator, store: Store, settings: ConnectionSettings) -> Syncer {
     let client = HubspotClient::new(&hubspot.url, Secret::new(TOKEN)).unwrap();
     Syncer::new(plugin(), client, store, settings).unwrap()
