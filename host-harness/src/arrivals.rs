@@ -110,7 +110,7 @@ mod tests {
     use crate::store::Store;
 
     fn event(key: &str) -> NewEvent {
-        crate::store::testing::event(key, "cus_1")
+        crate::queue::testing::event(key, "cus_1")
     }
 
     /// An event another instance stores wakes this one's workers; an event of a state in

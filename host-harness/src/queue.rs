@@ -734,11 +734,31 @@ impl QueueBatch<'_, '_, '_> {
     }
 }
 
+/// Events for tests of the queue and of what builds on it.
+pub mod testing {
+    use super::NewEvent;
+
+    /// A waiting `customer.updated` event of customer `order_key` (its order key, customer key
+    /// and Lago id), delivered under `key`, on connection `c`.
+    pub fn event(key: &str, order_key: &str) -> NewEvent {
+        NewEvent {
+            unique_key: Some(key.into()),
+            connection: "c".into(),
+            order_key: order_key.into(),
+            customer_key: order_key.into(),
+            webhook_type: "customer.updated".into(),
+            lago_id: order_key.into(),
+            body: "{}".into(),
+            settled: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::store::testing::event;
+    use super::testing::event;
 
     #[test]
     fn redeliveries_are_stored_once() {

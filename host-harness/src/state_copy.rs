@@ -132,7 +132,7 @@ mod tests {
     ];
 
     fn event(key: &str) -> NewEvent {
-        crate::store::testing::event(key, "cus_1")
+        crate::queue::testing::event(key, "cus_1")
     }
 
     /// Every column of every table of the schema is copied or named in [`NOT_COPIED`]: a

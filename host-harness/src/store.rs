@@ -557,21 +557,6 @@ pub mod testing {
 
     use super::Store;
 
-    /// A waiting `customer.updated` event of customer `order_key` (its order key, customer key
-    /// and Lago id), delivered under `key`, on connection `c`.
-    pub fn event(key: &str, order_key: &str) -> crate::queue::NewEvent {
-        crate::queue::NewEvent {
-            unique_key: Some(key.into()),
-            connection: "c".into(),
-            order_key: order_key.into(),
-            customer_key: order_key.into(),
-            webhook_type: "customer.updated".into(),
-            lago_id: order_key.into(),
-            body: "{}".into(),
-            settled: None,
-        }
-    }
-
     /// The environment variable naming the test server.
     pub const DATABASE_ENV: &str = "LAGO_HUBSPOT_TEST_DATABASE_URL";
     /// Set to 1 where a missing test server is an error (CI).
@@ -1001,7 +986,9 @@ mod postgres_tests {
             "the test server's URL names its user: {url}"
         );
         let limited = Store::open_postgres_existing(&limited_url).unwrap();
-        limited.insert_event(&testing::event("k", "cus_1")).unwrap();
+        limited
+            .insert_event(&crate::queue::testing::event("k", "cus_1"))
+            .unwrap();
         assert_eq!(limited.claim_ready(1, i64::MAX).unwrap().len(), 1);
         Store::open_postgres(&limited_url).expect("serve opens it too");
     }

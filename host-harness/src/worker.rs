@@ -944,7 +944,8 @@ mod tests {
     /// event back to the queue without using up an attempt; a HubSpot failure uses one.
     #[test]
     fn a_state_that_could_not_write_uses_no_attempt() {
-        use crate::store::testing::{event, stores};
+        use crate::queue::testing::event;
+        use crate::store::testing::stores;
         for store in stores() {
             for key in ["1", "2"] {
                 store.insert_event(&event(key, &format!("o{key}"))).unwrap();
